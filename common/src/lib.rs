@@ -1,0 +1,1 @@
+//! Shared by relayd, gatewayd, faxsend and faxrecv.

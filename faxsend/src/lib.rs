@@ -1,0 +1,1 @@
+//! faxsend library.
