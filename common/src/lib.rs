@@ -1,1 +1,19 @@
-//! Shared by relayd, gatewayd, faxsend and faxrecv.
+//! What relayd, gatewayd, faxsend and faxrecv share.
+//!
+//! - [`link`]: the one link protocol of every hop: frames, messages, the
+//!   yamux multiplexer, handshake, control stream and heartbeats.
+//! - [`number`]: fax numbers and call ids.
+//! - [`credential`]: device secrets derived from the fleet key.
+//! - [`directory`]: connection information records and their merge rule.
+//! - [`device`]: the fax device's side of a call (used by faxsend, faxrecv and
+//!   the benchmarks).
+//! - [`codec`]: fax pages: images in, TIFF Class F out, Group 3 and 4.
+//! - [`daemon`]: systemd notifications, signals, logging.
+
+pub mod codec;
+pub mod credential;
+pub mod daemon;
+pub mod device;
+pub mod directory;
+pub mod link;
+pub mod number;

@@ -1,0 +1,271 @@
+//! The callee's side of a call: decide, answer with capabilities, store each
+//! page and confirm it only once it is safely stored.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::codec::{Capabilities, PageInfo};
+use crate::link::frame::{self, FrameError};
+use crate::link::message::{CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame};
+
+/// Biggest page accepted, in encoded bytes: far above any real page (a
+/// dithered A3 superfine page is a few MB), far below memory trouble.
+pub const MAX_PAGE_BYTES: u64 = 64 << 20;
+
+/// How the emulated device behaves when called.
+#[derive(Clone, Debug)]
+pub struct AnswerPolicy {
+    pub capabilities: Capabilities,
+    /// Answer every call with "busy".
+    pub busy: bool,
+    /// Refuse every call.
+    pub reject: bool,
+    /// Hang up (drop the line) right after confirming this many pages.
+    pub hangup_after_page: Option<u32>,
+    /// Longest wait for the next frame from the caller.
+    pub idle_timeout: Duration,
+}
+
+impl AnswerPolicy {
+    pub fn new(capabilities: Capabilities) -> AnswerPolicy {
+        AnswerPolicy {
+            capabilities,
+            busy: false,
+            reject: false,
+            hangup_after_page: None,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where received pages go. `store_page` must return only once the page is
+/// durable (written and synced): its return is what the caller is told.
+pub trait PageSink: Send + 'static {
+    fn store_page(&mut self, index: u32, info: &PageInfo, data: Vec<u8>) -> std::io::Result<()>;
+    /// All pages are in: make the fax complete and return where it is.
+    fn finish(&mut self) -> std::io::Result<String>;
+}
+
+/// How an answered call ended.
+#[derive(Debug)]
+pub enum Answered {
+    /// Every page stored; the fax is at `file`.
+    Received { pages: u32, file: String },
+    /// Refused before any page.
+    Refused(CallRefusal),
+    /// Ended early, keeping `pages` stored pages.
+    Incomplete { pages: u32, reason: String },
+}
+
+/// Reads the request that opens a call stream.
+pub async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    wait: Duration,
+) -> Result<CallRequest, String> {
+    match tokio::time::timeout(wait, frame::read_msg::<_, CallRequest>(stream)).await {
+        Err(_) => Err(format!("no call request within {wait:?}")),
+        Ok(Err(e)) => Err(format!("bad call request: {e}")),
+        Ok(Ok(None)) => Err("call stream closed before the request".into()),
+        Ok(Ok(Some(r))) => Ok(r),
+    }
+}
+
+/// Answers a call with a refusal.
+pub async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &CallRequest,
+    reason: CallRefusal,
+    detail: &str,
+) {
+    let answer = CallAnswer::Refused {
+        reason,
+        detail: detail.to_owned(),
+        via: request.via.clone(),
+    };
+    let _ = frame::write_msg(stream, &answer).await;
+}
+
+/// Answers `request` on `stream` under `policy`; `open_sink` is called only
+/// when the call is accepted and may refuse it (e.g. the directory is not
+/// writable).
+pub async fn answer<S, K>(
+    stream: &mut S,
+    request: &CallRequest,
+    policy: &AnswerPolicy,
+    open_sink: impl FnOnce(&CallRequest) -> std::io::Result<K>,
+) -> Answered
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    K: PageSink,
+{
+    if policy.busy {
+        refuse(stream, request, CallRefusal::Busy, "the line is busy").await;
+        return Answered::Refused(CallRefusal::Busy);
+    }
+    if policy.reject {
+        refuse(
+            stream,
+            request,
+            CallRefusal::Rejected,
+            "the device refuses calls",
+        )
+        .await;
+        return Answered::Refused(CallRefusal::Rejected);
+    }
+    let sink = match open_sink(request) {
+        Ok(s) => s,
+        Err(e) => {
+            let detail = format!("the callee cannot store faxes: {e}");
+            refuse(stream, request, CallRefusal::Rejected, &detail).await;
+            return Answered::Refused(CallRefusal::Rejected);
+        }
+    };
+    let accepted = CallAnswer::Accepted {
+        capabilities: policy.capabilities.clone(),
+        via: request.via.clone(),
+    };
+    if let Err(e) = frame::write_msg(stream, &accepted).await {
+        return Answered::Incomplete {
+            pages: 0,
+            reason: format!("cannot answer: {e}"),
+        };
+    }
+    receive_pages(stream, policy, sink).await
+}
+
+async fn receive_pages<S, K>(stream: &mut S, policy: &AnswerPolicy, mut sink: K) -> Answered
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    K: PageSink,
+{
+    let mut stored = 0u32;
+    let incomplete = |pages, reason: String| Answered::Incomplete { pages, reason };
+    loop {
+        let next = read_frame(stream, policy.idle_timeout).await;
+        let (index, info) = match next {
+            Ok(Some(SenderFrame::Page { index, info })) => (index, info),
+            Ok(Some(SenderFrame::EndOfDocument)) => break,
+            Ok(Some(SenderFrame::Chunk(_))) => {
+                return incomplete(stored, "page data outside a page".into());
+            }
+            Ok(None) => return incomplete(stored, "the caller hung up".into()),
+            Err(e) => return incomplete(stored, e),
+        };
+        if index != stored {
+            return incomplete(stored, format!("page {index} arrived, expected {stored}"));
+        }
+        if stored >= policy.capabilities.max_pages {
+            let reason = format!(
+                "this device takes at most {} pages",
+                policy.capabilities.max_pages
+            );
+            let _ = frame::write_msg(
+                stream,
+                &ReceiverFrame::Hangup {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            return incomplete(stored, reason);
+        }
+        if info.data_len > MAX_PAGE_BYTES {
+            let reason = format!(
+                "page {index} is {} bytes, over the {MAX_PAGE_BYTES} byte limit",
+                info.data_len
+            );
+            let _ = frame::write_msg(
+                stream,
+                &ReceiverFrame::Hangup {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            return incomplete(stored, reason);
+        }
+        let mut data = Vec::with_capacity(info.data_len as usize);
+        while (data.len() as u64) < info.data_len {
+            match read_frame(stream, policy.idle_timeout).await {
+                Ok(Some(SenderFrame::Chunk(chunk)))
+                    if data.len() as u64 + chunk.len() as u64 <= info.data_len =>
+                {
+                    data.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => {
+                    return incomplete(stored, format!("page {index} data is malformed"));
+                }
+                Ok(None) => return incomplete(stored, "the caller hung up".into()),
+                Err(e) => return incomplete(stored, e),
+            }
+        }
+        // Disk I/O and fsync off the async threads; the sink comes back with the result.
+        let stored_page = tokio::task::spawn_blocking(move || {
+            let r = sink.store_page(index, &info, data);
+            (sink, r)
+        })
+        .await;
+        sink = match stored_page {
+            Ok((sink, Ok(()))) => sink,
+            Ok((_, Err(e))) => {
+                let reason = format!("cannot store page {index}: {e}");
+                let _ = frame::write_msg(
+                    stream,
+                    &ReceiverFrame::Hangup {
+                        reason: reason.clone(),
+                    },
+                )
+                .await;
+                return incomplete(stored, reason);
+            }
+            Err(e) => return incomplete(stored, format!("page store task failed: {e}")),
+        };
+        stored += 1;
+        if frame::write_msg(stream, &ReceiverFrame::PageConfirmed { index })
+            .await
+            .is_err()
+        {
+            return incomplete(stored, "the caller hung up".into());
+        }
+        if policy.hangup_after_page == Some(stored) {
+            return incomplete(stored, format!("hung up after page {stored} as asked"));
+        }
+    }
+    let finished = tokio::task::spawn_blocking(move || sink.finish()).await;
+    match finished {
+        Ok(Ok(file)) => {
+            let done = ReceiverFrame::Complete {
+                pages: stored,
+                file: file.clone(),
+            };
+            let _ = frame::write_msg(stream, &done).await;
+            Answered::Received {
+                pages: stored,
+                file,
+            }
+        }
+        Ok(Err(e)) => {
+            let reason = format!("cannot complete the fax: {e}");
+            let _ = frame::write_msg(
+                stream,
+                &ReceiverFrame::Hangup {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            incomplete(stored, reason)
+        }
+        Err(e) => incomplete(stored, format!("finish task failed: {e}")),
+    }
+}
+
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    wait: Duration,
+) -> Result<Option<SenderFrame>, String> {
+    match tokio::time::timeout(wait, frame::read_msg::<_, SenderFrame>(stream)).await {
+        Err(_) => Err(format!("the caller sent nothing for {wait:?}")),
+        Ok(Err(FrameError::Io(e))) => Err(format!("call stream failed: {e}")),
+        Ok(Err(e)) => Err(format!("bad frame from the caller: {e}")),
+        Ok(Ok(f)) => Ok(f),
+    }
+}

@@ -1,0 +1,415 @@
+//! Setting up a link (TCP, multiplexer, hello exchange) and its control stream:
+//! a cancel-safe message reader, a writer, and the heartbeat that finds a
+//! dead peer.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use super::frame::{self, FrameError, MAX_FRAME_LEN};
+use super::message::{Control, Hello, PROTOCOL_VERSION};
+use super::mux::{self, MuxStream, Opener, Side};
+
+/// Settings every link shares.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// How often each side pings; a peer silent for `MISSED_BEATS` periods is dead.
+    pub heartbeat: Duration,
+    /// Longest wait for the TCP connect and the hello exchange.
+    pub handshake_timeout: Duration,
+    /// Streams (calls) at once on one link.
+    pub max_streams: usize,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            // Well below the 30 s that the stingiest NATs keep an idle TCP mapping.
+            heartbeat: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            max_streams: 4096,
+        }
+    }
+}
+
+/// Periods of silence after which a peer is declared dead.
+pub const MISSED_BEATS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{addr} did not complete the handshake within {secs} s")]
+    Timeout { addr: String, secs: u64 },
+    #[error("{addr} refused the link: {reason}")]
+    Refused { addr: String, reason: String },
+    #[error("{addr} speaks protocol version {theirs}, this program speaks {PROTOCOL_VERSION}")]
+    Version { addr: String, theirs: u16 },
+    #[error("{addr} broke the handshake: {detail}")]
+    Protocol { addr: String, detail: String },
+    #[error("link to {addr}: {source}")]
+    Frame { addr: String, source: FrameError },
+    #[error("link to {addr} closed")]
+    Closed { addr: String },
+}
+
+/// An established link: the peer's hello, a way to open call streams, the call
+/// streams the peer opens, and the control stream.
+pub struct Link {
+    pub peer: Hello,
+    pub peer_addr: String,
+    pub opener: Opener,
+    pub inbound: mpsc::Receiver<MuxStream>,
+    pub reader: ControlReader,
+    pub writer: ControlWriter,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("peer", &self.peer)
+            .field("peer_addr", &self.peer_addr)
+            .finish()
+    }
+}
+
+/// Dials `addr`, runs the multiplexer as its client and says hello.
+pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
+    addr: A,
+    hello: Hello,
+    cfg: &LinkConfig,
+) -> Result<Link, LinkError> {
+    let name = addr.to_string();
+    let secs = cfg.handshake_timeout.as_secs();
+    let timeout = |name: &str| LinkError::Timeout {
+        addr: name.to_owned(),
+        secs,
+    };
+    let tcp = tokio::time::timeout(cfg.handshake_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| timeout(&name))?
+        .map_err(|source| LinkError::Connect {
+            addr: name.clone(),
+            source,
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let (opener, inbound) = mux::start(tcp.compat(), Side::Dialer, cfg.max_streams);
+    let setup = async {
+        let mut control = opener
+            .open()
+            .await
+            .map_err(|_| LinkError::Closed { addr: name.clone() })?;
+        frame::write_msg(&mut control, &Control::Hello(hello))
+            .await
+            .map_err(|source| LinkError::Frame {
+                addr: name.clone(),
+                source,
+            })?;
+        let reply: Option<Control> =
+            frame::read_msg(&mut control)
+                .await
+                .map_err(|source| LinkError::Frame {
+                    addr: name.clone(),
+                    source,
+                })?;
+        match reply {
+            Some(Control::Hello(peer)) if peer.version == PROTOCOL_VERSION => Ok((peer, control)),
+            Some(Control::Hello(peer)) => Err(LinkError::Version {
+                addr: name.clone(),
+                theirs: peer.version,
+            }),
+            Some(Control::Refused { reason }) => Err(LinkError::Refused {
+                addr: name.clone(),
+                reason,
+            }),
+            Some(other) => Err(LinkError::Protocol {
+                addr: name.clone(),
+                detail: format!("expected hello, got {other:?}"),
+            }),
+            None => Err(LinkError::Closed { addr: name.clone() }),
+        }
+    };
+    let result = tokio::time::timeout(cfg.handshake_timeout, setup).await;
+    let (peer, control) = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            opener.close();
+            return Err(e);
+        }
+        Err(_) => {
+            opener.close();
+            return Err(timeout(&name));
+        }
+    };
+    let (reader, writer) = split_control(control);
+    Ok(Link {
+        peer,
+        peer_addr: name,
+        opener,
+        inbound,
+        reader,
+        writer,
+    })
+}
+
+/// Runs the multiplexer as server on an accepted connection and answers the
+/// dialer's hello: `answer` sees the peer's hello and returns ours, or the
+/// reason to refuse the link.
+pub async fn accept(
+    tcp: TcpStream,
+    cfg: &LinkConfig,
+    answer: impl FnOnce(&Hello) -> Result<Hello, String>,
+) -> Result<Link, LinkError> {
+    let name = tcp
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown peer".to_owned());
+    let _ = tcp.set_nodelay(true);
+    let (opener, mut inbound) = mux::start(tcp.compat(), Side::Acceptor, cfg.max_streams);
+    let setup = async {
+        let mut control = inbound
+            .recv()
+            .await
+            .ok_or_else(|| LinkError::Closed { addr: name.clone() })?;
+        let first: Option<Control> =
+            frame::read_msg(&mut control)
+                .await
+                .map_err(|source| LinkError::Frame {
+                    addr: name.clone(),
+                    source,
+                })?;
+        let peer = match first {
+            Some(Control::Hello(h)) => h,
+            Some(other) => {
+                return Err(LinkError::Protocol {
+                    addr: name.clone(),
+                    detail: format!("expected hello, got {other:?}"),
+                });
+            }
+            None => return Err(LinkError::Closed { addr: name.clone() }),
+        };
+        let refuse = |reason: String| Control::Refused { reason };
+        if peer.version != PROTOCOL_VERSION {
+            let reason = format!(
+                "protocol version {} is not supported (this relay speaks {PROTOCOL_VERSION})",
+                peer.version
+            );
+            let _ = frame::write_msg(&mut control, &refuse(reason)).await;
+            return Err(LinkError::Version {
+                addr: name.clone(),
+                theirs: peer.version,
+            });
+        }
+        match answer(&peer) {
+            Ok(ours) => {
+                frame::write_msg(&mut control, &Control::Hello(ours))
+                    .await
+                    .map_err(|source| LinkError::Frame {
+                        addr: name.clone(),
+                        source,
+                    })?;
+                Ok((peer, control))
+            }
+            Err(reason) => {
+                let _ = frame::write_msg(&mut control, &refuse(reason.clone())).await;
+                Err(LinkError::Refused {
+                    addr: name.clone(),
+                    reason,
+                })
+            }
+        }
+    };
+    let result = tokio::time::timeout(cfg.handshake_timeout, setup).await;
+    let (peer, control) = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            opener.close();
+            return Err(e);
+        }
+        Err(_) => {
+            opener.close();
+            return Err(LinkError::Timeout {
+                addr: name,
+                secs: cfg.handshake_timeout.as_secs(),
+            });
+        }
+    };
+    let (reader, writer) = split_control(control);
+    Ok(Link {
+        peer,
+        peer_addr: name,
+        opener,
+        inbound,
+        reader,
+        writer,
+    })
+}
+
+fn split_control(control: MuxStream) -> (ControlReader, ControlWriter) {
+    let (r, w) = tokio::io::split(control);
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(MAX_FRAME_LEN)
+        .new_codec();
+    (
+        ControlReader {
+            inner: FramedRead::new(r, codec),
+        },
+        ControlWriter { inner: w },
+    )
+}
+
+/// Reads control messages. `next` is cancel-safe, so it can sit in a `select!`.
+pub struct ControlReader {
+    inner: FramedRead<ReadHalf<MuxStream>, LengthDelimitedCodec>,
+}
+
+impl ControlReader {
+    /// The next message; `Ok(None)` when the peer closed the control stream.
+    pub async fn next(&mut self) -> Result<Option<Control>, FrameError> {
+        match self.inner.next().await {
+            None => Ok(None),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(FrameError::TooLarge {
+                    len: MAX_FRAME_LEN + 1,
+                    max: MAX_FRAME_LEN,
+                })
+            }
+            Some(Err(e)) => Err(FrameError::Io(e)),
+            Some(Ok(buf)) => Ok(Some(postcard::from_bytes(&buf)?)),
+        }
+    }
+}
+
+/// Writes control messages.
+pub struct ControlWriter {
+    inner: WriteHalf<MuxStream>,
+}
+
+impl ControlWriter {
+    pub async fn send(&mut self, msg: &Control) -> Result<(), FrameError> {
+        frame::write_msg(&mut self.inner, msg).await
+    }
+}
+
+/// Pings at a fixed period and tells when the peer has been silent too long.
+#[derive(Debug)]
+pub struct Heartbeat {
+    period: Duration,
+    ticks: Interval,
+    last_heard: Instant,
+    seq: u64,
+}
+
+impl Heartbeat {
+    pub fn new(period: Duration) -> Heartbeat {
+        let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Heartbeat {
+            period,
+            ticks,
+            last_heard: Instant::now(),
+            seq: 0,
+        }
+    }
+
+    /// Call on every message from the peer.
+    pub fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    /// Waits for the next beat (cancel-safe). Returns the ping to send, or
+    /// `None` when the peer has missed too many beats and is dead.
+    pub async fn beat(&mut self) -> Option<Control> {
+        self.ticks.tick().await;
+        if self.last_heard.elapsed() > self.period * MISSED_BEATS {
+            return None;
+        }
+        self.seq += 1;
+        Some(Control::Ping { seq: self.seq })
+    }
+
+    /// How long the peer may stay silent.
+    pub fn deadline(&self) -> Duration {
+        self.period * MISSED_BEATS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::message::Role;
+
+    fn hello(name: &str, version: u16) -> Hello {
+        Hello {
+            version,
+            role: Role::Gateway,
+            name: name.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn dial_and_accept_exchange_hellos() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut link = accept(tcp, &LinkConfig::default(), |h| {
+                assert_eq!(h.name, "gw1");
+                Ok(hello("relay-a", PROTOCOL_VERSION))
+            })
+            .await
+            .unwrap();
+            let msg = link.reader.next().await.unwrap();
+            assert_eq!(msg, Some(Control::Ping { seq: 9 }));
+            link.writer.send(&Control::Pong { seq: 9 }).await.unwrap();
+            link
+        });
+        let mut link = dial(
+            &addr,
+            hello("gw1", PROTOCOL_VERSION),
+            &LinkConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(link.peer.name, "relay-a");
+        link.writer.send(&Control::Ping { seq: 9 }).await.unwrap();
+        assert_eq!(
+            link.reader.next().await.unwrap(),
+            Some(Control::Pong { seq: 9 })
+        );
+        drop(server.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn wrong_version_and_refusal_are_reported() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let _ = accept(tcp, &LinkConfig::default(), |_| Err("no strangers".into())).await;
+            }
+        });
+        let err = dial(&addr, hello("gw", 99), &LinkConfig::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("protocol version 99"), "{err}");
+        let err = dial(&addr, hello("gw", PROTOCOL_VERSION), &LinkConfig::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{addr} refused the link: no strangers")
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! Frames: a big-endian u32 length, then that many bytes of payload, with a
+//! hard cap. Reads are exact (no read-ahead), so a relay can read a call's
+//! header frame and then splice the rest of the stream untouched.
+//!
+//! Messages are serde values encoded with postcard inside one frame.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Hard cap on any frame: a page travels in chunks well below this.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("stream ended in the middle of a frame")]
+    Truncated,
+    #[error("undecodable message: {0}")]
+    Decode(#[from] postcard::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame. `Ok(None)` is a clean end of stream at a frame boundary.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut len = [0u8; 4];
+    // Read the first byte on its own to tell a clean EOF from a truncated header.
+    if r.read(&mut len[..1]).await? == 0 {
+        return Ok(None);
+    }
+    r.read_exact(&mut len[1..])
+        .await
+        .map_err(eof_is_truncated)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await.map_err(eof_is_truncated)?;
+    Ok(Some(buf))
+}
+
+fn eof_is_truncated(e: std::io::Error) -> FrameError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        FrameError::Truncated
+    } else {
+        FrameError::Io(e)
+    }
+}
+
+/// Encodes a message as one frame (length prefix included) ready to write.
+pub fn encode_msg<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = postcard::to_extend(msg, vec![0u8; 4])?;
+    let len = out.len() - 4;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(out)
+}
+
+/// Writes one message as one frame with a single write, so it travels in as few
+/// multiplexer frames as possible.
+pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), FrameError> {
+    let frame = encode_msg(msg)?;
+    w.write_all(&frame).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one message; `Ok(None)` at a clean end of stream.
+pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> Result<Option<T>, FrameError> {
+    match read_frame(r, MAX_FRAME_LEN).await? {
+        None => Ok(None),
+        Some(buf) => Ok(Some(postcard::from_bytes(&buf)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trip_and_exact_reads() {
+        let mut wire = Vec::new();
+        write_msg(&mut wire, &("hello".to_owned(), 7u32))
+            .await
+            .unwrap();
+        wire.extend_from_slice(b"raw tail");
+        let mut r = &wire[..];
+        let msg: (String, u32) = read_msg(&mut r).await.unwrap().unwrap();
+        assert_eq!(msg, ("hello".to_owned(), 7));
+        // Nothing beyond the frame was consumed.
+        assert_eq!(r, b"raw tail");
+    }
+
+    #[tokio::test]
+    async fn clean_eof_truncation_and_cap() {
+        let mut empty: &[u8] = &[];
+        assert!(read_frame(&mut empty, 10).await.unwrap().is_none());
+
+        let mut short: &[u8] = &[0, 0, 0, 5, 1, 2];
+        assert!(matches!(
+            read_frame(&mut short, 10).await,
+            Err(FrameError::Truncated)
+        ));
+
+        let mut half_header: &[u8] = &[0, 0];
+        assert!(matches!(
+            read_frame(&mut half_header, 10).await,
+            Err(FrameError::Truncated)
+        ));
+
+        let mut huge: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        match read_frame(&mut huge, MAX_FRAME_LEN).await {
+            Err(FrameError::TooLarge { len, .. }) => assert_eq!(len, u32::MAX as usize),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_decode_error() {
+        let mut wire: &[u8] = &[0, 0, 0, 1, 0xff];
+        let r: Result<Option<(String, u32)>, _> = read_msg(&mut wire).await;
+        assert!(matches!(r, Err(FrameError::Decode(_))));
+    }
+}

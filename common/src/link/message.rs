@@ -1,0 +1,195 @@
+//! The messages of the link protocol, as serde types. Every hop speaks these.
+//!
+//! Protocol flow:
+//! 1. The dialer opens the control stream and sends `Control::Hello`; the
+//!    acceptor answers with its own `Hello` (or `Refused`) on the same stream.
+//! 2. Devices log in with `Control::Login` (a gateway forwards it to its relay
+//!    and relays the `LoginResult` back). Either side pings; `Pong` answers.
+//! 3. A call is a new stream: `CallRequest` from the caller, forwarded hop by
+//!    hop, then `CallAnswer` from the callee (or from the hop that refuses).
+//! 4. After `Accepted`, the caller sends `SenderFrame`s (page header, chunks,
+//!    end of document) and the callee answers each page with a
+//!    `ReceiverFrame::PageConfirmed` once it is on disk, then `Complete`.
+//!    Hops splice the stream and never parse steps 3's answer or step 4.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Capabilities, PageInfo};
+use crate::number::{CallId, Number};
+
+/// Bumped on any incompatible change; a peer with another version is refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What sits at the other end of a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Device,
+    Gateway,
+    Relay,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Device => "device",
+            Role::Gateway => "gateway",
+            Role::Relay => "relay",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u16,
+    pub role: Role,
+    pub name: String,
+}
+
+/// A device proving it owns `number`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub number: Number,
+    pub secret: String,
+    /// `Some` when the device answers calls (faxrecv); `None` for a send-only
+    /// session (faxsend), which never takes calls away from the receiver.
+    pub receive: Option<Capabilities>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginOutcome {
+    /// Logged in at the named relay.
+    Accepted {
+        relay: String,
+    },
+    Refused(LoginRefusal),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginRefusal {
+    /// The secret does not belong to the number (or none was given).
+    BadSecret,
+    /// The gateway has no working link to any relay right now.
+    NoRelay,
+    /// Anything else, in words.
+    Other(String),
+}
+
+impl fmt::Display for LoginRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoginRefusal::BadSecret => f.write_str("wrong secret for this number"),
+            LoginRefusal::NoRelay => f.write_str("the gateway cannot reach any relay"),
+            LoginRefusal::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Messages of a link's control stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    Hello(Hello),
+    /// The link is refused, with the reason; the sender closes it next.
+    Refused {
+        reason: String,
+    },
+    Login(Login),
+    LoginResult {
+        number: Number,
+        outcome: LoginOutcome,
+    },
+    /// The device behind this link is gone.
+    Logout {
+        number: Number,
+    },
+    /// A newer login for the number took over; this one no longer receives calls.
+    Kicked {
+        number: Number,
+        reason: String,
+    },
+    Ping {
+        seq: u64,
+    },
+    Pong {
+        seq: u64,
+    },
+}
+
+/// The first frame of every call stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRequest {
+    pub call_id: CallId,
+    pub from: Number,
+    pub to: Number,
+    pub pages: u32,
+    pub bytes: u64,
+    /// Relays the call went through so far, in order; each relay appends itself.
+    pub via: Vec<String>,
+}
+
+/// Why a call did not go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallRefusal {
+    UnknownNumber,
+    Offline,
+    Busy,
+    Rejected,
+    NotAuthorized,
+    /// No working path towards the callee (relay link down, no route).
+    Unreachable,
+}
+
+impl fmt::Display for CallRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CallRefusal::UnknownNumber => "unknown number",
+            CallRefusal::Offline => "offline",
+            CallRefusal::Busy => "busy",
+            CallRefusal::Rejected => "rejected",
+            CallRefusal::NotAuthorized => "not authorized",
+            CallRefusal::Unreachable => "unreachable",
+        })
+    }
+}
+
+/// The callee's (or a refusing hop's) answer to a `CallRequest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallAnswer {
+    Accepted {
+        capabilities: Capabilities,
+        via: Vec<String>,
+    },
+    Refused {
+        reason: CallRefusal,
+        detail: String,
+        via: Vec<String>,
+    },
+}
+
+/// Caller to callee, after `Accepted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SenderFrame {
+    /// A page begins; `info.data_len` bytes follow in `Chunk`s.
+    Page {
+        index: u32,
+        info: PageInfo,
+    },
+    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    EndOfDocument,
+}
+
+/// Callee to caller, after `Accepted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReceiverFrame {
+    /// Page `index` is written and synced on the callee's disk.
+    PageConfirmed { index: u32 },
+    /// The callee stops the call, keeping the pages confirmed so far.
+    Hangup { reason: String },
+    /// Every page is stored; the fax is complete.
+    Complete { pages: u32, file: String },
+}
+
+/// Size of the chunks a page travels in: small enough to interleave calls
+/// fairly on a link, large enough that framing costs nothing.
+pub const CHUNK_LEN: usize = 64 * 1024;

@@ -1,0 +1,215 @@
+//! The stream multiplexer under every link: a yamux connection driven by one
+//! task, with a cloneable handle that opens streams and a queue of the streams
+//! the other side opened.
+//!
+//! yamux's `Connection` makes progress only while it is polled, so one task
+//! owns it and polls both directions; everything else talks to that task
+//! through bounded channels.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
+
+use futures::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
+use tokio_util::sync::CancellationToken;
+
+/// A multiplexed stream, speaking tokio's I/O traits.
+pub type MuxStream = Compat<yamux::Stream>;
+
+/// Which end of the TCP connection we are: the dialer is the yamux client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Dialer,
+    Acceptor,
+}
+
+/// Streams the other side may open and we have not yet taken; beyond this the
+/// newest is refused (reset), which the caller sees as a failed hop.
+const INBOUND_QUEUE: usize = 1024;
+/// Open requests waiting for the driver.
+const OPEN_QUEUE: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MuxError {
+    #[error("link closed")]
+    Closed,
+    #[error("multiplexer: {0}")]
+    Yamux(#[from] yamux::ConnectionError),
+}
+
+type OpenReply = oneshot::Sender<Result<MuxStream, MuxError>>;
+
+/// Opens streams on a link. Cheap to clone; the link lives while its driver runs.
+#[derive(Clone, Debug)]
+pub struct Opener {
+    requests: mpsc::Sender<OpenReply>,
+    closed: CancellationToken,
+}
+
+impl Opener {
+    pub async fn open(&self) -> Result<MuxStream, MuxError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(tx).await.map_err(|_| MuxError::Closed)?;
+        rx.await.map_err(|_| MuxError::Closed)?
+    }
+
+    /// Fires once the link's driver has stopped.
+    pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.closed.cancelled()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Asks the driver to close the link.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+}
+
+/// yamux settings for every link: more streams than the default 512 (a busy
+/// gateway carries many calls at once); the per-stream window keeps its
+/// 256 KiB default, which is what bounds memory per call.
+fn config(max_streams: usize) -> yamux::Config {
+    let mut cfg = yamux::Config::default();
+    // yamux asserts window >= streams * credit at every step, so lift the window first.
+    cfg.set_max_connection_receive_window(None);
+    cfg.set_max_num_streams(max_streams);
+    cfg.set_max_connection_receive_window(Some(max_streams * yamux::DEFAULT_CREDIT as usize));
+    cfg
+}
+
+/// Starts the driver for a connection on `io` and returns the opener and the
+/// inbound streams. The driver ends when the connection fails, the peer
+/// closes it, or `Opener::close` is called; then `Opener::closed` fires and
+/// the inbound receiver yields `None`.
+pub fn start<T>(io: T, side: Side, max_streams: usize) -> (Opener, mpsc::Receiver<MuxStream>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mode = match side {
+        Side::Dialer => yamux::Mode::Client,
+        Side::Acceptor => yamux::Mode::Server,
+    };
+    let conn = yamux::Connection::new(io, config(max_streams), mode);
+    let (open_tx, open_rx) = mpsc::channel(OPEN_QUEUE);
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let closed = CancellationToken::new();
+    let opener = Opener {
+        requests: open_tx,
+        closed: closed.clone(),
+    };
+    tokio::spawn(drive(conn, open_rx, in_tx, closed));
+    (opener, in_rx)
+}
+
+async fn drive<T>(
+    mut conn: yamux::Connection<T>,
+    mut open_rx: mpsc::Receiver<OpenReply>,
+    in_tx: mpsc::Sender<MuxStream>,
+    closed: CancellationToken,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut waiting: VecDeque<OpenReply> = VecDeque::new();
+    // Kept across polls so that Opener::close wakes this task.
+    let close_requested = closed.cancelled();
+    futures::pin_mut!(close_requested);
+    let result = poll_fn(|cx| {
+        if close_requested.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        // Inbound first: polling it is what moves every stream's bytes.
+        loop {
+            match conn.poll_next_inbound(cx) {
+                Poll::Ready(Some(Ok(stream))) => {
+                    if in_tx.try_send(stream.compat()).is_err() {
+                        tracing::warn!("inbound stream queue full; refusing a stream");
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => break,
+            }
+        }
+        while let Poll::Ready(Some(reply)) = open_rx.poll_recv(cx) {
+            waiting.push_back(reply);
+        }
+        let mut opened = false;
+        while let Some(reply) = waiting.pop_front() {
+            if reply.is_closed() {
+                continue;
+            }
+            match conn.poll_new_outbound(cx) {
+                Poll::Ready(Ok(stream)) => {
+                    opened = true;
+                    let _ = reply.send(Ok(stream.compat()));
+                }
+                Poll::Ready(Err(e)) => {
+                    let _ = reply.send(Err(MuxError::Closed));
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => {
+                    waiting.push_front(reply);
+                    break;
+                }
+            }
+        }
+        if opened {
+            // A new stream's outgoing queue is only watched once the
+            // connection is polled again; without this its first write
+            // would wait for unrelated traffic.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "link ended");
+    }
+    closed.cancel();
+    // Say goodbye politely; a dead socket makes this fail fast.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        poll_fn(|cx| conn.poll_close(cx)),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    #[tokio::test]
+    async fn both_sides_open_streams() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (open_a, mut in_a) = start(a.compat(), Side::Dialer, 64);
+        let (open_b, mut in_b) = start(b.compat(), Side::Acceptor, 64);
+
+        let mut s = open_a.open().await.unwrap();
+        s.write_all(b"ping").await.unwrap();
+        s.flush().await.unwrap();
+        let mut r = in_b.recv().await.unwrap();
+        let mut buf = [0u8; 4];
+        r.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+
+        // The acceptor opens a stream towards the dialer too.
+        let mut s2 = open_b.open().await.unwrap();
+        s2.write_all(b"pong").await.unwrap();
+        s2.shutdown().await.unwrap();
+        let mut r2 = in_a.recv().await.unwrap();
+        let mut all = Vec::new();
+        r2.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"pong");
+
+        open_a.close();
+        open_b.closed().await;
+        assert!(in_b.recv().await.is_none());
+    }
+}
