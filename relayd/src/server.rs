@@ -1,0 +1,102 @@
+//! The relay's accept loop, readiness notification and graceful shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use common::daemon::notify;
+
+use crate::config::RelayConfig;
+use crate::link_session;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// State every task of the relay shares.
+#[derive(Debug)]
+pub struct Relay {
+    pub config: RelayConfig,
+    pub store: Store,
+    pub registry: Registry,
+    /// Cancelled on SIGTERM: refuse new links and calls.
+    pub draining: CancellationToken,
+    /// Cancelled once calls have drained: close every link.
+    pub closing: CancellationToken,
+    /// Calls in flight.
+    pub calls: TaskTracker,
+}
+
+/// Runs the relay until `shutdown` fires, then lets calls in flight finish
+/// (up to the drain timeout), flushes the store and returns.
+pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir, &config.name)?;
+    mark_local_devices_offline(&store, &config.name)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let relay = Arc::new(Relay {
+        config,
+        store,
+        registry: Registry::default(),
+        draining: CancellationToken::new(),
+        closing: CancellationToken::new(),
+        calls: TaskTracker::new(),
+    });
+    tracing::info!(relay = %relay.config.name, %addr, known = relay.store.len(), "listening");
+    notify::ready(&format!("listening on {addr}"));
+
+    let links = TaskTracker::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    links.spawn(link_session::serve(relay.clone(), tcp, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    notify::stopping();
+    relay.draining.cancel();
+    relay.calls.close();
+    let in_flight = relay.calls.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, "waiting for calls in flight");
+    }
+    if tokio::time::timeout(relay.config.drain_timeout, relay.calls.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(left = relay.calls.len(), "drain timeout: cutting calls still in flight");
+    }
+    relay.closing.cancel();
+    links.close();
+    links.wait().await;
+    relay.store.flush().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// After a restart no device is logged in here yet: records that say
+/// otherwise are from before and become "offline" under a new version.
+fn mark_local_devices_offline(store: &Store, name: &str) -> anyhow::Result<()> {
+    for mut record in store.all()? {
+        if record.online && record.home_relay == name {
+            record.online = false;
+            record.version = store.next_version();
+            store.apply(&record)?;
+        }
+    }
+    Ok(())
+}
