@@ -1,0 +1,85 @@
+//! Decoding MH, MR and G4 strips back to bitmaps, with `hayro-ccitt`.
+
+use hayro_ccitt::{DecodeSettings, DecoderContext, EncodingMode};
+
+use super::bitmap::{Bitmap, fill_row_from_changes};
+use super::error::CodecError;
+use super::page::{Compression, EncodedPage};
+
+/// Decodes a page. Fails when the data is damaged or holds fewer rows than
+/// the page claims.
+pub fn decode(page: &EncodedPage) -> Result<Bitmap, CodecError> {
+    let mut bitmap = Bitmap::new_fax(page.width, page.height, page.resolution);
+    let rows = decode_strip(
+        &page.data,
+        page.compression,
+        page.width,
+        page.height,
+        &mut bitmap,
+        0,
+    )
+    .map_err(|reason| CodecError::BadData {
+        compression: page.compression,
+        reason,
+    })?;
+    if rows < page.height {
+        return Err(CodecError::BadData {
+            compression: page.compression,
+            reason: format!("the data ends after {rows} of {} rows", page.height),
+        });
+    }
+    Ok(bitmap)
+}
+
+/// Decodes one strip of `rows` rows into `into`, starting at row `first_row`.
+/// Returns how many rows the data held (at most `rows`).
+pub(crate) fn decode_strip(
+    data: &[u8],
+    compression: Compression,
+    width: u32,
+    rows: u32,
+    into: &mut Bitmap,
+    first_row: u32,
+) -> Result<u32, String> {
+    let settings = DecodeSettings {
+        columns: width,
+        rows,
+        end_of_block: true,
+        end_of_line: compression != Compression::G4,
+        rows_are_byte_aligned: false,
+        encoding: match compression {
+            Compression::G4 => EncodingMode::Group4,
+            Compression::Mr => EncodingMode::Group3_2D,
+            Compression::Mh => EncodingMode::Group3_1D,
+        },
+        // Lenient like libtiff: a damaged row in G3 data is skipped to the
+        // next EOL instead of losing the rest of the page.
+        strict: false,
+    };
+    let mut sink = RowSink {
+        bitmap: into,
+        next_row: first_row,
+        end_row: first_row.saturating_add(rows),
+    };
+    let mut ctx = DecoderContext::new(settings);
+    hayro_ccitt::decode(data, &mut sink, &mut ctx).map_err(|e| e.to_string())?;
+    Ok(sink.next_row - first_row)
+}
+
+/// Paints decoded rows into a bitmap, ignoring any beyond its height.
+struct RowSink<'a> {
+    bitmap: &'a mut Bitmap,
+    next_row: u32,
+    end_row: u32,
+}
+
+impl hayro_ccitt::Decoder for RowSink<'_> {
+    fn push_row(&mut self, changes: &[u32]) {
+        if self.next_row >= self.end_row || self.next_row >= self.bitmap.height() {
+            return;
+        }
+        let width = self.bitmap.width();
+        fill_row_from_changes(self.bitmap.row_mut(self.next_row), width, changes);
+        self.next_row += 1;
+    }
+}

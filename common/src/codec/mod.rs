@@ -1,0 +1,26 @@
+//! The fax page codec: images in, TIFF Class F pages out, and back.
+//!
+//! - [`page`]: the wire vocabulary ([`Compression`], [`Resolution`],
+//!   [`Paper`], [`EncodedPage`], [`PageInfo`], [`EncodeOptions`]).
+//! - [`bitmap`]: the page model, a bilevel [`Bitmap`] with its resolution.
+//! - [`encode()`](encode::encode) picks the encoder: [`g3`] (MH and MR, by
+//!   hand, byte-identical to libtiff) or [`g4`] (the `fax` crate).
+//! - [`decode()`](decode::decode): MH, MR and G4 back to a bitmap
+//!   (`hayro-ccitt`).
+//! - [`error`]: [`CodecError`].
+
+mod bit_writer;
+pub mod bitmap;
+mod codes;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod g3;
+pub mod g4;
+pub mod page;
+
+pub use bitmap::Bitmap;
+pub use decode::decode;
+pub use encode::encode;
+pub use error::CodecError;
+pub use page::{Compression, EncodeOptions, EncodedPage, PageInfo, Paper, Resolution};
