@@ -10,18 +10,12 @@ use super::page::{Compression, EncodedPage};
 /// the page claims.
 pub fn decode(page: &EncodedPage) -> Result<Bitmap, CodecError> {
     let mut bitmap = Bitmap::new_fax(page.width, page.height, page.resolution);
-    let rows = decode_strip(
-        &page.data,
-        page.compression,
-        page.width,
-        page.height,
-        &mut bitmap,
-        0,
-    )
-    .map_err(|reason| CodecError::BadData {
-        compression: page.compression,
-        reason,
-    })?;
+    let coding = StripCoding::Fax(page.compression);
+    let rows = decode_strip_with(&page.data, coding, page.width, page.height, &mut bitmap, 0)
+        .map_err(|reason| CodecError::BadData {
+            compression: page.compression,
+            reason,
+        })?;
     if rows < page.height {
         return Err(CodecError::BadData {
             compression: page.compression,
@@ -31,11 +25,21 @@ pub fn decode(page: &EncodedPage) -> Result<Bitmap, CodecError> {
     Ok(bitmap)
 }
 
+/// How a strip is coded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StripCoding {
+    /// MH or MR with EOLs, or G4.
+    Fax(Compression),
+    /// TIFF compression 2 ("CCITT RLE"): MH without EOLs, each row starting
+    /// on a byte boundary.
+    Rle,
+}
+
 /// Decodes one strip of `rows` rows into `into`, starting at row `first_row`.
 /// Returns how many rows the data held (at most `rows`).
-pub(crate) fn decode_strip(
+pub(crate) fn decode_strip_with(
     data: &[u8],
-    compression: Compression,
+    coding: StripCoding,
     width: u32,
     rows: u32,
     into: &mut Bitmap,
@@ -44,13 +48,13 @@ pub(crate) fn decode_strip(
     let settings = DecodeSettings {
         columns: width,
         rows,
-        end_of_block: true,
-        end_of_line: compression != Compression::G4,
-        rows_are_byte_aligned: false,
-        encoding: match compression {
-            Compression::G4 => EncodingMode::Group4,
-            Compression::Mr => EncodingMode::Group3_2D,
-            Compression::Mh => EncodingMode::Group3_1D,
+        end_of_block: coding != StripCoding::Rle,
+        end_of_line: matches!(coding, StripCoding::Fax(Compression::Mh | Compression::Mr)),
+        rows_are_byte_aligned: coding == StripCoding::Rle,
+        encoding: match coding {
+            StripCoding::Fax(Compression::G4) => EncodingMode::Group4,
+            StripCoding::Fax(Compression::Mr) => EncodingMode::Group3_2D,
+            StripCoding::Fax(Compression::Mh) | StripCoding::Rle => EncodingMode::Group3_1D,
         },
         // Lenient like libtiff: a damaged row in G3 data is skipped to the
         // next EOL instead of losing the rest of the page.

@@ -7,6 +7,8 @@
 //!   hand, byte-identical to libtiff) or [`g4`] (the `fax` crate).
 //! - [`decode()`](decode::decode): MH, MR and G4 back to a bitmap
 //!   (`hayro-ccitt`).
+//! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not.
+//! - [`tiff_write`]: TIFF Class F files, written a page at a time.
 //! - [`error`]: [`CodecError`].
 
 mod bit_writer;
@@ -18,9 +20,13 @@ pub mod error;
 pub mod g3;
 pub mod g4;
 pub mod page;
+pub mod tiff_read;
+pub mod tiff_write;
 
 pub use bitmap::Bitmap;
 pub use decode::decode;
 pub use encode::encode;
 pub use error::CodecError;
 pub use page::{Compression, EncodeOptions, EncodedPage, PageInfo, Paper, Resolution};
+pub use tiff_read::read_pages;
+pub use tiff_write::{TiffFWriter, write_document};
