@@ -44,7 +44,7 @@ fn pages(width: u32, resolution: Resolution) -> Vec<(&'static str, Bitmap)> {
     let mut rng = Lcg(u64::from(width) * 31 + resolution.lines_per_inch() as u64);
     for y in 0..height {
         for x in 0..width {
-            noise.set(x, y, rng.next() % 2 == 0);
+            noise.set(x, y, rng.next().is_multiple_of(2));
         }
     }
 
@@ -114,7 +114,7 @@ fn odd_widths_round_trip() {
         let mut rng = Lcg(u64::from(width));
         for y in 0..9 {
             for x in 0..width {
-                page.set(x, y, rng.next() % 3 == 0);
+                page.set(x, y, rng.next().is_multiple_of(3));
             }
         }
         for compression in Compression::ALL {

@@ -9,24 +9,34 @@
 //!   (`hayro-ccitt`).
 //! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not.
 //! - [`tiff_write`]: TIFF Class F files, written a page at a time.
-//! - [`error`]: [`CodecError`].
+//! - [`input`]: reading image files into source pages; [`convert`]: scaling
+//!   and thresholding them to fax geometry; [`document`]: all of it for a
+//!   list of files, on all cores.
+//! - [`fit`]: [`Capabilities`] of a callee and [`fit_page`] to meet them.
+//! - [`error`]: the error type, [`CodecError`].
 
 mod bit_writer;
 pub mod bitmap;
 mod codes;
+pub mod convert;
 pub mod decode;
+pub mod document;
 pub mod encode;
 pub mod error;
+pub mod fit;
 pub mod g3;
 pub mod g4;
+pub mod input;
 pub mod page;
 pub mod tiff_read;
 pub mod tiff_write;
 
 pub use bitmap::Bitmap;
 pub use decode::decode;
+pub use document::{load_document, load_document_with_progress};
 pub use encode::encode;
 pub use error::CodecError;
+pub use fit::{Capabilities, fit_page};
 pub use page::{Compression, EncodeOptions, EncodedPage, PageInfo, Paper, Resolution};
 pub use tiff_read::read_pages;
 pub use tiff_write::{TiffFWriter, write_document};
