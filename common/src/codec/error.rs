@@ -26,12 +26,14 @@ pub enum CodecError {
     NoInput,
 
     /// An input file could not be opened or read.
-    #[error("cannot read {}: {source}; check that the file exists and is readable", path.display())]
+    // The io::Error is part of the message, not a `source`, so that error
+    // chains (anyhow's `{:#}`) do not print it twice.
+    #[error("cannot read {}: {error}; check that the file exists and is readable", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// An input file has no bytes at all.
@@ -125,7 +127,7 @@ pub enum CodecError {
 
     /// Writing a TIFF file failed.
     #[error("cannot write the fax file: {0}; check free space and permissions")]
-    Write(#[source] std::io::Error),
+    Write(std::io::Error),
 
     /// A stored fax file could not be read back.
     #[error("{} is not a readable fax file ({reason})", path.display())]

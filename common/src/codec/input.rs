@@ -31,9 +31,9 @@ pub enum SourceImage {
 
 /// Reads every page of `path`.
 pub fn read_input(path: &Path) -> Result<Vec<SourcePage>, CodecError> {
-    let bytes = std::fs::read(path).map_err(|source| CodecError::Read {
+    let bytes = std::fs::read(path).map_err(|error| CodecError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     if bytes.is_empty() {
         return Err(CodecError::EmptyFile {

@@ -85,9 +85,9 @@ pub(crate) fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Vec<TiffPage>, Code
 /// when they can be (see [`TiffPage::Bilevel`]) and re-encoding the others
 /// with their own compression.
 pub fn read_pages(path: &Path) -> Result<Vec<EncodedPage>, CodecError> {
-    let bytes = std::fs::read(path).map_err(|source| CodecError::Read {
+    let bytes = std::fs::read(path).map_err(|error| CodecError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let bad = |reason: String| CodecError::BadFaxFile {
         path: path.to_owned(),
