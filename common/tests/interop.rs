@@ -199,6 +199,23 @@ fn hand_written_mh_and_mr_match_libtiff_byte_for_byte() {
     }
 }
 
+#[test]
+fn g4_from_the_fax_crate_matches_libtiff_byte_for_byte() {
+    let dir = temp();
+    for resolution in Resolution::ALL {
+        let page = text_page(1728, 400, resolution, 42);
+        let input = write_plain(dir.path(), "in.tif", std::slice::from_ref(&page));
+        let out = dir.path().join("g4.tif");
+        run("tiffcp", &["-c", "g4", "-r", "400", s(&input), s(&out)]);
+        let strips = raw_strips(&out);
+        let ours = encode(&page, Compression::G4).expect("encodes");
+        assert!(
+            ours.data == strips[0].2[0],
+            "{resolution}: G4 strips differ"
+        );
+    }
+}
+
 /// Decodes every page of a fax TIFF with our reader.
 fn our_bitmaps(path: &Path) -> Vec<Bitmap> {
     read_pages(path)
