@@ -50,7 +50,7 @@ fn text_page(seed: u64) -> Bitmap {
                     _ => (y + 10, y + 28), // x-height
                 };
                 page.fill_rect(x, top, x + w, bottom);
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     // A counter, as in 'o' or 'e'.
                     for yy in top + 3..bottom - 3 {
                         for xx in x + 3..x + w - 3 {
