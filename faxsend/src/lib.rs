@@ -24,6 +24,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NOT_BUILT));
     };
     let pages = encode::write_output(&cli.files, &cli.encode.options(), output)?;
-    eprintln!("faxsend: wrote {pages} pages to {}", output.display());
+    let noun = if pages == 1 { "page" } else { "pages" };
+    eprintln!("faxsend: wrote {pages} {noun} to {}", output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -19,8 +19,8 @@
 //! SamplesPerPixel 1, RowsPerStrip (the whole page: one strip), StripByteCounts,
 //! XResolution 204, YResolution 98/196/391, PlanarConfiguration 1,
 //! T4Options (MH 4, MR 5: fill bits so EOLs end on a byte boundary, as
-//! RFC 2306 recommends) or T6Options 0, ResolutionUnit 2 (inch), PageNumber,
-//! and CleanFaxData 0 (we only write clean pages).
+//! RFC 2306 recommends) or T6Options 0, ResolutionUnit 2 (inch) and
+//! PageNumber. The optional BadFaxLines/CleanFaxData are left out.
 
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
