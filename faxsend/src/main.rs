@@ -1,1 +1,17 @@
-fn main() {}
+//! faxsend: parse the arguments, run, report.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use faxsend::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match faxsend::run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("faxsend: {e:#}");
+            ExitCode::from(faxsend::EXIT_BAD_INPUT)
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! - [`server`]: the accept loop, readiness and graceful shutdown.
 
 pub mod call;
+pub mod cli;
 pub mod config;
 pub mod link_session;
 pub mod registry;

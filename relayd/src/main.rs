@@ -1,1 +1,37 @@
-fn main() {}
+//! relayd: parse the command line, set up logging, run the relay.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::credential::FleetKey;
+use relayd::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::daemon::logging::init("info");
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relayd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Credential {
+        fleet_key_file,
+        number,
+    }) = cli.command
+    {
+        let key = FleetKey::load(&fleet_key_file)?;
+        println!("{}", key.device_secret(&number));
+        return Ok(());
+    }
+    let config = cli.run.into_config()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = common::daemon::shutdown::on_signals()?;
+        relayd::run(config, shutdown).await
+    })
+}

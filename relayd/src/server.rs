@@ -78,7 +78,10 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .is_err()
     {
-        tracing::warn!(left = relay.calls.len(), "drain timeout: cutting calls still in flight");
+        tracing::warn!(
+            left = relay.calls.len(),
+            "drain timeout: cutting calls still in flight"
+        );
     }
     relay.closing.cancel();
     links.close();

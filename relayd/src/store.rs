@@ -15,7 +15,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sled(#[from] sled::Error),
     #[error("stored record for {key} is unreadable: {source}")]
-    Corrupt { key: String, source: postcard::Error },
+    Corrupt {
+        key: String,
+        source: postcard::Error,
+    },
 }
 
 /// The relay's persistent directory. Cheap to clone.
@@ -84,11 +87,10 @@ impl Store {
         self.counter
             .fetch_max(record.version.counter, Ordering::SeqCst);
         // postcard cannot fail on these plain types; an error here would be a bug.
-        let bytes = postcard::to_allocvec(record)
-            .map_err(|source| StoreError::Corrupt {
-                key: record.number.to_string(),
-                source,
-            })?;
+        let bytes = postcard::to_allocvec(record).map_err(|source| StoreError::Corrupt {
+            key: record.number.to_string(),
+            source,
+        })?;
         self.devices.insert(record.number.as_str(), bytes)?;
         Ok(true)
     }
@@ -148,7 +150,10 @@ mod tests {
             let store = Store::open(dir.path(), "r1").unwrap();
             let a = record(&store, "1001", true);
             assert!(store.apply(&a).unwrap());
-            let stale = ConnectionInfo { online: false, ..a.clone() };
+            let stale = ConnectionInfo {
+                online: false,
+                ..a.clone()
+            };
             assert!(!store.apply(&stale).unwrap(), "same version must not apply");
             let b = record(&store, "1001", false);
             assert!(store.apply(&b).unwrap());

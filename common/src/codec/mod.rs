@@ -1,68 +1,42 @@
-//! PLACEHOLDER until the codec branch lands: only the types the network side uses.
-use serde::{Deserialize, Serialize};
+//! The fax page codec: images in, TIFF Class F pages out, and back.
+//!
+//! - [`page`]: the wire vocabulary ([`Compression`], [`Resolution`],
+//!   [`Paper`], [`EncodedPage`], [`PageInfo`], [`EncodeOptions`]).
+//! - [`bitmap`]: the page model, a bilevel [`Bitmap`] with its resolution.
+//! - [`encode()`](encode::encode) picks the encoder: [`g3`] (MH and MR, by
+//!   hand, byte-identical to libtiff) or [`g4`] (the `fax` crate).
+//! - [`decode()`](decode::decode): MH, MR and G4 back to a bitmap
+//!   (`hayro-ccitt`).
+//! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not.
+//! - [`tiff_write`]: TIFF Class F files, written a page at a time.
+//! - [`input`]: reading image files into source pages; [`convert`]: scaling
+//!   and thresholding them to fax geometry; [`document`]: all of it for a
+//!   list of files, on all cores.
+//! - [`fit`]: [`Capabilities`] of a callee and [`fit_page`] to meet them.
+//! - [`error`]: the error type, [`CodecError`].
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Compression {
-    G4,
-    Mr,
-    Mh,
-}
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Resolution {
-    Standard,
-    Fine,
-    Superfine,
-}
+mod bit_writer;
+pub mod bitmap;
+mod codes;
+pub mod convert;
+pub mod decode;
+pub mod document;
+pub mod encode;
+pub mod error;
+pub mod fit;
+pub mod g3;
+pub mod g4;
+pub mod input;
+pub mod page;
+pub mod tiff_read;
+pub mod tiff_write;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    pub compressions: Vec<Compression>,
-    pub resolutions: Vec<Resolution>,
-    pub widths: Vec<u32>,
-    pub max_pages: u32,
-}
-impl Capabilities {
-    pub fn all() -> Self {
-        Capabilities {
-            compressions: vec![Compression::G4, Compression::Mr, Compression::Mh],
-            resolutions: vec![
-                Resolution::Standard,
-                Resolution::Fine,
-                Resolution::Superfine,
-            ],
-            widths: vec![1728, 2048, 2432],
-            max_pages: u32::MAX,
-        }
-    }
-}
-
-pub fn fit_page(p: &EncodedPage, _c: &Capabilities) -> Result<EncodedPage, std::io::Error> {
-    Ok(p.clone())
-}
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EncodedPage {
-    pub width: u32,
-    pub height: u32,
-    pub resolution: Resolution,
-    pub compression: Compression,
-    pub data: Vec<u8>,
-}
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageInfo {
-    pub width: u32,
-    pub height: u32,
-    pub resolution: Resolution,
-    pub compression: Compression,
-    pub data_len: u64,
-}
-impl EncodedPage {
-    pub fn info(&self) -> PageInfo {
-        PageInfo {
-            width: self.width,
-            height: self.height,
-            resolution: self.resolution,
-            compression: self.compression,
-            data_len: self.data.len() as u64,
-        }
-    }
-}
+pub use bitmap::Bitmap;
+pub use decode::decode;
+pub use document::{load_document, load_document_with_progress};
+pub use encode::encode;
+pub use error::CodecError;
+pub use fit::{Capabilities, fit_page};
+pub use page::{Compression, EncodeOptions, EncodedPage, PageInfo, Paper, Resolution};
+pub use tiff_read::read_pages;
+pub use tiff_write::{TiffFWriter, write_document};

@@ -1,0 +1,342 @@
+//! Reading TIFF files page by page: fax pages (CCITT MH, MR, G4, RLE) through
+//! `hayro-ccitt`, everything else through the `tiff` crate's own decoders.
+//!
+//! The `image` crate reads only the first page of a TIFF and no CCITT data,
+//! so TIFFs come here: the `tiff` crate walks the directories and hands us
+//! tags and raw strips, and each CCITT strip is decoded on its own (libtiff
+//! restarts the coder at every strip). FillOrder 2 strips are bit-reversed
+//! first.
+
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use image::GrayImage;
+use tiff::decoder::ifd::Value;
+use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::tags::Tag;
+use tiff::{ColorType, TiffError};
+
+use super::bitmap::Bitmap;
+use super::decode::{StripCoding, decode_strip_with};
+use super::error::{CodecError, MAX_PIXELS, MAX_SIDE};
+use super::page::{Compression, EncodedPage};
+
+/// One page of a TIFF file.
+pub(crate) enum TiffPage {
+    /// A bilevel page (fax or uncompressed 1-bit).
+    Bilevel {
+        /// The pixels, with the file's resolution rounded to whole dpi.
+        bitmap: Bitmap,
+        /// The strip as stored, when it can go into a Class F file untouched:
+        /// one strip, FillOrder 1, G4 or G3 with byte-aligned EOLs.
+        raw: Option<(Compression, Vec<u8>)>,
+    },
+    /// Anything with grey levels or colour, as luminance.
+    Gray {
+        /// Luminance, 0 black, 255 white.
+        image: GrayImage,
+        /// Resolution across and down, in dpi, when the file gives it.
+        dpi: Option<(f64, f64)>,
+    },
+}
+
+/// Whether the bytes start like a TIFF file.
+pub(crate) fn is_tiff(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*")
+}
+
+/// Reads every page of a TIFF held in memory. `path` is for messages only.
+pub(crate) fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Vec<TiffPage>, CodecError> {
+    let not_image = |e: TiffError| CodecError::NotAnImage {
+        path: path.to_owned(),
+        reason: format!("tiff: {e}"),
+    };
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(not_image)?
+        .with_limits(Limits::unlimited());
+    let mut pages = Vec::new();
+    loop {
+        let number = pages.len() + 1;
+        let bad = |reason: String| CodecError::BadPage {
+            path: path.to_owned(),
+            page: number,
+            reason,
+        };
+        pages.push(read_page(path, number, &mut decoder).map_err(|e| match e {
+            PageError::Codec(e) => e,
+            PageError::Tiff(e) => bad(format!(
+                "{e}; the TIFF is damaged or uses a layout faxmesh cannot read"
+            )),
+            PageError::Other(reason) => bad(reason),
+        })?);
+        if !decoder.more_images() {
+            break;
+        }
+        decoder.next_image().map_err(|e| {
+            bad(format!(
+                "cannot find the next page ({e}); the TIFF is damaged"
+            ))
+        })?;
+    }
+    Ok(pages)
+}
+
+/// Reads the pages of a fax file as encoded pages, keeping the stored strips
+/// when they can be (see [`TiffPage::Bilevel`]) and re-encoding the others
+/// with their own compression.
+pub fn read_pages(path: &Path) -> Result<Vec<EncodedPage>, CodecError> {
+    let bytes = std::fs::read(path).map_err(|error| CodecError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    let bad = |reason: String| CodecError::BadFaxFile {
+        path: path.to_owned(),
+        reason,
+    };
+    if !is_tiff(&bytes) {
+        return Err(bad("no TIFF header".into()));
+    }
+    let mut out = Vec::new();
+    for (i, page) in read_tiff(path, &bytes)?.into_iter().enumerate() {
+        let TiffPage::Bilevel { bitmap, raw } = page else {
+            return Err(bad(format!("page {} is not bilevel", i + 1)));
+        };
+        let Some(resolution) = bitmap.fax_resolution() else {
+            return Err(bad(format!(
+                "page {} is {}x{} dpi, not a fax resolution",
+                i + 1,
+                bitmap.x_dpi(),
+                bitmap.y_dpi()
+            )));
+        };
+        match raw {
+            Some((compression, data)) => out.push(EncodedPage {
+                width: bitmap.width(),
+                height: bitmap.height(),
+                resolution,
+                compression,
+                data,
+            }),
+            None => out.push(super::encode::encode(&bitmap, Compression::G4)?),
+        }
+    }
+    Ok(out)
+}
+
+enum PageError {
+    Codec(CodecError),
+    Tiff(TiffError),
+    Other(String),
+}
+
+impl From<TiffError> for PageError {
+    fn from(e: TiffError) -> Self {
+        PageError::Tiff(e)
+    }
+}
+
+impl From<std::io::Error> for PageError {
+    fn from(e: std::io::Error) -> Self {
+        PageError::Tiff(TiffError::IoError(e))
+    }
+}
+
+fn read_page(
+    path: &Path,
+    number: usize,
+    decoder: &mut Decoder<Cursor<&[u8]>>,
+) -> Result<TiffPage, PageError> {
+    let (width, height) = decoder.dimensions()?;
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(PageError::Codec(CodecError::TooLarge {
+            path: path.to_owned(),
+            page: number,
+            width,
+            height,
+        }));
+    }
+    let compression: u16 = decoder.find_tag_unsigned(Tag::Compression)?.unwrap_or(1);
+    let fill_order: u16 = decoder.find_tag_unsigned(Tag::FillOrder)?.unwrap_or(1);
+    let photometric: u16 = decoder
+        .find_tag_unsigned(Tag::PhotometricInterpretation)?
+        .unwrap_or(0);
+    let dpi = resolution(decoder)?;
+    let (x_dpi, y_dpi) = dpi.map_or((0, 0), |(x, y)| (x.round() as u32, y.round() as u32));
+
+    if matches!(compression, 2..=4) {
+        let t4: u32 = decoder.find_tag_unsigned(Tag::Unknown(292))?.unwrap_or(0);
+        let coding = match compression {
+            2 => StripCoding::Rle,
+            3 if t4 & 2 != 0 => {
+                return Err(PageError::Other(
+                    "uses Group 3 uncompressed mode, which faxmesh cannot read; \
+                     convert it with `tiffcp -c g4`"
+                        .into(),
+                ));
+            }
+            3 if t4 & 1 != 0 => StripCoding::Fax(Compression::Mr),
+            3 => StripCoding::Fax(Compression::Mh),
+            _ => StripCoding::Fax(Compression::G4),
+        };
+        let offsets = decoder.get_tag_u64_vec(Tag::StripOffsets)?;
+        let counts = decoder.get_tag_u64_vec(Tag::StripByteCounts)?;
+        if offsets.len() != counts.len() || offsets.is_empty() {
+            return Err(PageError::Other(
+                "StripOffsets and StripByteCounts disagree".into(),
+            ));
+        }
+        let rows_per_strip: u32 = decoder
+            .find_tag_unsigned(Tag::RowsPerStrip)?
+            .unwrap_or(height)
+            .clamp(1, height);
+        let mut bitmap = Bitmap::new(width, height, x_dpi, y_dpi);
+        let mut strips = Vec::with_capacity(offsets.len());
+        for (&offset, &count) in offsets.iter().zip(&counts) {
+            let mut strip = vec![0u8; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 30)];
+            let reader = decoder.inner();
+            reader.seek(SeekFrom::Start(offset))?;
+            reader.read_exact(&mut strip)?;
+            if fill_order == 2 {
+                for byte in &mut strip {
+                    *byte = byte.reverse_bits();
+                }
+            }
+            strips.push(strip);
+        }
+        let mut row = 0;
+        for strip in &strips {
+            if row >= height {
+                break;
+            }
+            let rows = rows_per_strip.min(height - row);
+            let got = decode_strip_with(strip, coding, width, rows, &mut bitmap, row)
+                .map_err(|e| PageError::Other(format!("damaged fax data ({e})")))?;
+            if got < rows {
+                return Err(PageError::Other(format!(
+                    "damaged fax data: a strip ends after {got} of {rows} rows"
+                )));
+            }
+            row += rows;
+        }
+        if row < height {
+            return Err(PageError::Other(format!(
+                "the strips hold {row} rows but the page has {height}"
+            )));
+        }
+        if photometric == 1 {
+            invert(&mut bitmap);
+        }
+        let raw = match coding {
+            StripCoding::Fax(c) if strips.len() == 1 && fill_order == 1 && photometric == 0 => {
+                let keeps = c == Compression::G4 || t4 & 4 != 0;
+                keeps.then(|| (c, strips.swap_remove(0)))
+            }
+            _ => None,
+        };
+        return Ok(TiffPage::Bilevel { bitmap, raw });
+    }
+
+    let color = decoder.colortype()?;
+    let pixels = match (color, decoder.read_image()?) {
+        (ColorType::Gray(1), DecodingResult::U8(mut packed)) => {
+            // The tiff crate has turned min-is-white into min-is-black, so 1
+            // is white here; we want 1 = black. It ignores FillOrder, so we
+            // undo FillOrder 2 ourselves.
+            for byte in packed.iter_mut() {
+                *byte = if fill_order == 2 {
+                    !byte.reverse_bits()
+                } else {
+                    !*byte
+                };
+            }
+            let bitmap = Bitmap::from_packed(width, height, x_dpi, y_dpi, packed)
+                .ok_or_else(|| PageError::Other("1-bit image data has the wrong size".into()))?;
+            return Ok(TiffPage::Bilevel { bitmap, raw: None });
+        }
+        (_, pixels) => pixels,
+    };
+    let image = to_gray(color, pixels, width, height).ok_or_else(|| {
+        PageError::Other(format!(
+            "{color:?} pixels are not supported; save the page as 8-bit grey or RGB"
+        ))
+    })?;
+    Ok(TiffPage::Gray { image, dpi })
+}
+
+/// Resolution across and down in dpi, when both tags are there.
+fn resolution(decoder: &mut Decoder<Cursor<&[u8]>>) -> Result<Option<(f64, f64)>, TiffError> {
+    let x = decoder.find_tag(Tag::XResolution)?.and_then(as_f64);
+    let y = decoder.find_tag(Tag::YResolution)?.and_then(as_f64);
+    let unit: u16 = decoder.find_tag_unsigned(Tag::ResolutionUnit)?.unwrap_or(2);
+    let scale = if unit == 3 { 2.54 } else { 1.0 };
+    Ok(match (x, y) {
+        // Unit 1 ("no absolute unit") still gives the aspect ratio; treat it
+        // as dpi, which is what fax software that writes it means.
+        (Some(x), Some(y)) if x > 0.0 && y > 0.0 => Some((x * scale, y * scale)),
+        _ => None,
+    })
+}
+
+fn as_f64(value: Value) -> Option<f64> {
+    match value {
+        Value::Rational(n, d) if d != 0 => Some(f64::from(n) / f64::from(d)),
+        Value::Short(v) => Some(f64::from(v)),
+        Value::Unsigned(v) => Some(f64::from(v)),
+        Value::Float(v) => Some(f64::from(v)),
+        Value::Double(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn invert(bitmap: &mut Bitmap) {
+    let width = bitmap.width();
+    let spare = (bitmap.stride() * 8) as u32 - width;
+    for y in 0..bitmap.height() {
+        let row = bitmap.row_mut(y);
+        for byte in row.iter_mut() {
+            *byte = !*byte;
+        }
+        if let Some(last) = row.last_mut() {
+            *last &= 0xffu8 << spare;
+        }
+    }
+}
+
+/// Luminance from the sample layouts photographs and scans come in. The
+/// tiff crate has already turned min-is-white into min-is-black.
+fn to_gray(color: ColorType, pixels: DecodingResult, width: u32, height: u32) -> Option<GrayImage> {
+    let n = width as usize * height as usize;
+    let luma = |r: u32, g: u32, b: u32| ((r * 299 + g * 587 + b * 114) / 1000) as u8;
+    let out: Vec<u8> = match (color, pixels) {
+        (ColorType::Gray(8), DecodingResult::U8(v)) => v,
+        (ColorType::Gray(16), DecodingResult::U16(v)) => {
+            v.iter().map(|&s| (s >> 8) as u8).collect()
+        }
+        (ColorType::GrayA(8), DecodingResult::U8(v)) => {
+            v.chunks_exact(2).map(|p| over_white(p[0], p[1])).collect()
+        }
+        (ColorType::RGB(8), DecodingResult::U8(v)) => v
+            .chunks_exact(3)
+            .map(|p| luma(p[0].into(), p[1].into(), p[2].into()))
+            .collect(),
+        (ColorType::RGBA(8), DecodingResult::U8(v)) => v
+            .chunks_exact(4)
+            .map(|p| over_white(luma(p[0].into(), p[1].into(), p[2].into()), p[3]))
+            .collect(),
+        (ColorType::RGB(16), DecodingResult::U16(v)) => v
+            .chunks_exact(3)
+            .map(|p| luma((p[0] >> 8).into(), (p[1] >> 8).into(), (p[2] >> 8).into()))
+            .collect(),
+        (ColorType::Palette(8), _) | (_, _) => return None,
+    };
+    if out.len() < n {
+        return None;
+    }
+    GrayImage::from_raw(width, height, out.into_iter().take(n).collect())
+}
+
+/// A grey level with coverage `alpha`, laid over white paper.
+pub(crate) fn over_white(gray: u8, alpha: u8) -> u8 {
+    let (g, a) = (u32::from(gray), u32::from(alpha));
+    ((g * a + 255 * (255 - a) + 127) / 255) as u8
+}
