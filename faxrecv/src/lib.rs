@@ -1,1 +1,11 @@
-//! faxrecv library.
+//! faxrecv, the receiving fax device: logs in with its number through a
+//! gateway, answers calls and stores each fax as a TIFF Class F file with a
+//! JSON description beside it.
+//!
+//! - [`cli`]: the command line and exit codes.
+//! - [`store`]: writing a fax page by page, synced before each confirmation.
+//! - [`device`]: the login, answer and reconnect loop.
+
+pub mod cli;
+pub mod device;
+pub mod store;

@@ -1,1 +1,76 @@
-fn main() {}
+//! faxrecv: parse the command line, set up logging, run the device.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use common::credential::read_secret_file;
+use common::device::answer::AnswerPolicy;
+use common::link::control::LinkConfig;
+use faxrecv::cli::{Cli, EXIT_ERROR, EXIT_USAGE};
+use faxrecv::device::{self, DeviceConfig};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::daemon::logging::init("info");
+    let config = match config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("faxrecv: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let run = async {
+        let shutdown = common::daemon::shutdown::on_signals()?;
+        anyhow::Ok(device::run(config, shutdown).await)
+    };
+    let stop = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run));
+    match stop {
+        Ok(stop) => {
+            if let Some(message) = stop.message {
+                eprintln!("faxrecv: {message}");
+            }
+            ExitCode::from(stop.code)
+        }
+        Err(e) => {
+            eprintln!("faxrecv: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
+    let secret = read_secret_file(&cli.secret_file).map_err(|e| {
+        anyhow::anyhow!("cannot read secret file {}: {e}", cli.secret_file.display())
+    })?;
+    if cli.busy && cli.reject {
+        anyhow::bail!("--busy and --reject cannot be combined; choose one");
+    }
+    if !(cli.heartbeat_secs > 0.0 && cli.heartbeat_secs <= 3600.0) {
+        anyhow::bail!(
+            "invalid --heartbeat-secs {}: use seconds above 0 and at most 3600",
+            cli.heartbeat_secs
+        );
+    }
+    std::fs::create_dir_all(&cli.dir)
+        .map_err(|e| anyhow::anyhow!("cannot create directory {}: {e}", cli.dir.display()))?;
+    let mut policy = AnswerPolicy::new(cli.capabilities());
+    policy.busy = cli.busy;
+    policy.reject = cli.reject;
+    policy.hangup_after_page = cli.hangup_after_page;
+    Ok(DeviceConfig {
+        gateway: cli.gateway.clone(),
+        number: cli.number.clone(),
+        secret,
+        dir: cli.dir.clone(),
+        once: cli.once,
+        json: cli.json,
+        policy,
+        link: LinkConfig {
+            heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
+            ..LinkConfig::default()
+        },
+    })
+}

@@ -4,16 +4,36 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser};
 use common::codec::{Compression, EncodeOptions, Paper, Resolution};
+use common::number::Number;
 
 const EXAMPLES: &str = "\
 Examples:
-  Encode a letter and a scan into a fax file, without sending anything:
+  Send a letter and a scan from 1001 to 1002 through the LAN's gateway:
+    faxsend --gateway 127.0.0.1:4700 --from 1001 --secret-file 1001.secret --to 1002 \\
+            letter.png scan.tif
+
+  The same, with the delivery report as one JSON object:
+    FAXMESH_SECRET=1001.secret faxsend --gateway gw.lan:4700 --from 1001 --to 1002 --json letter.png
+
+  Encode into a fax file, without sending anything:
     faxsend letter.png scan.tif --output fax.tif
 
   Standard resolution, Group 3 2D (MR), dithered for a photograph:
     faxsend photo.jpg --resolution standard --compression mr --dither --output photo.tif
 
-Exit codes: 0 done, 1 sending is not available yet, 2 bad input or usage.";
+Exit codes:
+   0  every page confirmed by the callee (or, with --output, the file written)
+   1  internal error
+   2  bad input or usage (nothing was sent)
+   3  cannot reach the gateway, or no path to the callee
+   4  not authorized (wrong secret, or calling as a number not logged in)
+   5  unknown number
+   6  offline
+   7  busy
+   8  rejected by the callee
+   9  partial delivery (some pages confirmed; see the report)
+  10  timeout
+  11  the call was cut before any page was confirmed";
 
 /// The sending fax device: turns images into fax pages and sends them.
 #[derive(Parser, Debug)]
@@ -29,8 +49,44 @@ pub struct Cli {
     pub encode: EncodeArgs,
 
     /// Write the encoded fax to this TIFF Class F file instead of sending it.
-    #[arg(long, value_name = "OUT.tif")]
+    #[arg(long, value_name = "OUT.tif", conflicts_with_all = ["gateway", "from", "to"])]
     pub output: Option<PathBuf>,
+
+    /// How to reach the callee.
+    #[command(flatten)]
+    pub call: CallArgs,
+}
+
+/// Who calls whom, through which gateway.
+#[derive(Args, Debug, Clone)]
+pub struct CallArgs {
+    /// Gateway (or relay) to dial, HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<String>,
+
+    /// This device's fax number (the caller).
+    #[arg(long, value_name = "N")]
+    pub from: Option<Number>,
+
+    /// File holding the caller's secret (from `relayd credential`).
+    #[arg(long, value_name = "F", env = "FAXMESH_SECRET")]
+    pub secret_file: Option<PathBuf>,
+
+    /// The callee's fax number.
+    #[arg(long, value_name = "M")]
+    pub to: Option<Number>,
+
+    /// Print the delivery report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for the callee to answer.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub answer_timeout: u64,
+
+    /// Seconds to wait for each page's confirmation.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub page_timeout: u64,
 }
 
 /// How images become fax pages.

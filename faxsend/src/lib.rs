@@ -1,27 +1,26 @@
-//! faxsend, the sending fax device: turns images into fax pages and, for
-//! now, writes them to a file (`--output`); sending over the network comes
-//! later.
+//! faxsend, the sending fax device: turns images into fax pages, then either
+//! writes them to a file (`--output`) or calls a number through a gateway
+//! and prints a delivery report.
 //!
 //! - [`cli`]: the command-line arguments.
 //! - [`encode`]: encode-only mode.
+//! - [`send`]: the call: log in, send, wait for every confirmation.
+//! - [`exit`]: the documented exit codes.
 
 pub mod cli;
 pub mod encode;
+pub mod exit;
+pub mod send;
 
 use std::process::ExitCode;
 
 use cli::Cli;
 
-/// Exit code when sending was asked for but is not built yet.
-pub const EXIT_NOT_BUILT: u8 = 1;
-/// Exit code for bad input or usage.
-pub const EXIT_BAD_INPUT: u8 = 2;
-
 /// Runs faxsend with parsed arguments.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let Some(output) = &cli.output else {
-        eprintln!("faxsend: sending is not built yet; use --output OUT.tif to encode to a file");
-        return Ok(ExitCode::from(EXIT_NOT_BUILT));
+        let code = send::run(cli)?;
+        return Ok(ExitCode::from(code));
     };
     let pages = encode::write_output(&cli.files, &cli.encode.options(), output)?;
     let noun = if pages == 1 { "page" } else { "pages" };

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("faxsend: {e:#}");
-            ExitCode::from(faxsend::EXIT_BAD_INPUT)
+            ExitCode::from(faxsend::exit::BAD_INPUT)
         }
     }
 }

@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::codec::{Capabilities, PageInfo};
 use crate::link::frame::{self, FrameError};
 use crate::link::message::{CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame};
+pub use crate::link::splice::{read_request, refuse};
 
 /// Biggest page accepted, in encoded bytes: far above any real page (a
 /// dithered A3 superfine page is a few MB), far below memory trouble.
@@ -56,34 +57,6 @@ pub enum Answered {
     Refused(CallRefusal),
     /// Ended early, keeping `pages` stored pages.
     Incomplete { pages: u32, reason: String },
-}
-
-/// Reads the request that opens a call stream.
-pub async fn read_request<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    wait: Duration,
-) -> Result<CallRequest, String> {
-    match tokio::time::timeout(wait, frame::read_msg::<_, CallRequest>(stream)).await {
-        Err(_) => Err(format!("no call request within {wait:?}")),
-        Ok(Err(e)) => Err(format!("bad call request: {e}")),
-        Ok(Ok(None)) => Err("call stream closed before the request".into()),
-        Ok(Ok(Some(r))) => Ok(r),
-    }
-}
-
-/// Answers a call with a refusal.
-pub async fn refuse<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    request: &CallRequest,
-    reason: CallRefusal,
-    detail: &str,
-) {
-    let answer = CallAnswer::Refused {
-        reason,
-        detail: detail.to_owned(),
-        via: request.via.clone(),
-    };
-    let _ = frame::write_msg(stream, &answer).await;
 }
 
 /// Answers `request` on `stream` under `policy`; `open_sink` is called only

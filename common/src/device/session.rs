@@ -137,12 +137,28 @@ impl Session {
     }
 
     /// Resolves when the session ends, with the reason.
-    pub async fn ended(&mut self) -> SessionEnd {
+    pub async fn ended(&self) -> SessionEnd {
+        self.end_signal().wait().await
+    }
+
+    /// A handle that waits for the end of the session without borrowing it.
+    pub fn end_signal(&self) -> EndSignal {
+        EndSignal(self.ended.clone())
+    }
+}
+
+/// Waits for a session's end; see [`Session::end_signal`].
+#[derive(Debug)]
+pub struct EndSignal(watch::Receiver<Option<SessionEnd>>);
+
+impl EndSignal {
+    /// Resolves when the session ends, with the reason (cancel-safe).
+    pub async fn wait(&mut self) -> SessionEnd {
         loop {
-            if let Some(end) = self.ended.borrow_and_update().clone() {
+            if let Some(end) = self.0.borrow_and_update().clone() {
                 return end;
             }
-            if self.ended.changed().await.is_err() {
+            if self.0.changed().await.is_err() {
                 return SessionEnd::LinkLost("control task stopped".into());
             }
         }

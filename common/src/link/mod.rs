@@ -5,3 +5,4 @@ pub mod control;
 pub mod frame;
 pub mod message;
 pub mod mux;
+pub mod splice;

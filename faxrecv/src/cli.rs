@@ -1,0 +1,104 @@
+//! faxrecv's command line and exit codes.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use common::codec::{Capabilities, Compression, Resolution};
+use common::number::Number;
+
+const EXAMPLES: &str = "\
+Examples:
+  faxrecv --gateway 127.0.0.1:4700 --number 1002 --secret-file 1002.secret --dir ~/faxes
+  FAXMESH_SECRET=1002.secret faxrecv --gateway gw.lan:4700 --number 1002 --dir in --once --json
+  faxrecv ... --busy                    # answer every call with \"busy\"
+  faxrecv ... --hangup-after-page 2     # drop the line after confirming page 2
+
+Each fax is stored as DIR/<call id>.tif (TIFF Class F) with DIR/<call id>.json beside it;
+a fax still arriving is DIR/<call id>.tif.part. One line is printed per fax received.
+
+Exit codes: 0 stopped cleanly (or --once: the call was handled), 1 error, 2 bad usage,
+4 login refused (wrong secret), 5 replaced by a newer login of the same number,
+9 (--once) the call ended before the fax was complete.";
+
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_NOT_AUTHORIZED: u8 = 4;
+pub const EXIT_REPLACED: u8 = 5;
+pub const EXIT_INCOMPLETE: u8 = 9;
+
+/// The receiving fax device: answers calls for one number and stores the faxes.
+#[derive(Debug, Parser)]
+#[command(name = "faxrecv", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Gateway (or relay) to dial, HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: String,
+    /// This device's fax number.
+    #[arg(long, value_name = "N")]
+    pub number: Number,
+    /// File holding this number's secret (from `relayd credential`).
+    #[arg(long, value_name = "F", env = "FAXMESH_SECRET")]
+    pub secret_file: PathBuf,
+    /// Directory the faxes are stored in (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Handle one call, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Print one JSON object per fax instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+    /// Answer every call with "busy" (for testing a relay network).
+    #[arg(long)]
+    pub busy: bool,
+    /// Refuse every call (for testing).
+    #[arg(long)]
+    pub reject: bool,
+    /// Hang up right after confirming page N (for testing).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub hangup_after_page: Option<u32>,
+    /// Take at most N pages per fax (announced to the caller).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pages: Option<u32>,
+    /// Compressions this device decodes, best first.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "g4,mr,mh",
+          value_parser = parse::<Compression>)]
+    pub compressions: Vec<Compression>,
+    /// Vertical resolutions this device prints.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "standard,fine,superfine",
+          value_parser = parse::<Resolution>)]
+    pub resolutions: Vec<Resolution>,
+    /// Page widths in pixels this device prints (1728 = A4/Letter, 2048 = B4, 2432 = A3).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1728,2048,2432",
+          value_parser = parse_width)]
+    pub widths: Vec<u32>,
+    /// Seconds between heartbeats to the gateway.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub heartbeat_secs: f64,
+}
+
+impl Cli {
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            compressions: self.compressions.clone(),
+            resolutions: self.resolutions.clone(),
+            widths: self.widths.clone(),
+            max_pages: self.max_pages.unwrap_or(u32::MAX),
+        }
+    }
+}
+
+fn parse<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| e.to_string())
+}
+
+fn parse_width(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(w @ (1728 | 2048 | 2432)) => Ok(w),
+        _ => Err(format!("invalid width '{s}': use 1728, 2048 or 2432")),
+    }
+}

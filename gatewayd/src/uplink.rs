@@ -1,0 +1,262 @@
+//! The gateway's one link to a relay: dial the first relay of the list that
+//! answers, log every device in again, carry logins and calls, and when the
+//! link drops, start over with capped exponential backoff and jitter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::link::control::{self, Heartbeat, Link};
+use common::link::message::{
+    Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
+};
+use common::link::mux::Opener;
+use common::number::Number;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
+
+use crate::call;
+use crate::devices::Departure;
+use crate::server::Gateway;
+
+/// Control messages waiting to go to the relay.
+const OUTBOX: usize = 1024;
+/// First pause after every relay of the list failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The relay link in use.
+#[derive(Clone, Debug)]
+pub struct RelayHandle {
+    pub name: String,
+    pub addr: String,
+    pub opener: Opener,
+    pub outbox: mpsc::Sender<Control>,
+}
+
+/// Shared view of the relay link and the logins waiting for an answer.
+#[derive(Debug)]
+pub struct Uplink {
+    current: watch::Sender<Option<RelayHandle>>,
+    pending: Mutex<HashMap<Number, Vec<oneshot::Sender<LoginOutcome>>>>,
+}
+
+impl Default for Uplink {
+    fn default() -> Self {
+        Uplink {
+            current: watch::channel(None).0,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Uplink {
+    pub fn current(&self) -> Option<RelayHandle> {
+        self.current.borrow().clone()
+    }
+
+    /// Forwards a device's login to the relay and waits for the answer,
+    /// waiting up to `wait` for a relay link if there is none yet.
+    pub async fn login(&self, login: Login, wait: Duration) -> LoginOutcome {
+        let no_relay = LoginOutcome::Refused(LoginRefusal::NoRelay);
+        let mut rx = self.current.subscribe();
+        let Ok(Ok(handle)) = tokio::time::timeout(wait, async {
+            rx.wait_for(|h| h.is_some())
+                .await
+                .map(|h| h.clone().unwrap_or_else(|| unreachable!("waited for Some")))
+        })
+        .await
+        else {
+            return no_relay;
+        };
+        let (tx, result) = oneshot::channel();
+        self.pending_lock()
+            .entry(login.number.clone())
+            .or_default()
+            .push(tx);
+        if handle.outbox.send(Control::Login(login)).await.is_err() {
+            return no_relay;
+        }
+        match tokio::time::timeout(wait, result).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => no_relay,
+        }
+    }
+
+    fn pending_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Number, Vec<oneshot::Sender<LoginOutcome>>>> {
+        // Plain map: still consistent after a panic elsewhere.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers a relay's answer; returns false when nobody was waiting (a
+    /// replayed login after a reconnect).
+    fn resolve(&self, number: &Number, outcome: &LoginOutcome) -> bool {
+        let waiters = self.pending_lock().remove(number).unwrap_or_default();
+        let any = !waiters.is_empty();
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+        any
+    }
+}
+
+/// Keeps a relay link up until the gateway closes.
+pub async fn maintain(gw: Arc<Gateway>) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        for addr in &gw.config.relays {
+            if gw.closing.is_cancelled() {
+                return;
+            }
+            let hello = Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::Gateway,
+                name: gw.name.clone(),
+            };
+            let link = tokio::select! {
+                _ = gw.closing.cancelled() => return,
+                link = control::dial(addr.as_str(), hello, &gw.config.link) => link,
+            };
+            match link {
+                Ok(link) => {
+                    backoff = FIRST_BACKOFF;
+                    let span = tracing::info_span!("relay", relay = %link.peer.name, %addr);
+                    serve_relay_link(&gw, addr, link).instrument(span).await;
+                    gw.update_status();
+                    // Start over from the most preferred relay.
+                    break;
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "relay unreachable"),
+            }
+        }
+        if gw.uplink.current().is_none() {
+            let pause = jitter(backoff);
+            tracing::info!(
+                pause_ms = pause.as_millis() as u64,
+                "no relay reachable; retrying"
+            );
+            tokio::select! {
+                _ = gw.closing.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            backoff = (backoff * 2).min(gw.config.max_backoff);
+        }
+    }
+}
+
+/// A pause between half and all of `d`, so that gateways cut off together do
+/// not all come back in the same instant.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+async fn serve_relay_link(gw: &Arc<Gateway>, addr: &str, mut link: Link) {
+    let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
+    let handle = RelayHandle {
+        name: link.peer.name.clone(),
+        addr: addr.to_owned(),
+        opener: link.opener.clone(),
+        outbox,
+    };
+    // Replay every login before the link is announced, so calls only flow
+    // once the relay knows the devices again.
+    let replay = gw.devices.logins_to_replay();
+    let replayed = replay.len();
+    for login in replay {
+        if let Err(e) = link.writer.send(&Control::Login(login)).await {
+            tracing::warn!(error = %e, "relay link failed during login replay");
+            return;
+        }
+    }
+    gw.uplink.current.send_replace(Some(handle));
+    gw.update_status();
+    tracing::info!(replayed, "relay link up");
+    let mut heartbeat = Heartbeat::new(gw.config.link.heartbeat);
+    let reason = loop {
+        tokio::select! {
+            // Closing first, then control traffic so heartbeats and logins are
+            // never starved by calls, then new calls.
+            biased;
+            _ = gw.closing.cancelled() => break "gateway stopping".to_owned(),
+            _ = link.opener.closed() => break "link closed".to_owned(),
+            msg = link.reader.next() => {
+                heartbeat.heard();
+                match msg {
+                    Ok(Some(Control::Ping { seq })) => {
+                        if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
+                            break format!("cannot write: {e}");
+                        }
+                    }
+                    Ok(Some(Control::LoginResult { number, outcome })) => {
+                        relay_login_result(gw, &number, &outcome);
+                    }
+                    Ok(Some(Control::Kicked { number, reason })) => {
+                        if let Some(old) = gw.devices.kick(&number) {
+                            let _ = old.outbox.try_send(Control::Kicked { number, reason });
+                        }
+                        gw.update_status();
+                    }
+                    Ok(Some(other)) => tracing::debug!(?other, "ignored control message"),
+                    Ok(None) => break "relay closed the control stream".to_owned(),
+                    Err(e) => break format!("bad control frame: {e}"),
+                }
+            }
+            Some(msg) = outbox_rx.recv() => {
+                if let Err(e) = link.writer.send(&msg).await {
+                    break format!("cannot write: {e}");
+                }
+            }
+            ping = heartbeat.beat() => match ping {
+                Some(ping) => {
+                    if let Err(e) = link.writer.send(&ping).await {
+                        break format!("cannot write: {e}");
+                    }
+                }
+                None => break format!("relay silent for {:?}", heartbeat.deadline()),
+            },
+            Some(stream) = link.inbound.recv() => call::spawn_from_relay(gw, stream),
+        }
+    };
+    gw.uplink.current.send_replace(None);
+    link.opener.close();
+    tracing::warn!(%reason, "relay link down");
+}
+
+fn relay_login_result(gw: &Gateway, number: &Number, outcome: &LoginOutcome) {
+    if gw.uplink.resolve(number, outcome) {
+        return;
+    }
+    // A replayed login the relay now refuses (e.g. the secret was revoked):
+    // the device must hear it rather than wait for calls that never come.
+    if let LoginOutcome::Refused(reason) = outcome {
+        tracing::warn!(%number, %reason, "relay refused a replayed login");
+        if let Some(old) = gw.devices.kick(number) {
+            let _ = old.outbox.try_send(Control::Kicked {
+                number: number.clone(),
+                reason: format!("login refused by the relay: {reason}"),
+            });
+        }
+        gw.update_status();
+    }
+}
+
+/// Tells the relay what a closed device link means for its numbers.
+pub async fn report_departures(gw: &Gateway, departures: Vec<Departure>) {
+    let Some(relay) = gw.uplink.current() else {
+        return;
+    };
+    for d in departures {
+        let msgs = match d {
+            Departure::Logout(number) => vec![Control::Logout { number }],
+            Departure::Downgrade(number, login) => {
+                vec![Control::Logout { number }, Control::Login(login)]
+            }
+        };
+        for msg in msgs {
+            // An error means the relay link just went down: the relay forgets
+            // this gateway's devices then, and only live ones are replayed.
+            let _ = relay.outbox.send(msg).await;
+        }
+    }
+}
