@@ -15,6 +15,7 @@ use crate::number::Number;
 /// Fewer bytes than this would make the fleet key guessable.
 pub const MIN_FLEET_KEY_LEN: usize = 16;
 const DOMAIN: &[u8] = b"faxmesh device v1\0";
+const PEER_DOMAIN: &[u8] = b"faxmesh peer v1\0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -60,6 +61,17 @@ impl FleetKey {
         FleetKey(key.to_vec())
     }
 
+    /// A key derived from this one for another purpose (e.g. the mesh key),
+    /// so one file can serve both without the two ever being equal.
+    pub fn derive(&self, purpose: &[u8]) -> FleetKey {
+        FleetKey(
+            self.mac(b"faxmesh derive v1\0", purpose)
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+        )
+    }
+
     /// A new random key, hex encoded, as written to a fresh key file.
     pub fn generate_hex() -> String {
         hex::encode(rand::random::<[u8; 32]>())
@@ -93,6 +105,33 @@ impl FleetKey {
     }
 }
 
+impl FleetKey {
+    /// A relay's answer to a peer's challenge: proves it holds the key
+    /// without revealing it, bound to the nonce and to both names so the
+    /// proof cannot be replayed elsewhere.
+    pub fn peer_proof(&self, nonce: &[u8], prover: &str, verifier: &str) -> Vec<u8> {
+        let mut data = Vec::with_capacity(nonce.len() + prover.len() + verifier.len() + 2);
+        data.extend_from_slice(nonce);
+        data.extend_from_slice(prover.as_bytes());
+        data.push(0);
+        data.extend_from_slice(verifier.as_bytes());
+        self.mac(PEER_DOMAIN, &data)
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Constant-time check of a peer's proof.
+    pub fn verify_peer(&self, nonce: &[u8], prover: &str, verifier: &str, proof: &[u8]) -> bool {
+        self.peer_proof(nonce, prover, verifier).ct_eq(proof).into()
+    }
+}
+
+/// A fresh random challenge.
+pub fn nonce() -> Vec<u8> {
+    rand::random::<[u8; 32]>().to_vec()
+}
+
 /// Reads a device secret from a file (trailing whitespace ignored).
 pub fn read_secret_file(path: &Path) -> std::io::Result<String> {
     let s = std::fs::read_to_string(path)?;
@@ -116,6 +155,22 @@ mod tests {
         assert!(!key.verify_device(&a, ""));
         let other = FleetKey::from_bytes(b"another fleet key 123");
         assert!(!other.verify_device(&a, &secret));
+    }
+
+    #[test]
+    fn peer_proofs_bind_key_nonce_and_names() {
+        let key = FleetKey::from_bytes(b"mesh key of the fleet");
+        let n = nonce();
+        let proof = key.peer_proof(&n, "a", "b");
+        assert!(key.verify_peer(&n, "a", "b", &proof));
+        assert!(!key.verify_peer(&n, "b", "a", &proof), "names are bound");
+        assert!(
+            !key.verify_peer(&nonce(), "a", "b", &proof),
+            "nonce is bound"
+        );
+        let stranger = FleetKey::from_bytes(b"some other key 12345");
+        assert!(!stranger.verify_peer(&n, "a", "b", &proof));
+        assert!(!key.verify_peer(&n, "a", "b", &[]));
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! - [`number`]: fax numbers and call ids.
 //! - [`credential`]: device secrets derived from the fleet key.
 //! - [`directory`]: connection information records and their merge rule.
+//! - [`routing`]: the mesh routing table (paths announced by peers, best next hop).
 //! - [`device`]: the fax device's side of a call (used by faxsend, faxrecv and
 //!   the benchmarks).
 //! - [`codec`]: fax pages: images in, TIFF Class F out, Group 3 and 4.
 //! - [`daemon`]: systemd notifications, signals, logging.
+//! - [`backoff`]: capped exponential backoff with jitter for reconnects.
 
+pub mod backoff;
 pub mod codec;
 pub mod credential;
 pub mod daemon;
@@ -17,3 +20,4 @@ pub mod device;
 pub mod directory;
 pub mod link;
 pub mod number;
+pub mod routing;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::backoff::Backoff;
 use common::daemon::notify;
 use common::device::answer::{self, AnswerPolicy, Answered, refuse};
 use common::device::session::{Session, SessionEnd, SessionError};
@@ -57,7 +58,7 @@ type CallDone = (CallRequest, Answered);
 
 /// Runs the device until `shutdown`, a fatal refusal, or (with --once) one call.
 pub async fn run(cfg: DeviceConfig, shutdown: CancellationToken) -> Stop {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut first = true;
     loop {
         let login = tokio::select! {
@@ -79,16 +80,16 @@ pub async fn run(cfg: DeviceConfig, shutdown: CancellationToken) -> Stop {
                 };
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "cannot log in; retrying");
+                let pause = backoff.next_pause();
+                tracing::warn!(error = %e, retry_ms = pause.as_millis() as u64, "cannot log in; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Stop::ok(),
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        backoff = FIRST_BACKOFF;
+        backoff.reset();
         let status = format!(
             "logged in as {} at relay {} via {}",
             cfg.number, session.relay, cfg.gateway

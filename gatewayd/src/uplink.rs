@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::backoff::Backoff;
 use common::link::control::{self, Heartbeat, Link};
 use common::link::message::{
     Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
@@ -103,7 +104,7 @@ impl Uplink {
 
 /// Keeps a relay link up until the gateway closes.
 pub async fn maintain(gw: Arc<Gateway>) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, gw.config.max_backoff);
     loop {
         for addr in &gw.config.relays {
             if gw.closing.is_cancelled() {
@@ -120,7 +121,7 @@ pub async fn maintain(gw: Arc<Gateway>) {
             };
             match link {
                 Ok(link) => {
-                    backoff = FIRST_BACKOFF;
+                    backoff.reset();
                     let span = tracing::info_span!("relay", relay = %link.peer.name, %addr);
                     serve_relay_link(&gw, addr, link).instrument(span).await;
                     gw.update_status();
@@ -131,7 +132,7 @@ pub async fn maintain(gw: Arc<Gateway>) {
             }
         }
         if gw.uplink.current().is_none() {
-            let pause = jitter(backoff);
+            let pause = backoff.next_pause();
             tracing::info!(
                 pause_ms = pause.as_millis() as u64,
                 "no relay reachable; retrying"
@@ -140,15 +141,8 @@ pub async fn maintain(gw: Arc<Gateway>) {
                 _ = gw.closing.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
             }
-            backoff = (backoff * 2).min(gw.config.max_backoff);
         }
     }
-}
-
-/// A pause between half and all of `d`, so that gateways cut off together do
-/// not all come back in the same instant.
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(rand::random_range(0.5..=1.0))
 }
 
 async fn serve_relay_link(gw: &Arc<Gateway>, addr: &str, mut link: Link) {

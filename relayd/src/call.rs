@@ -1,6 +1,8 @@
-//! Routing a call stream at the relay: the caller must be logged in on the
-//! link it calls from, and the callee must be online here. The stream itself
-//! is carried by `common::link::splice`.
+//! Routing a call stream at the relay. A call from a device or gateway link
+//! must come from a number logged in on that link (peer relays are trusted
+//! fleet members: the first relay checked it). The callee is either homed
+//! here (delivered down its link) or elsewhere (sent to the next relay on the
+//! best path). The stream itself is carried by `common::link::splice`.
 
 use std::sync::Arc;
 
@@ -8,42 +10,72 @@ use common::link::message::{CallRefusal, CallRequest};
 use common::link::mux::{MuxStream, Opener};
 use common::link::splice;
 
+use crate::mesh::Lookup;
 use crate::registry::LinkId;
 use crate::server::Relay;
 
-/// Handles a call stream opened by the link `from_link`, as a tracked task.
-pub fn spawn(relay: &Arc<Relay>, from_link: LinkId, stream: MuxStream) {
+/// Where a call stream came from.
+#[derive(Clone, Copy, Debug)]
+pub enum From {
+    /// A gateway or device link.
+    Link(LinkId),
+    /// A peer relay.
+    Peer,
+}
+
+/// Handles a call stream as a tracked task.
+pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
     let relay2 = relay.clone();
     relay.calls.spawn(async move {
         let relay = relay2;
         let name = relay.config.name.clone();
-        splice::carry(stream, Some(&name), |req| route(&relay, from_link, req)).await;
+        splice::carry(stream, Some(&name), |req| route(&relay, from, req)).await;
     });
 }
 
 /// Where a call goes next, or why it cannot go on.
 fn route(
     relay: &Relay,
-    from_link: LinkId,
+    from: From,
     request: &CallRequest,
 ) -> Result<Opener, (CallRefusal, String)> {
+    let me = &relay.config.name;
     if relay.draining.is_cancelled() {
-        let detail = format!("relay {} is shutting down", relay.config.name);
+        return Err((
+            CallRefusal::Unreachable,
+            format!("relay {me} is shutting down"),
+        ));
+    }
+    if request.via.iter().any(|r| r == me) {
+        // Paths are loop-free by construction; this guards against a bug or
+        // a peer with a stale view.
+        let detail = format!("routing loop: the call came back to relay {me}");
         return Err((CallRefusal::Unreachable, detail));
     }
-    if !relay.registry.may_call_as(from_link, &request.from) {
+    if let From::Link(link) = from
+        && !relay.registry.may_call_as(link, &request.from)
+    {
         let detail = format!("{} is not logged in on this link", request.from);
         return Err((CallRefusal::NotAuthorized, detail));
     }
-    if let Some(route) = relay.registry.receiver(&request.to) {
-        return Ok(route.opener);
-    }
-    Err(match relay.store.get(&request.to) {
-        Ok(Some(_)) => (CallRefusal::Offline, format!("{} is offline", request.to)),
-        Ok(None) => (
+    let to = &request.to;
+    match relay.mesh.lookup(to) {
+        Lookup::Unknown => Err((
             CallRefusal::UnknownNumber,
-            format!("{} is not a known number", request.to),
-        ),
-        Err(e) => (CallRefusal::Unreachable, format!("directory error: {e}")),
-    })
+            format!("{to} is not a known number"),
+        )),
+        Lookup::Local => match relay.registry.receiver(to) {
+            Some(route) => Ok(route.opener),
+            None => Err((CallRefusal::Offline, format!("{to} is offline"))),
+        },
+        Lookup::Offline { home } => Err((
+            CallRefusal::Offline,
+            format!("{to} is offline (home relay {home})"),
+        )),
+        Lookup::Via { opener, .. } => Ok(opener),
+        Lookup::NoRoute { home } => Err((
+            CallRefusal::Unreachable,
+            format!("no path to relay {home}, where {to} is logged in"),
+        )),
+    }
 }

@@ -16,7 +16,11 @@ const EXAMPLES: &str = "\
 Examples:
   relayd --name relay-a --listen 0.0.0.0:4710 --data-dir /var/lib/relayd \\
          --fleet-key-file /etc/faxmesh/fleet.key
+  relayd --name relay-b --listen 0.0.0.0:4710 --data-dir /var/lib/relayd \\
+         --fleet-key-file /etc/faxmesh/fleet.key --peer relay-a.example.net:4710
   relayd credential --fleet-key-file /etc/faxmesh/fleet.key 4930123 > 4930123.secret
+  relayd peers --data-dir /var/lib/relayd          # peers of a running relay
+  relayd directory --data-dir /var/lib/relayd --json
 
 Ready is signalled to systemd (READY=1) with STATUS=\"listening on ADDR\", ADDR being
 the bound address (useful with port 0). SIGTERM lets calls in flight finish, then exits 0.";
@@ -64,6 +68,13 @@ pub struct RunArgs {
     /// [default: DIR/fleet.key, created on first start].
     #[arg(long, value_name = "F")]
     pub fleet_key_file: Option<PathBuf>,
+    /// Peer relay to dial and keep linked (HOST:PORT); repeat for more.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<String>,
+    /// File holding the key relays prove fleet membership with
+    /// [default: derived from the fleet key].
+    #[arg(long, value_name = "F")]
+    pub mesh_key_file: Option<PathBuf>,
     /// Seconds between heartbeats on every link; a peer silent for three is dead.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub heartbeat_secs: f64,
@@ -92,11 +103,17 @@ impl RunArgs {
             None => default_fleet_key(&data_dir)?,
         };
         let fleet_key = FleetKey::load(&key_path)?;
+        let mesh_key = match &self.mesh_key_file {
+            Some(p) => FleetKey::load(p)?,
+            None => fleet_key.derive(b"faxmesh mesh key v1"),
+        };
         Ok(RelayConfig {
             name,
             listen,
             data_dir,
             fleet_key,
+            mesh_key,
+            peers: self.peers,
             link: LinkConfig {
                 heartbeat: Duration::from_secs_f64(self.heartbeat_secs),
                 ..LinkConfig::default()

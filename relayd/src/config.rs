@@ -15,6 +15,10 @@ pub struct RelayConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub fleet_key: FleetKey,
+    /// Proves membership to peer relays (the fleet key unless given apart).
+    pub mesh_key: FleetKey,
+    /// Peer relays to dial and keep linked.
+    pub peers: Vec<String>,
     pub link: LinkConfig,
     /// How long calls in flight may take to finish after SIGTERM.
     pub drain_timeout: Duration,

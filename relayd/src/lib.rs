@@ -3,6 +3,8 @@
 //! - [`config`]: what the relay runs with.
 //! - [`store`]: connection information in sled.
 //! - [`registry`]: which numbers are online on which link.
+//! - [`mesh`]: the routing table shared with peer relays, and renewals.
+//! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
 //! - [`link_session`]: one task per accepted link (hello, logins, heartbeats).
 //! - [`call`]: routing a call stream and splicing it to the callee's link.
 //! - [`server`]: the accept loop, readiness and graceful shutdown.
@@ -11,6 +13,8 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod link_session;
+pub mod mesh;
+pub mod peer;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -14,9 +14,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::call;
 use crate::registry::{LinkId, Route};
 use crate::server::Relay;
+use crate::{call, peer};
 
 /// Control messages waiting to go out on one link.
 const OUTBOX: usize = 64;
@@ -27,13 +27,16 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
         return;
     }
     let name = relay.config.name.clone();
-    let link = control::accept(tcp, &relay.config.link, |hello| match hello.role {
-        Role::Device | Role::Gateway => Ok(Hello {
+    let me = name.clone();
+    let link = control::accept(tcp, &relay.config.link, |hello| {
+        if hello.role == Role::Relay && hello.name == me {
+            return Err(format!("relay name {me} is already taken by this relay"));
+        }
+        Ok(Hello {
             version: PROTOCOL_VERSION,
             role: Role::Relay,
             name,
-        }),
-        Role::Relay => Err("relay peering is not enabled on this relay".to_owned()),
+        })
     })
     .await;
     let link = match link {
@@ -43,6 +46,11 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    if link.peer.role == Role::Relay {
+        let span = tracing::info_span!("peer", %peer, name = %link.peer.name);
+        peer::accept(relay, link).instrument(span).await;
+        return;
+    }
     let span = tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name);
     run_link(relay, link).instrument(span).await;
 }
@@ -89,7 +97,7 @@ async fn run_link(relay: Arc<Relay>, mut link: Link) {
                 None => break format!("peer silent for {:?}", heartbeat.deadline()),
             },
             Some(stream) = link.inbound.recv() => {
-                call::spawn(&relay, id, stream);
+                call::spawn(&relay, call::From::Link(id), stream);
             }
         }
     };
@@ -164,18 +172,15 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
         }
     }
     if receives {
-        let record = ConnectionInfo {
+        relay.mesh.renew_local(ConnectionInfo {
             number: number.clone(),
             home_relay: relay.config.name.clone(),
             gateway: ctx.gateway.clone(),
             capabilities: login.receive,
             login_time: unix_now(),
-            version: relay.store.next_version(),
+            version: relay.mesh.store().next_version(),
             online: true,
-        };
-        if let Err(e) = relay.store.apply(&record) {
-            tracing::error!(%number, error = %e, "cannot store connection information");
-        }
+        });
     }
     tracing::info!(%number, receives, "logged in");
     Control::LoginResult {
@@ -188,15 +193,42 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
 
 /// The number's receiving device is gone: keep the record, mark it offline.
 fn mark_offline(relay: &Relay, number: &Number) {
-    match relay.store.get(number) {
-        Ok(Some(mut record)) if record.online => {
-            record.online = false;
-            record.version = relay.store.next_version();
-            if let Err(e) = relay.store.apply(&record) {
-                tracing::error!(%number, error = %e, "cannot store connection information");
+    if let Some(mut record) = relay.mesh.record(number)
+        && record.online
+        && record.home_relay == relay.config.name
+    {
+        record.online = false;
+        record.version = relay.mesh.store().next_version();
+        relay.mesh.renew_local(record);
+    }
+}
+
+/// Keeps this relay the authority for its own devices after peers' records
+/// arrive: a newer record naming this relay as home while no such device is
+/// logged in here (e.g. writes lost in a crash) is corrected to offline; a
+/// newer login at another relay takes the number from a local device.
+pub fn enforce_home_rule(relay: &Relay, stored: &[ConnectionInfo]) {
+    for record in stored {
+        let local = relay.registry.receiver(&record.number);
+        if record.home_relay == relay.config.name {
+            if record.online && local.is_none() {
+                let mut fixed = record.clone();
+                fixed.online = false;
+                fixed.version = relay.mesh.store().next_version();
+                relay.mesh.renew_local(fixed);
             }
+        } else if let Some(route) = local
+            && record.online
+        {
+            let kicked = Control::Kicked {
+                number: record.number.clone(),
+                reason: format!(
+                    "number {} logged in again at relay {}",
+                    record.number, record.home_relay
+                ),
+            };
+            let _ = route.outbox.try_send(kicked);
+            relay.registry.forget_receiver(&record.number, route.link);
         }
-        Ok(_) => {}
-        Err(e) => tracing::error!(%number, error = %e, "cannot read connection information"),
     }
 }

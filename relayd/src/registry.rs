@@ -95,6 +95,11 @@ impl Registry {
             .is_some_and(|s| s.contains(number))
     }
 
+    /// Drops `number`'s receiver on `link` (its number moved elsewhere).
+    pub fn forget_receiver(&self, number: &Number, link: LinkId) {
+        remove_receiver(&mut self.lock(), link, number);
+    }
+
     pub fn receiver(&self, number: &Number) -> Option<Route> {
         self.lock().receivers.get(number).cloned()
     }

@@ -11,6 +11,8 @@ use common::daemon::notify;
 
 use crate::config::RelayConfig;
 use crate::link_session;
+use crate::mesh::Mesh;
+use crate::peer::{self, PeerState, PeerStatus};
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -18,8 +20,9 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct Relay {
     pub config: RelayConfig,
-    pub store: Store,
+    pub mesh: Mesh,
     pub registry: Registry,
+    pub peer_status: PeerStatus,
     /// Cancelled on SIGTERM: refuse new links and calls.
     pub draining: CancellationToken,
     /// Cancelled once calls have drained: close every link.
@@ -34,23 +37,29 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, &config.name)?;
-    mark_local_devices_offline(&store, &config.name)?;
+    let mesh = Mesh::load(&config.name, store)?;
+    mark_local_devices_offline(&mesh, &config.name);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let relay = Arc::new(Relay {
         config,
-        store,
+        mesh,
         registry: Registry::default(),
+        peer_status: PeerStatus::default(),
         draining: CancellationToken::new(),
         closing: CancellationToken::new(),
         calls: TaskTracker::new(),
     });
-    tracing::info!(relay = %relay.config.name, %addr, known = relay.store.len(), "listening");
+    tracing::info!(relay = %relay.config.name, %addr, known = relay.mesh.known(), "listening");
     notify::ready(&format!("listening on {addr}"));
 
     let links = TaskTracker::new();
+    for peer in relay.config.peers.clone() {
+        relay.peer_status.set(&peer, PeerState::Connecting);
+        links.spawn(peer::maintain(relay.clone(), peer));
+    }
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -86,20 +95,19 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
     relay.closing.cancel();
     links.close();
     links.wait().await;
-    relay.store.flush().await?;
+    relay.mesh.store().flush().await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// After a restart no device is logged in here yet: records that say
 /// otherwise are from before and become "offline" under a new version.
-fn mark_local_devices_offline(store: &Store, name: &str) -> anyhow::Result<()> {
-    for mut record in store.all()? {
+fn mark_local_devices_offline(mesh: &Mesh, name: &str) {
+    for (mut record, _) in mesh.records() {
         if record.online && record.home_relay == name {
             record.online = false;
-            record.version = store.next_version();
-            store.apply(&record)?;
+            record.version = mesh.store().next_version();
+            mesh.renew_local(record);
         }
     }
-    Ok(())
 }

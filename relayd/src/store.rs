@@ -95,6 +95,27 @@ impl Store {
         Ok(true)
     }
 
+    /// Stores records the caller already merged (the routing table decided
+    /// they are newer), in one batch.
+    pub fn put_many(&self, records: &[ConnectionInfo]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        let mut max = 0;
+        for r in records {
+            let bytes = postcard::to_allocvec(r).map_err(|source| StoreError::Corrupt {
+                key: r.number.to_string(),
+                source,
+            })?;
+            batch.insert(r.number.as_str(), bytes);
+            max = max.max(r.version.counter);
+        }
+        self.counter.fetch_max(max, Ordering::SeqCst);
+        self.devices.apply_batch(batch)?;
+        Ok(())
+    }
+
     pub fn all(&self) -> Result<Vec<ConnectionInfo>, StoreError> {
         self.devices
             .iter()

@@ -10,7 +10,11 @@
 //! 4. After `Accepted`, the caller sends `SenderFrame`s (page header, chunks,
 //!    end of document) and the callee answers each page with a
 //!    `ReceiverFrame::PageConfirmed` once it is on disk, then `Complete`.
-//!    Hops splice the stream and never parse steps 3's answer or step 4.
+//!    Hops splice the stream and never parse step 3's answer or step 4.
+//! 5. Between relays, after the hellos: `PeerChallenge` (acceptor),
+//!    `PeerProof` with a nonce (dialer), `PeerProof` (acceptor); then each
+//!    side sends its `Snapshot` and, from then on, `Announce` / `Withdraw`
+//!    for every renewal.
 
 use std::fmt;
 
@@ -18,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Capabilities, PageInfo};
 use crate::number::{CallId, Number};
+use crate::routing::Announcement;
 
 /// Bumped on any incompatible change; a peer with another version is refused.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -114,6 +119,28 @@ pub enum Control {
     Pong {
         seq: u64,
     },
+    /// Relay peering, acceptor first: prove you hold the mesh key.
+    PeerChallenge {
+        #[serde(with = "serde_bytes")]
+        nonce: Vec<u8>,
+    },
+    /// The proof for the other side's nonce, and a nonce for the other side
+    /// (empty in the acceptor's final answer).
+    PeerProof {
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        nonce: Vec<u8>,
+    },
+    /// Part of the full directory a relay sends a new peer; `done` on the last.
+    Snapshot {
+        announcements: Vec<Announcement>,
+        done: bool,
+    },
+    /// Renewals: what this relay now announces for these numbers.
+    Announce(Vec<Announcement>),
+    /// This relay no longer has a path to these numbers.
+    Withdraw(Vec<Number>),
 }
 
 /// The first frame of every call stream.

@@ -1,0 +1,265 @@
+//! The relay's share of the fleet's directory: the routing table (records
+//! plus paths learned from peers), its persistence in sled, and telling every
+//! peer about each renewal.
+//!
+//! The table sits behind a std Mutex (nothing awaits while it is held);
+//! messages to peers go through each peer link's bounded outbox. A peer whose
+//! outbox overflows is disconnected: it resyncs from a fresh snapshot when it
+//! comes back, which is simpler and safer than an unbounded queue.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use common::directory::ConnectionInfo;
+use common::link::message::Control;
+use common::link::mux::Opener;
+use common::number::Number;
+use common::routing::{Announcement, Change, NextHop, RoutingTable};
+use tokio::sync::mpsc;
+
+use crate::registry::LinkId;
+use crate::store::{Store, StoreError};
+
+/// Announcements per snapshot frame: well under the frame size cap.
+pub const SNAPSHOT_CHUNK: usize = 2000;
+
+/// A live link to a peer relay.
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    pub name: String,
+    pub link: LinkId,
+    pub addr: String,
+    /// Name of the relay that dialed this link (for the duplicate rule).
+    pub dialer: String,
+    pub opener: Opener,
+    pub outbox: mpsc::Sender<Control>,
+    pub since: Instant,
+}
+
+/// Where a call goes, as the mesh sees it.
+#[derive(Debug)]
+pub enum Lookup {
+    Unknown,
+    /// Homed here; the registry knows whether the device is online.
+    Local,
+    /// Homed elsewhere and offline there.
+    Offline {
+        home: String,
+    },
+    /// Homed elsewhere, online, and reachable through this peer link.
+    Via {
+        peer: String,
+        opener: Opener,
+    },
+    /// Homed elsewhere but no path to its home relay right now.
+    NoRoute {
+        home: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Mesh {
+    me: String,
+    store: Store,
+    table: Mutex<RoutingTable>,
+    peers: Mutex<BTreeMap<String, PeerHandle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Mesh {
+    /// Loads the persisted records into a fresh table.
+    pub fn load(me: &str, store: Store) -> Result<Mesh, StoreError> {
+        let mut table = RoutingTable::new(me);
+        table.load(store.all()?);
+        Ok(Mesh {
+            me: me.to_owned(),
+            store,
+            table: Mutex::new(table),
+            peers: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn record(&self, number: &Number) -> Option<ConnectionInfo> {
+        lock(&self.table).record(number).cloned()
+    }
+
+    pub fn records(&self) -> Vec<(ConnectionInfo, Option<NextHop>)> {
+        let t = lock(&self.table);
+        t.records()
+            .map(|r| (r.clone(), t.best(&r.number)))
+            .collect()
+    }
+
+    pub fn known(&self) -> usize {
+        lock(&self.table).len()
+    }
+
+    /// A renewal of one of this relay's devices: persist, then tell the peers.
+    pub fn renew_local(&self, record: ConnectionInfo) {
+        if let Err(e) = self.store.apply(&record) {
+            tracing::error!(number = %record.number, error = %e, "cannot store connection information");
+        }
+        let change = lock(&self.table).renew_local(record);
+        self.propagate(change.into_iter().collect());
+    }
+
+    /// Applies announcements from `peer`; returns the records that became
+    /// newer here (the caller checks them against local logins).
+    pub fn apply_announcements(&self, peer: &str, anns: Vec<Announcement>) -> Vec<ConnectionInfo> {
+        let mut stored = Vec::new();
+        let mut changes = Vec::new();
+        {
+            let mut table = lock(&self.table);
+            for ann in anns {
+                let applied = table.announce(peer, ann);
+                stored.extend(applied.stored);
+                changes.extend(applied.change);
+            }
+        }
+        if let Err(e) = self.store.put_many(&stored) {
+            tracing::error!(error = %e, "cannot store learned connection information");
+        }
+        self.propagate(changes);
+        stored
+    }
+
+    pub fn apply_withdrawals(&self, peer: &str, numbers: &[Number]) {
+        let changes: Vec<Change> = {
+            let mut table = lock(&self.table);
+            numbers
+                .iter()
+                .filter_map(|n| table.withdraw(peer, n))
+                .collect()
+        };
+        self.propagate(changes);
+    }
+
+    /// What a new peer receives first.
+    pub fn snapshot(&self) -> Vec<Announcement> {
+        lock(&self.table).snapshot()
+    }
+
+    /// Registers a peer link. Two relays that both dial each other end up
+    /// with two links; both sides keep the one dialed by the relay with the
+    /// smaller name, so they agree without talking. Returns the link that
+    /// lost (to close), if any.
+    pub fn register_peer(&self, handle: PeerHandle) -> Result<Option<PeerHandle>, PeerHandle> {
+        let mut peers = lock(&self.peers);
+        match peers.get(&handle.name) {
+            Some(old) if !old.opener.is_closed() => {
+                if handle.dialer < old.dialer {
+                    let old = peers.insert(handle.name.clone(), handle);
+                    Ok(old)
+                } else {
+                    Err(handle)
+                }
+            }
+            _ => {
+                peers.insert(handle.name.clone(), handle);
+                Ok(None)
+            }
+        }
+    }
+
+    /// A peer link ended: withdraw what was learned through it.
+    pub fn peer_down(&self, name: &str, link: LinkId) {
+        {
+            let mut peers = lock(&self.peers);
+            if peers.get(name).is_none_or(|p| p.link != link) {
+                // A newer link to the same peer replaced this one.
+                return;
+            }
+            peers.remove(name);
+        }
+        let changes = lock(&self.table).peer_down(name);
+        tracing::info!(peer = %name, withdrawn_or_changed = changes.len(), "routes through peer withdrawn");
+        self.propagate(changes);
+    }
+
+    pub fn peers(&self) -> Vec<PeerHandle> {
+        lock(&self.peers).values().cloned().collect()
+    }
+
+    pub fn routes_via(&self, peer: &str) -> usize {
+        lock(&self.table).routes_via(peer)
+    }
+
+    pub fn is_peer_up(&self, name: &str) -> bool {
+        lock(&self.peers)
+            .get(name)
+            .is_some_and(|p| !p.opener.is_closed())
+    }
+
+    /// Where a call to `number` goes.
+    pub fn lookup(&self, number: &Number) -> Lookup {
+        let (record, hop) = {
+            let t = lock(&self.table);
+            match t.record(number) {
+                None => return Lookup::Unknown,
+                Some(r) => (r.clone(), t.best(number)),
+            }
+        };
+        if record.home_relay == self.me {
+            return Lookup::Local;
+        }
+        if !record.online {
+            return Lookup::Offline {
+                home: record.home_relay,
+            };
+        }
+        match hop {
+            Some(NextHop::Peer { name, .. }) => match lock(&self.peers).get(&name) {
+                Some(p) => Lookup::Via {
+                    peer: name,
+                    opener: p.opener.clone(),
+                },
+                None => Lookup::NoRoute {
+                    home: record.home_relay,
+                },
+            },
+            _ => Lookup::NoRoute {
+                home: record.home_relay,
+            },
+        }
+    }
+
+    /// Sends changes to every peer, batched into one message of each kind.
+    fn propagate(&self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut announce = Vec::new();
+        let mut withdraw = Vec::new();
+        for c in changes {
+            match c {
+                Change::Announce(a) => announce.push(a),
+                Change::Withdraw(n) => withdraw.push(n),
+            }
+        }
+        let mut msgs = Vec::new();
+        for chunk in announce.chunks(SNAPSHOT_CHUNK) {
+            msgs.push(Control::Announce(chunk.to_vec()));
+        }
+        for chunk in withdraw.chunks(SNAPSHOT_CHUNK * 4) {
+            msgs.push(Control::Withdraw(chunk.to_vec()));
+        }
+        for peer in self.peers() {
+            for msg in &msgs {
+                if peer.outbox.try_send(msg.clone()).is_err() {
+                    tracing::warn!(peer = %peer.name, "peer too slow for renewals; relinking to resync");
+                    peer.opener.close();
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Links between relays: dialing the configured peers (with backoff), the
+//! mesh-key handshake, the snapshot, and the renewals that follow.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::backoff::Backoff;
+use common::credential::nonce;
+use common::link::control::{self, Heartbeat, Link};
+use common::link::message::{Control, Hello, PROTOCOL_VERSION, Role};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::call;
+use crate::link_session::enforce_home_rule;
+use crate::mesh::{PeerHandle, SNAPSHOT_CHUNK};
+use crate::server::Relay;
+
+/// Renewal messages waiting for one peer.
+const OUTBOX: usize = 1024;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Keeps a link to the peer at `addr` up until the relay closes.
+pub async fn maintain(relay: Arc<Relay>, addr: String) {
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+    loop {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Relay,
+            name: relay.config.name.clone(),
+        };
+        let dialed = tokio::select! {
+            _ = relay.closing.cancelled() => return,
+            l = control::dial(addr.as_str(), hello, &relay.config.link) => l,
+        };
+        let outcome = match dialed {
+            Ok(link) => {
+                let span = tracing::info_span!("peer", peer = %link.peer.name, %addr);
+                async {
+                    match authenticate_as_dialer(&relay, link).await {
+                        Ok(link) => {
+                            let name = link.peer.name.clone();
+                            relay.peer_status.set(&addr, PeerState::Up(name.clone()));
+                            backoff.reset();
+                            run_peer(&relay, link, relay.config.name.clone(), addr.clone()).await;
+                            Ok(name)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                .instrument(span)
+                .await
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(name) => {
+                // If the peer's own link to us won the duplicate rule, wait
+                // while it is up instead of redialing in a loop.
+                while relay.mesh.is_peer_up(&name) && !relay.closing.is_cancelled() {
+                    tokio::select! {
+                        _ = relay.closing.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                relay
+                    .peer_status
+                    .set(&addr, PeerState::Down("link closed".into()));
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "peer unreachable");
+                relay.peer_status.set(&addr, PeerState::Down(e));
+            }
+        }
+        tokio::select! {
+            _ = relay.closing.cancelled() => return,
+            _ = tokio::time::sleep(backoff.next_pause()) => {}
+        }
+    }
+}
+
+/// Dialer side of the mesh-key handshake.
+async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, String> {
+    let me = relay.config.name.clone();
+    let peer = link.peer.name.clone();
+    let key = &relay.config.mesh_key;
+    let result = tokio::time::timeout(relay.config.link.handshake_timeout, async {
+        let their_nonce = match link.reader.next().await {
+            Ok(Some(Control::PeerChallenge { nonce })) => nonce,
+            Ok(Some(Control::Refused { reason })) => return Err(format!("refused: {reason}")),
+            Ok(other) => return Err(format!("expected a challenge, got {other:?}")),
+            Err(e) => return Err(e.to_string()),
+        };
+        let ours = nonce();
+        let proof = key.peer_proof(&their_nonce, &me, &peer);
+        link.writer
+            .send(&Control::PeerProof {
+                proof,
+                nonce: ours.clone(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        match link.reader.next().await {
+            Ok(Some(Control::PeerProof { proof, .. }))
+                if key.verify_peer(&ours, &peer, &me, &proof) =>
+            {
+                Ok(())
+            }
+            Ok(Some(Control::PeerProof { .. })) => {
+                Err(format!("relay {peer} failed the mesh key check"))
+            }
+            Ok(Some(Control::Refused { reason })) => Err(format!("refused: {reason}")),
+            Ok(other) => Err(format!("expected a proof, got {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("mesh handshake timed out".into()));
+    match result {
+        Ok(()) => Ok(link),
+        Err(e) => {
+            link.opener.close();
+            Err(e)
+        }
+    }
+}
+
+/// Acceptor side: challenge the dialing relay, then run the peer link.
+pub async fn accept(relay: Arc<Relay>, mut link: Link) {
+    let me = relay.config.name.clone();
+    let peer = link.peer.name.clone();
+    let key = &relay.config.mesh_key;
+    let ours = nonce();
+    let result: Result<(), String> =
+        tokio::time::timeout(relay.config.link.handshake_timeout, async {
+            link.writer
+                .send(&Control::PeerChallenge {
+                    nonce: ours.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            match link.reader.next().await {
+                Ok(Some(Control::PeerProof { proof, nonce }))
+                    if key.verify_peer(&ours, &peer, &me, &proof) =>
+                {
+                    let answer = key.peer_proof(&nonce, &me, &peer);
+                    link.writer
+                        .send(&Control::PeerProof {
+                            proof: answer,
+                            nonce: Vec::new(),
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Ok(Some(Control::PeerProof { .. })) => {
+                    let _ = link
+                        .writer
+                        .send(&Control::Refused {
+                            reason: "wrong mesh key".into(),
+                        })
+                        .await;
+                    Err("wrong mesh key".into())
+                }
+                Ok(other) => Err(format!("expected a proof, got {other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err("mesh handshake timed out".into()));
+    if let Err(e) = result {
+        tracing::warn!(peer = %peer, addr = %link.peer_addr, error = %e, "peer refused");
+        link.opener.close();
+        return;
+    }
+    let addr = link.peer_addr.clone();
+    run_peer(&relay, link, peer, addr).await;
+}
+
+/// Runs an authenticated peer link: snapshot out, then renewals both ways,
+/// heartbeats, and the calls the peer relays to us.
+async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: String) {
+    let name = link.peer.name.clone();
+    let id = relay.registry.new_link();
+    let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
+    let handle = PeerHandle {
+        name: name.clone(),
+        link: id,
+        addr,
+        dialer,
+        opener: link.opener.clone(),
+        outbox,
+        since: Instant::now(),
+    };
+    match relay.mesh.register_peer(handle) {
+        Ok(Some(old)) => {
+            tracing::info!(peer = %name, "replacing a duplicate peer link");
+            old.opener.close();
+        }
+        Ok(None) => {}
+        Err(_) => {
+            tracing::info!(peer = %name, "already linked to this peer; closing the duplicate");
+            link.opener.close();
+            return;
+        }
+    }
+    // Registered before the snapshot is taken, so no renewal falls between.
+    let snapshot = relay.mesh.snapshot();
+    let sent = snapshot.len();
+    let mut chunks = snapshot.chunks(SNAPSHOT_CHUNK).peekable();
+    let mut failed = None;
+    if chunks.peek().is_none() {
+        failed = link
+            .writer
+            .send(&Control::Snapshot {
+                announcements: Vec::new(),
+                done: true,
+            })
+            .await
+            .err();
+    }
+    while let Some(chunk) = chunks.next() {
+        let msg = Control::Snapshot {
+            announcements: chunk.to_vec(),
+            done: chunks.peek().is_none(),
+        };
+        if let Err(e) = link.writer.send(&msg).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
+    let mut heartbeat = Heartbeat::new(relay.config.link.heartbeat);
+    let reason = if let Some(e) = failed {
+        format!("cannot send the snapshot: {e}")
+    } else {
+        loop {
+            tokio::select! {
+                // Closing first, then control traffic (renewals, heartbeats),
+                // then outgoing renewals, then new calls.
+                biased;
+                _ = relay.closing.cancelled() => break "relay stopping".to_owned(),
+                _ = link.opener.closed() => break "link closed".to_owned(),
+                msg = link.reader.next() => {
+                    heartbeat.heard();
+                    match msg {
+                        Ok(Some(Control::Ping { seq })) => {
+                            if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
+                                break format!("cannot write: {e}");
+                            }
+                        }
+                        Ok(Some(Control::Snapshot { announcements, done })) => {
+                            let n = announcements.len();
+                            let stored = relay.mesh.apply_announcements(&name, announcements);
+                            enforce_home_rule(relay, &stored);
+                            if done {
+                                tracing::info!(peer = %name, last_chunk = n, known = relay.mesh.known(), "snapshot received");
+                            }
+                        }
+                        Ok(Some(Control::Announce(anns))) => {
+                            let stored = relay.mesh.apply_announcements(&name, anns);
+                            enforce_home_rule(relay, &stored);
+                        }
+                        Ok(Some(Control::Withdraw(numbers))) => relay.mesh.apply_withdrawals(&name, &numbers),
+                        Ok(Some(Control::Pong { .. })) => {}
+                        Ok(Some(other)) => tracing::debug!(?other, "ignored control message"),
+                        Ok(None) => break "peer closed the control stream".to_owned(),
+                        Err(e) => break format!("bad control frame: {e}"),
+                    }
+                }
+                Some(msg) = outbox_rx.recv() => {
+                    if let Err(e) = link.writer.send(&msg).await {
+                        break format!("cannot write: {e}");
+                    }
+                }
+                ping = heartbeat.beat() => match ping {
+                    Some(ping) => {
+                        if let Err(e) = link.writer.send(&ping).await {
+                            break format!("cannot write: {e}");
+                        }
+                    }
+                    None => break format!("peer silent for {:?}", heartbeat.deadline()),
+                },
+                Some(stream) = link.inbound.recv() => call::spawn(relay, call::From::Peer, stream),
+            }
+        }
+    };
+    link.opener.close();
+    relay.mesh.peer_down(&name, id);
+    tracing::info!(peer = %name, %reason, "peer link down");
+}
+
+/// What `relayd peers` shows for a configured peer address.
+#[derive(Clone, Debug)]
+pub enum PeerState {
+    Connecting,
+    Up(String),
+    Down(String),
+}
+
+/// Status of the configured peer addresses.
+#[derive(Debug, Default)]
+pub struct PeerStatus {
+    inner: std::sync::Mutex<std::collections::BTreeMap<String, (PeerState, Instant)>>,
+}
+
+impl PeerStatus {
+    pub fn set(&self, addr: &str, state: PeerState) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(addr.to_owned(), (state, Instant::now()));
+    }
+
+    pub fn all(&self) -> Vec<(String, PeerState, Instant)> {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .map(|(a, (s, t))| (a.clone(), s.clone(), *t))
+            .collect()
+    }
+}
