@@ -236,6 +236,23 @@ fn read_page(
         return Ok(TiffPage::Bilevel { bitmap, raw });
     }
 
+    if compression == 1
+        && matches!(photometric, 0 | 1)
+        && let Some(mut packed) = read_bilevel_strips(decoder, width, height)?
+    {
+        // Min-is-white (photometric 0) with FillOrder 1 is our own layout,
+        // so the common case is the strip copy alone.
+        match (fill_order == 2, photometric == 1) {
+            (false, false) => {}
+            (true, false) => packed.iter_mut().for_each(|b| *b = b.reverse_bits()),
+            (false, true) => packed.iter_mut().for_each(|b| *b = !*b),
+            (true, true) => packed.iter_mut().for_each(|b| *b = !b.reverse_bits()),
+        }
+        let bitmap = Bitmap::from_packed(width, height, x_dpi, y_dpi, packed)
+            .ok_or_else(|| PageError::Other("1-bit image data has the wrong size".into()))?;
+        return Ok(TiffPage::Bilevel { bitmap, raw: None });
+    }
+
     let color = decoder.colortype()?;
     let pixels = match (color, decoder.read_image()?) {
         (ColorType::Gray(1), DecodingResult::U8(mut packed)) => {
@@ -261,6 +278,63 @@ fn read_page(
         ))
     })?;
     Ok(TiffPage::Gray { image, dpi })
+}
+
+/// The packed rows of an uncompressed 1-bit, one-sample page stored in
+/// strips, copied straight from the file: no decoder, no conversion. `None`
+/// when the page is laid out otherwise (tiles, more bits or samples), for
+/// the `tiff` crate's general path.
+fn read_bilevel_strips(
+    decoder: &mut Decoder<Cursor<&[u8]>>,
+    width: u32,
+    height: u32,
+) -> Result<Option<Vec<u8>>, PageError> {
+    let bits: u16 = decoder.find_tag_unsigned(Tag::BitsPerSample)?.unwrap_or(1);
+    let samples: u16 = decoder
+        .find_tag_unsigned(Tag::SamplesPerPixel)?
+        .unwrap_or(1);
+    if bits != 1
+        || samples != 1
+        || width == 0
+        || height == 0
+        || decoder.find_tag(Tag::StripOffsets)?.is_none()
+    {
+        return Ok(None);
+    }
+    let offsets = decoder.get_tag_u64_vec(Tag::StripOffsets)?;
+    let counts = decoder.get_tag_u64_vec(Tag::StripByteCounts)?;
+    let rows_per_strip: u32 = decoder
+        .find_tag_unsigned(Tag::RowsPerStrip)?
+        .unwrap_or(height)
+        .clamp(1, height.max(1));
+    let stride = width.div_ceil(8) as usize;
+    let strips = height.div_ceil(rows_per_strip) as usize;
+    if offsets.len() < strips || counts.len() < strips {
+        return Err(PageError::Other(format!(
+            "{} strips listed, {strips} needed for {height} rows",
+            offsets.len().min(counts.len())
+        )));
+    }
+    let mut packed = vec![0u8; stride * height as usize];
+    let bytes: &[u8] = decoder.inner().get_ref();
+    for (i, chunk) in packed
+        .chunks_mut(stride * rows_per_strip as usize)
+        .enumerate()
+    {
+        let strip = usize::try_from(offsets[i])
+            .ok()
+            .and_then(|at| bytes.get(at..)?.get(..chunk.len()))
+            .filter(|_| counts[i] >= chunk.len() as u64)
+            .ok_or_else(|| {
+                PageError::Other(format!(
+                    "strip {} is shorter than its {} rows or past the end of the file",
+                    i + 1,
+                    chunk.len() / stride.max(1)
+                ))
+            })?;
+        chunk.copy_from_slice(strip);
+    }
+    Ok(Some(packed))
 }
 
 /// Resolution across and down in dpi, when both tags are there.
@@ -339,4 +413,63 @@ fn to_gray(color: ColorType, pixels: DecodingResult, width: u32, height: u32) ->
 pub(crate) fn over_white(gray: u8, alpha: u8) -> u8 {
     let (g, a) = (u32::from(gray), u32::from(alpha));
     ((g * a + 255 * (255 - a) + 127) / 255) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::tiff_write::TiffFWriter;
+
+    /// An odd-width page with a pattern that tells bit order and colour apart.
+    fn sample() -> Bitmap {
+        let mut page = Bitmap::new(101, 9, 204, 196);
+        for y in 0..9 {
+            for x in 0..101 {
+                page.set(x, y, (x * 3 + y) % 7 < 2 || x == 100);
+            }
+        }
+        page
+    }
+
+    fn uncompressed_tiff(page: &Bitmap) -> Vec<u8> {
+        let mut writer = TiffFWriter::new(Cursor::new(Vec::new())).expect("writer");
+        writer.append_uncompressed(page).expect("page");
+        writer.finish().expect("finish").into_inner()
+    }
+
+    fn read_one(bytes: &[u8]) -> Bitmap {
+        let mut pages = read_tiff(Path::new("t.tif"), bytes).expect("reads");
+        assert_eq!(pages.len(), 1);
+        match pages.remove(0) {
+            TiffPage::Bilevel { bitmap, raw: None } => bitmap,
+            _ => panic!("not read as an uncompressed bilevel page"),
+        }
+    }
+
+    #[test]
+    fn uncompressed_min_is_white_is_copied_as_is() {
+        let page = sample();
+        let got = read_one(&uncompressed_tiff(&page));
+        assert!(got == page);
+    }
+
+    #[test]
+    fn uncompressed_min_is_black_is_inverted() {
+        let page = sample();
+        let mut bytes = uncompressed_tiff(&page);
+        // The strip is right after the header; invert it (padding bits too,
+        // which the reader must clear) and mark the page min-is-black.
+        for b in &mut bytes[8..8 + page.data().len()] {
+            *b = !*b;
+        }
+        let ifd = 8 + page.data().len().next_multiple_of(2);
+        let entries = usize::from(u16::from_le_bytes([bytes[ifd], bytes[ifd + 1]]));
+        let photometric = (0..entries)
+            .map(|i| ifd + 2 + 12 * i)
+            .find(|&at| u16::from_le_bytes([bytes[at], bytes[at + 1]]) == 262)
+            .expect("a PhotometricInterpretation entry");
+        bytes[photometric + 8] = 1;
+        let got = read_one(&bytes);
+        assert!(got == page);
+    }
 }
