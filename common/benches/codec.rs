@@ -5,7 +5,8 @@
 //! a dithered worst case, libtiff's `tiffcp` doing the same work on one
 //! core, and the all-core figure: `faxsend FILE --output` on a 100-page
 //! TIFF against `tiffcp -c g4` (build faxsend first with
-//! `cargo build --release -p faxsend`).
+//! `cargo build --release -p faxsend`). With `CODEC_BENCH_DIR=DIR` the
+//! TIFFs it writes stay in DIR (`DIR/hundred.tif` is the 100-page input).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -168,7 +169,11 @@ fn main() {
         println!("\ntiffcp not found: install libtiff-tools for the libtiff comparison");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let temp = tempfile::tempdir().expect("temp dir");
+    // CODEC_BENCH_DIR=somewhere keeps the input and output files there (for
+    // profiling faxsend on the same 100-page TIFF).
+    let dir =
+        std::env::var_os("CODEC_BENCH_DIR").map_or_else(|| temp.path().to_owned(), PathBuf::from);
 
     // libtiff on one core: tiffcp over a multi-page uncompressed TIFF. Its
     // time includes reading and writing the files, ours above does not.
@@ -179,15 +184,15 @@ fn main() {
     );
     let pages = 20;
     for (name, page) in [("text", &text), ("dithered", &dithered)] {
-        let plain = dir.path().join(format!("{name}-plain.tif"));
+        let plain = dir.join(format!("{name}-plain.tif"));
         write_uncompressed(&plain, &vec![page.clone(); pages]).expect("write");
         for (compression, scheme) in [
             (Compression::G4, "g4"),
             (Compression::Mr, "g3:2d:fill"),
             (Compression::Mh, "g3:1d:fill"),
         ] {
-            let coded = dir.path().join(format!("{name}-{compression}.tif"));
-            let back = dir.path().join(format!("{name}-{compression}-back.tif"));
+            let coded = dir.join(format!("{name}-{compression}.tif"));
+            let back = dir.join(format!("{name}-{compression}-back.tif"));
             let enc_t = time_command(
                 "taskset",
                 &["-c", "0", "tiffcp", "-c", scheme, s(&plain), s(&coded)],
@@ -219,10 +224,10 @@ fn main() {
         return;
     }
     let hundred: Vec<Bitmap> = (0..100).map(text_page).collect();
-    let plain = dir.path().join("hundred.tif");
+    let plain = dir.join("hundred.tif");
     write_uncompressed(&plain, &hundred).expect("write");
-    let ours_out = dir.path().join("faxsend.tif");
-    let theirs_out = dir.path().join("tiffcp.tif");
+    let ours_out = dir.join("faxsend.tif");
+    let theirs_out = dir.join("tiffcp.tif");
     let ours = time_command(s(&faxsend), &[s(&plain), "--output", s(&ours_out)], 5);
     let theirs = time_command("tiffcp", &["-c", "g4", s(&plain), s(&theirs_out)], 5);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

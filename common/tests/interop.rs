@@ -200,19 +200,32 @@ fn hand_written_mh_and_mr_match_libtiff_byte_for_byte() {
 }
 
 #[test]
-fn g4_from_the_fax_crate_matches_libtiff_byte_for_byte() {
+fn hand_written_g4_matches_libtiff_byte_for_byte() {
     let dir = temp();
     for resolution in Resolution::ALL {
-        let page = text_page(1728, 400, resolution, 42);
-        let input = write_plain(dir.path(), "in.tif", std::slice::from_ref(&page));
-        let out = dir.path().join("g4.tif");
-        run("tiffcp", &["-c", "g4", "-r", "400", s(&input), s(&out)]);
-        let strips = raw_strips(&out);
-        let ours = encode(&page, Compression::G4).expect("encodes");
-        assert!(
-            ours.data == strips[0].2[0],
-            "{resolution}: G4 strips differ"
-        );
+        for width in [1728, 2048, 2432, 1001] {
+            let page = text_page(width, 400, resolution, 42 + u64::from(width));
+            let input = write_plain(dir.path(), "in.tif", std::slice::from_ref(&page));
+            let out = dir.path().join("g4.tif");
+            run("tiffcp", &["-c", "g4", "-r", "400", s(&input), s(&out)]);
+            let strips = raw_strips(&out);
+            let ours = encode(&page, Compression::G4).expect("encodes");
+            let libtiff = &strips[0].2[0];
+            let first_diff = ours.data.iter().zip(libtiff).position(|(a, b)| a != b);
+            assert!(
+                ours.data == *libtiff,
+                "{resolution} width {width}: ours {} bytes, libtiff {} bytes, first \
+                 difference at byte {first_diff:?}",
+                ours.data.len(),
+                libtiff.len()
+            );
+            // libtiff ends the strip with EOFB (two EOLs, 0x001001) and 0
+            // bits to a whole byte (fewer than 8, so the last 4 bytes hold it).
+            let tail = u32::from_be_bytes(libtiff[libtiff.len() - 4..].try_into().expect("4"));
+            let pad = tail.trailing_zeros();
+            assert!(pad < 8, "{resolution} width {width}: {pad} padding bits");
+            assert_eq!((tail >> pad) & 0xff_ffff, 0x001001, "ends with EOFB");
+        }
     }
 }
 

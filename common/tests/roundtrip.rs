@@ -133,3 +133,34 @@ fn damaged_data_is_an_error_naming_the_compression() {
     let err = decode(&encoded).expect_err("truncated data must not decode");
     assert!(err.to_string().contains("not valid g4"), "{err}");
 }
+
+#[test]
+fn a_long_document_keeps_its_page_order() {
+    // Pages are read, decoded and encoded on several threads at once; they
+    // must come out in file order, from an uncompressed and a G4 file alike.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pages: Vec<Bitmap> = (0..40u32)
+        .map(|n| {
+            let mut page = Bitmap::new_fax(1728, 60, Resolution::Fine);
+            // Page n has a bar at a height and length of its own.
+            page.fill_rect(10, n, 20 + 40 * n, n + 3);
+            page
+        })
+        .collect();
+    let plain = dir.path().join("plain.tif");
+    common::codec::tiff_write::write_uncompressed(&plain, &pages).expect("writes");
+    let g4 = dir.path().join("g4.tif");
+    let encoded: Vec<_> = pages
+        .iter()
+        .map(|p| encode(p, Compression::G4).expect("encodes"))
+        .collect();
+    common::codec::write_document(&g4, &encoded).expect("writes");
+    let opts = common::codec::EncodeOptions::default();
+    for input in [plain, g4] {
+        let got = common::codec::load_document(std::slice::from_ref(&input), &opts).expect("loads");
+        assert_eq!(got.len(), pages.len());
+        for (n, (got, want)) in got.iter().zip(&encoded).enumerate() {
+            assert!(got.data == want.data, "{}: page {}", input.display(), n + 1);
+        }
+    }
+}

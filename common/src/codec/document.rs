@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::convert::to_fax_page;
 use super::encode::encode;
 use super::error::CodecError;
-use super::input::read_input;
+use super::input::{input_pages, read_file};
 use super::page::{EncodeOptions, EncodedPage};
 
 /// Reads `paths` in order and turns every page into an encoded fax page.
@@ -33,14 +33,17 @@ pub fn load_document_with_progress(
     }
     let done = AtomicUsize::new(0);
     let mut document = Vec::new();
-    // One file at a time, so only one file's decoded pages are in memory;
-    // the pages of a file spread over all cores.
+    // One file at a time. Its pages are read in order by whichever worker
+    // is free (the bridge hands them out one by one), and decoded, converted
+    // and encoded on all cores meanwhile, so reading overlaps encoding and
+    // only pages in flight are held decoded.
     for path in paths {
-        let sources = read_input(path)?;
-        let pages: Vec<EncodedPage> = sources
-            .into_par_iter()
+        let bytes = read_file(path)?;
+        let mut pages: Vec<(usize, EncodedPage)> = input_pages(path, &bytes)?
             .enumerate()
-            .map(|(i, source)| {
+            .par_bridge()
+            .map(|(i, pending)| {
+                let source = pending?.load()?;
                 let bad = |reason: String| CodecError::BadPage {
                     path: path.clone(),
                     page: i + 1,
@@ -49,9 +52,14 @@ pub fn load_document_with_progress(
                 let bitmap = to_fax_page(source, opts).map_err(bad)?;
                 let page = encode(&bitmap, opts.compression).map_err(|e| bad(e.to_string()))?;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                Ok(page)
+                Ok((i, page))
             })
             .collect::<Result<_, CodecError>>()?;
+        if pages.is_empty() {
+            return Err(CodecError::NoPages { path: path.clone() });
+        }
+        pages.sort_unstable_by_key(|&(i, _)| i);
+        let pages = pages.into_iter().map(|(_, page)| page);
         document.extend(pages);
     }
     Ok(document)

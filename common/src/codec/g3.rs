@@ -180,8 +180,8 @@ const VERTICAL: [Code; 7] = [
 ];
 
 /// 2D-codes a row against the reference (previous) row, both given as
-/// changing elements (T.4 4.2; T.6 2.2 codes G4 rows the same way, but G4
-/// goes through the `fax` crate, see [`super::g4`]).
+/// changing elements (T.4 4.2; T.6 2.2 codes G4 rows the same way, and
+/// [`super::g4`] uses this for them).
 ///
 /// Follows libtiff's Fax3Encode2DRow decision for decision: pass when b2 is
 /// left of a1, vertical when |a1 - b1| <= 3, horizontal otherwise.

@@ -8,7 +8,7 @@ use image::{GrayImage, ImageReader};
 
 use super::bitmap::Bitmap;
 use super::error::{CodecError, MAX_PIXELS, MAX_SIDE};
-use super::tiff_read::{TiffPage, is_tiff, over_white, read_tiff};
+use super::tiff_read::{PendingPage, TiffPage, TiffPages, is_tiff, over_white, tiff_pages};
 
 /// One page of an input file, before conversion to fax geometry.
 #[derive(Debug)]
@@ -31,6 +31,20 @@ pub enum SourceImage {
 
 /// Reads every page of `path`.
 pub fn read_input(path: &Path) -> Result<Vec<SourcePage>, CodecError> {
+    let bytes = read_file(path)?;
+    let pages = input_pages(path, &bytes)?
+        .map(|page| page?.load())
+        .collect::<Result<Vec<_>, _>>()?;
+    if pages.is_empty() {
+        return Err(CodecError::NoPages {
+            path: path.to_owned(),
+        });
+    }
+    Ok(pages)
+}
+
+/// The whole of an input file; an empty one is an error.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CodecError> {
     let bytes = std::fs::read(path).map_err(|error| CodecError::Read {
         path: path.to_owned(),
         error,
@@ -40,33 +54,70 @@ pub fn read_input(path: &Path) -> Result<Vec<SourcePage>, CodecError> {
             path: path.to_owned(),
         });
     }
-    let pages = if is_tiff(&bytes) {
-        read_tiff(path, &bytes)?
-            .into_iter()
-            .map(|page| match page {
-                TiffPage::Bilevel { bitmap, .. } => {
-                    let dpi = (bitmap.x_dpi() > 0 && bitmap.y_dpi() > 0)
-                        .then(|| (f64::from(bitmap.x_dpi()), f64::from(bitmap.y_dpi())));
-                    SourcePage {
-                        image: SourceImage::Bilevel(bitmap),
-                        dpi,
-                    }
-                }
-                TiffPage::Gray { image, dpi } => SourcePage {
-                    image: SourceImage::Gray(image),
-                    dpi,
-                },
-            })
-            .collect()
+    Ok(bytes)
+}
+
+/// The pages of an input file held in `bytes`, one at a time and in order,
+/// each still to be [`load`](PendingSource::load)ed: a TIFF's fax pages
+/// are decoded there, so pages can decode on several threads while the
+/// next ones are read. Ends after the first error.
+pub(crate) fn input_pages<'a>(
+    path: &'a Path,
+    bytes: &'a [u8],
+) -> Result<InputPages<'a>, CodecError> {
+    Ok(if is_tiff(bytes) {
+        InputPages::Tiff(Box::new(tiff_pages(path, bytes)?))
     } else {
-        vec![read_other(path, &bytes)?]
-    };
-    if pages.is_empty() {
-        return Err(CodecError::NoPages {
-            path: path.to_owned(),
-        });
+        InputPages::One(Some(read_other(path, bytes)))
+    })
+}
+
+/// See [`input_pages`].
+pub(crate) enum InputPages<'a> {
+    Tiff(Box<TiffPages<'a>>),
+    /// A single-page format, read already.
+    One(Option<Result<SourcePage, CodecError>>),
+}
+
+impl Iterator for InputPages<'_> {
+    type Item = Result<PendingSource, CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            InputPages::Tiff(pages) => pages.next().map(|p| p.map(PendingSource::Tiff)),
+            InputPages::One(page) => page.take().map(|p| p.map(PendingSource::Ready)),
+        }
     }
-    Ok(pages)
+}
+
+/// A page of an input file, perhaps still to decode.
+pub(crate) enum PendingSource {
+    Tiff(PendingPage),
+    Ready(SourcePage),
+}
+
+impl PendingSource {
+    /// The page, decoded.
+    pub(crate) fn load(self) -> Result<SourcePage, CodecError> {
+        let page = match self {
+            PendingSource::Ready(page) => return Ok(page),
+            PendingSource::Tiff(page) => page.finish()?,
+        };
+        Ok(match page {
+            TiffPage::Bilevel { bitmap, .. } => {
+                let dpi = (bitmap.x_dpi() > 0 && bitmap.y_dpi() > 0)
+                    .then(|| (f64::from(bitmap.x_dpi()), f64::from(bitmap.y_dpi())));
+                SourcePage {
+                    image: SourceImage::Bilevel(bitmap),
+                    dpi,
+                }
+            }
+            TiffPage::Gray { image, dpi } => SourcePage {
+                image: SourceImage::Gray(image),
+                dpi,
+            },
+        })
+    }
 }
 
 /// Reads a single-page format through the `image` crate.

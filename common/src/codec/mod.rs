@@ -3,8 +3,8 @@
 //! - [`page`]: the wire vocabulary ([`Compression`], [`Resolution`],
 //!   [`Paper`], [`EncodedPage`], [`PageInfo`], [`EncodeOptions`]).
 //! - [`bitmap`]: the page model, a bilevel [`Bitmap`] with its resolution.
-//! - [`encode()`](encode::encode) picks the encoder: [`g3`] (MH and MR, by
-//!   hand, byte-identical to libtiff) or [`g4`] (the `fax` crate).
+//! - [`encode()`](encode::encode) picks the encoder: [`g3`] (MH and MR) or
+//!   [`g4`], all by hand and byte-identical to libtiff.
 //! - [`decode()`](decode::decode): MH, MR and G4 back to a bitmap
 //!   (`hayro-ccitt`).
 //! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not.

@@ -8,7 +8,7 @@
 //! first.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::GrayImage;
 use tiff::decoder::ifd::Value;
@@ -47,38 +47,114 @@ pub(crate) fn is_tiff(bytes: &[u8]) -> bool {
 
 /// Reads every page of a TIFF held in memory. `path` is for messages only.
 pub(crate) fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Vec<TiffPage>, CodecError> {
-    let not_image = |e: TiffError| CodecError::NotAnImage {
-        path: path.to_owned(),
-        reason: format!("tiff: {e}"),
-    };
-    let mut decoder = Decoder::new(Cursor::new(bytes))
-        .map_err(not_image)?
-        .with_limits(Limits::unlimited());
-    let mut pages = Vec::new();
-    loop {
-        let number = pages.len() + 1;
-        let bad = |reason: String| CodecError::BadPage {
+    tiff_pages(path, bytes)?
+        .map(|page| page?.finish())
+        .collect()
+}
+
+/// The pages of a TIFF held in memory, one at a time, each read as far as
+/// it can be without decoding (see [`PendingPage`]). `path` is for
+/// messages only.
+pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPages<'a>, CodecError> {
+    let decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(|e| CodecError::NotAnImage {
             path: path.to_owned(),
-            page: number,
-            reason,
-        };
-        pages.push(read_page(path, number, &mut decoder).map_err(|e| match e {
-            PageError::Codec(e) => e,
-            PageError::Tiff(e) => bad(format!(
-                "{e}; the TIFF is damaged or uses a layout faxmesh cannot read"
-            )),
-            PageError::Other(reason) => bad(reason),
-        })?);
-        if !decoder.more_images() {
-            break;
+            reason: format!("tiff: {e}"),
+        })?
+        .with_limits(Limits::unlimited());
+    Ok(TiffPages {
+        path,
+        decoder,
+        read: 0,
+        done: false,
+    })
+}
+
+/// Iterator over the pages of a TIFF, see [`tiff_pages`]. It ends after the
+/// first error.
+pub(crate) struct TiffPages<'a> {
+    path: &'a Path,
+    decoder: Decoder<Cursor<&'a [u8]>>,
+    /// Pages read so far.
+    read: usize,
+    done: bool,
+}
+
+impl Iterator for TiffPages<'_> {
+    type Item = Result<PendingPage, CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
         }
-        decoder.next_image().map_err(|e| {
-            bad(format!(
-                "cannot find the next page ({e}); the TIFF is damaged"
-            ))
-        })?;
+        let number = self.read + 1;
+        if number > 1 {
+            if !self.decoder.more_images() {
+                self.done = true;
+                return None;
+            }
+            if let Err(e) = self.decoder.next_image() {
+                self.done = true;
+                return Some(Err(bad_page(
+                    self.path,
+                    number - 1,
+                    format!("cannot find the next page ({e}); the TIFF is damaged"),
+                )));
+            }
+        }
+        self.read = number;
+        let page = read_page(self.path, number, &mut self.decoder);
+        self.done = page.is_err();
+        Some(
+            page.map(|page| PendingPage {
+                path: self.path.to_owned(),
+                number,
+                page,
+            })
+            .map_err(|e| page_error(self.path, number, e)),
+        )
     }
-    Ok(pages)
+}
+
+/// A page read from its TIFF but, when it holds fax data, not decoded yet:
+/// decoding is the costly part, and [`PendingPage::finish`] can run on any
+/// thread.
+pub(crate) struct PendingPage {
+    path: PathBuf,
+    number: usize,
+    page: ReadPage,
+}
+
+impl PendingPage {
+    /// Decodes the page if it still needs it.
+    pub(crate) fn finish(self) -> Result<TiffPage, CodecError> {
+        match self.page {
+            ReadPage::Done(page) => Ok(page),
+            ReadPage::Fax(strips) => strips
+                .decode()
+                .map_err(|e| page_error(&self.path, self.number, e)),
+        }
+    }
+}
+
+fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
+    CodecError::BadPage {
+        path: path.to_owned(),
+        page: number,
+        reason,
+    }
+}
+
+fn page_error(path: &Path, number: usize, e: PageError) -> CodecError {
+    match e {
+        PageError::Codec(e) => e,
+        PageError::Tiff(e) => bad_page(
+            path,
+            number,
+            format!("{e}; the TIFF is damaged or uses a layout faxmesh cannot read"),
+        ),
+        PageError::Other(reason) => bad_page(path, number, reason),
+    }
 }
 
 /// Reads the pages of a fax file as encoded pages, keeping the stored strips
@@ -141,11 +217,66 @@ impl From<std::io::Error> for PageError {
     }
 }
 
+/// A page as [`read_page`] leaves it.
+enum ReadPage {
+    Done(TiffPage),
+    Fax(FaxStrips),
+}
+
+/// The strips of a fax page, read but not decoded.
+struct FaxStrips {
+    /// In FillOrder 1 (bit-reversed already when the file has FillOrder 2).
+    strips: Vec<Vec<u8>>,
+    coding: StripCoding,
+    width: u32,
+    height: u32,
+    x_dpi: u32,
+    y_dpi: u32,
+    rows_per_strip: u32,
+    /// Min-is-black: the pixels need inverting after decoding.
+    invert: bool,
+    /// The single strip can go into a Class F file as it is, with this
+    /// compression (see [`TiffPage::Bilevel`]).
+    keep_raw: Option<Compression>,
+}
+
+impl FaxStrips {
+    fn decode(mut self) -> Result<TiffPage, PageError> {
+        let (width, height) = (self.width, self.height);
+        let mut bitmap = Bitmap::new(width, height, self.x_dpi, self.y_dpi);
+        let mut row = 0;
+        for strip in &self.strips {
+            if row >= height {
+                break;
+            }
+            let rows = self.rows_per_strip.min(height - row);
+            let got = decode_strip_with(strip, self.coding, width, rows, &mut bitmap, row)
+                .map_err(|e| PageError::Other(format!("damaged fax data ({e})")))?;
+            if got < rows {
+                return Err(PageError::Other(format!(
+                    "damaged fax data: a strip ends after {got} of {rows} rows"
+                )));
+            }
+            row += rows;
+        }
+        if row < height {
+            return Err(PageError::Other(format!(
+                "the strips hold {row} rows but the page has {height}"
+            )));
+        }
+        if self.invert {
+            invert(&mut bitmap);
+        }
+        let raw = self.keep_raw.map(|c| (c, self.strips.swap_remove(0)));
+        Ok(TiffPage::Bilevel { bitmap, raw })
+    }
+}
+
 fn read_page(
     path: &Path,
     number: usize,
     decoder: &mut Decoder<Cursor<&[u8]>>,
-) -> Result<TiffPage, PageError> {
+) -> Result<ReadPage, PageError> {
     let (width, height) = decoder.dimensions()?;
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(PageError::Codec(CodecError::TooLarge {
@@ -189,7 +320,6 @@ fn read_page(
             .find_tag_unsigned(Tag::RowsPerStrip)?
             .unwrap_or(height)
             .clamp(1, height);
-        let mut bitmap = Bitmap::new(width, height, x_dpi, y_dpi);
         let mut strips = Vec::with_capacity(offsets.len());
         for (&offset, &count) in offsets.iter().zip(&counts) {
             let mut strip = vec![0u8; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 30)];
@@ -203,37 +333,40 @@ fn read_page(
             }
             strips.push(strip);
         }
-        let mut row = 0;
-        for strip in &strips {
-            if row >= height {
-                break;
-            }
-            let rows = rows_per_strip.min(height - row);
-            let got = decode_strip_with(strip, coding, width, rows, &mut bitmap, row)
-                .map_err(|e| PageError::Other(format!("damaged fax data ({e})")))?;
-            if got < rows {
-                return Err(PageError::Other(format!(
-                    "damaged fax data: a strip ends after {got} of {rows} rows"
-                )));
-            }
-            row += rows;
-        }
-        if row < height {
-            return Err(PageError::Other(format!(
-                "the strips hold {row} rows but the page has {height}"
-            )));
-        }
-        if photometric == 1 {
-            invert(&mut bitmap);
-        }
-        let raw = match coding {
+        let keep_raw = match coding {
             StripCoding::Fax(c) if strips.len() == 1 && fill_order == 1 && photometric == 0 => {
-                let keeps = c == Compression::G4 || t4 & 4 != 0;
-                keeps.then(|| (c, strips.swap_remove(0)))
+                (c == Compression::G4 || t4 & 4 != 0).then_some(c)
             }
             _ => None,
         };
-        return Ok(TiffPage::Bilevel { bitmap, raw });
+        return Ok(ReadPage::Fax(FaxStrips {
+            strips,
+            coding,
+            width,
+            height,
+            x_dpi,
+            y_dpi,
+            rows_per_strip,
+            invert: photometric == 1,
+            keep_raw,
+        }));
+    }
+
+    if compression == 1
+        && matches!(photometric, 0 | 1)
+        && let Some(mut packed) = read_bilevel_strips(decoder, width, height)?
+    {
+        // Min-is-white (photometric 0) with FillOrder 1 is our own layout,
+        // so the common case is the strip copy alone.
+        match (fill_order == 2, photometric == 1) {
+            (false, false) => {}
+            (true, false) => packed.iter_mut().for_each(|b| *b = b.reverse_bits()),
+            (false, true) => packed.iter_mut().for_each(|b| *b = !*b),
+            (true, true) => packed.iter_mut().for_each(|b| *b = !b.reverse_bits()),
+        }
+        let bitmap = Bitmap::from_packed(width, height, x_dpi, y_dpi, packed)
+            .ok_or_else(|| PageError::Other("1-bit image data has the wrong size".into()))?;
+        return Ok(ReadPage::Done(TiffPage::Bilevel { bitmap, raw: None }));
     }
 
     let color = decoder.colortype()?;
@@ -251,7 +384,7 @@ fn read_page(
             }
             let bitmap = Bitmap::from_packed(width, height, x_dpi, y_dpi, packed)
                 .ok_or_else(|| PageError::Other("1-bit image data has the wrong size".into()))?;
-            return Ok(TiffPage::Bilevel { bitmap, raw: None });
+            return Ok(ReadPage::Done(TiffPage::Bilevel { bitmap, raw: None }));
         }
         (_, pixels) => pixels,
     };
@@ -260,7 +393,64 @@ fn read_page(
             "{color:?} pixels are not supported; save the page as 8-bit grey or RGB"
         ))
     })?;
-    Ok(TiffPage::Gray { image, dpi })
+    Ok(ReadPage::Done(TiffPage::Gray { image, dpi }))
+}
+
+/// The packed rows of an uncompressed 1-bit, one-sample page stored in
+/// strips, copied straight from the file: no decoder, no conversion. `None`
+/// when the page is laid out otherwise (tiles, more bits or samples), for
+/// the `tiff` crate's general path.
+fn read_bilevel_strips(
+    decoder: &mut Decoder<Cursor<&[u8]>>,
+    width: u32,
+    height: u32,
+) -> Result<Option<Vec<u8>>, PageError> {
+    let bits: u16 = decoder.find_tag_unsigned(Tag::BitsPerSample)?.unwrap_or(1);
+    let samples: u16 = decoder
+        .find_tag_unsigned(Tag::SamplesPerPixel)?
+        .unwrap_or(1);
+    if bits != 1
+        || samples != 1
+        || width == 0
+        || height == 0
+        || decoder.find_tag(Tag::StripOffsets)?.is_none()
+    {
+        return Ok(None);
+    }
+    let offsets = decoder.get_tag_u64_vec(Tag::StripOffsets)?;
+    let counts = decoder.get_tag_u64_vec(Tag::StripByteCounts)?;
+    let rows_per_strip: u32 = decoder
+        .find_tag_unsigned(Tag::RowsPerStrip)?
+        .unwrap_or(height)
+        .clamp(1, height.max(1));
+    let stride = width.div_ceil(8) as usize;
+    let strips = height.div_ceil(rows_per_strip) as usize;
+    if offsets.len() < strips || counts.len() < strips {
+        return Err(PageError::Other(format!(
+            "{} strips listed, {strips} needed for {height} rows",
+            offsets.len().min(counts.len())
+        )));
+    }
+    let mut packed = vec![0u8; stride * height as usize];
+    let bytes: &[u8] = decoder.inner().get_ref();
+    for (i, chunk) in packed
+        .chunks_mut(stride * rows_per_strip as usize)
+        .enumerate()
+    {
+        let strip = usize::try_from(offsets[i])
+            .ok()
+            .and_then(|at| bytes.get(at..)?.get(..chunk.len()))
+            .filter(|_| counts[i] >= chunk.len() as u64)
+            .ok_or_else(|| {
+                PageError::Other(format!(
+                    "strip {} is shorter than its {} rows or past the end of the file",
+                    i + 1,
+                    chunk.len() / stride.max(1)
+                ))
+            })?;
+        chunk.copy_from_slice(strip);
+    }
+    Ok(Some(packed))
 }
 
 /// Resolution across and down in dpi, when both tags are there.
@@ -339,4 +529,63 @@ fn to_gray(color: ColorType, pixels: DecodingResult, width: u32, height: u32) ->
 pub(crate) fn over_white(gray: u8, alpha: u8) -> u8 {
     let (g, a) = (u32::from(gray), u32::from(alpha));
     ((g * a + 255 * (255 - a) + 127) / 255) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::tiff_write::TiffFWriter;
+
+    /// An odd-width page with a pattern that tells bit order and colour apart.
+    fn sample() -> Bitmap {
+        let mut page = Bitmap::new(101, 9, 204, 196);
+        for y in 0..9 {
+            for x in 0..101 {
+                page.set(x, y, (x * 3 + y) % 7 < 2 || x == 100);
+            }
+        }
+        page
+    }
+
+    fn uncompressed_tiff(page: &Bitmap) -> Vec<u8> {
+        let mut writer = TiffFWriter::new(Cursor::new(Vec::new())).expect("writer");
+        writer.append_uncompressed(page).expect("page");
+        writer.finish().expect("finish").into_inner()
+    }
+
+    fn read_one(bytes: &[u8]) -> Bitmap {
+        let mut pages = read_tiff(Path::new("t.tif"), bytes).expect("reads");
+        assert_eq!(pages.len(), 1);
+        match pages.remove(0) {
+            TiffPage::Bilevel { bitmap, raw: None } => bitmap,
+            _ => panic!("not read as an uncompressed bilevel page"),
+        }
+    }
+
+    #[test]
+    fn uncompressed_min_is_white_is_copied_as_is() {
+        let page = sample();
+        let got = read_one(&uncompressed_tiff(&page));
+        assert!(got == page);
+    }
+
+    #[test]
+    fn uncompressed_min_is_black_is_inverted() {
+        let page = sample();
+        let mut bytes = uncompressed_tiff(&page);
+        // The strip is right after the header; invert it (padding bits too,
+        // which the reader must clear) and mark the page min-is-black.
+        for b in &mut bytes[8..8 + page.data().len()] {
+            *b = !*b;
+        }
+        let ifd = 8 + page.data().len().next_multiple_of(2);
+        let entries = usize::from(u16::from_le_bytes([bytes[ifd], bytes[ifd + 1]]));
+        let photometric = (0..entries)
+            .map(|i| ifd + 2 + 12 * i)
+            .find(|&at| u16::from_le_bytes([bytes[at], bytes[at + 1]]) == 262)
+            .expect("a PhotometricInterpretation entry");
+        bytes[photometric + 8] = 1;
+        let got = read_one(&bytes);
+        assert!(got == page);
+    }
 }
