@@ -51,6 +51,21 @@ pub enum Command {
         /// The device's fax number.
         number: Number,
     },
+    /// Show the peers of the relay running with --data-dir DIR.
+    Peers(QueryArgs),
+    /// Show the directory (number, home relay, next hop, version, liveness)
+    /// of the relay running with --data-dir DIR.
+    Directory(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The running relay's data directory (its admin socket lives there).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

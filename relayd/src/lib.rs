@@ -8,7 +8,9 @@
 //! - [`link_session`]: one task per accepted link (hello, logins, heartbeats).
 //! - [`call`]: routing a call stream and splicing it to the callee's link.
 //! - [`server`]: the accept loop, readiness and graceful shutdown.
+//! - [`admin`]: the operator's socket behind `relayd peers` / `relayd directory`.
 
+pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;

@@ -19,14 +19,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Credential {
-        fleet_key_file,
-        number,
-    }) = cli.command
-    {
-        let key = FleetKey::load(&fleet_key_file)?;
-        println!("{}", key.device_secret(&number));
-        return Ok(());
+    match cli.command {
+        Some(Command::Credential {
+            fleet_key_file,
+            number,
+        }) => {
+            let key = FleetKey::load(&fleet_key_file)?;
+            println!("{}", key.device_secret(&number));
+            return Ok(());
+        }
+        Some(Command::Peers(q)) => return show("peers", &q),
+        Some(Command::Directory(q)) => return show("directory", &q),
+        None => {}
     }
     let config = cli.run.into_config()?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -34,4 +38,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let shutdown = common::daemon::shutdown::on_signals()?;
         relayd::run(config, shutdown).await
     })
+}
+
+fn show(what: &str, q: &relayd::cli::QueryArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let value = runtime.block_on(relayd::admin::query(&q.data_dir, what))?;
+    relayd::admin::print(what, &value, q.json)
 }

@@ -8,7 +8,8 @@
 //! comes back, which is simpler and safer than an unbounded queue.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use common::directory::ConnectionInfo;
@@ -35,6 +36,20 @@ pub struct PeerHandle {
     pub opener: Opener,
     pub outbox: mpsc::Sender<Control>,
     pub since: Instant,
+    /// Milliseconds after `since` when the peer was last heard from.
+    pub heard_ms: Arc<AtomicU64>,
+}
+
+impl PeerHandle {
+    /// Records that the peer spoke just now.
+    pub fn heard(&self) {
+        self.heard_ms.store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn last_heard_secs(&self) -> u64 {
+        let heard = self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
+        heard.elapsed().as_secs()
+    }
 }
 
 /// Where a call goes, as the mesh sees it.

@@ -191,7 +191,9 @@ async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: Stri
         opener: link.opener.clone(),
         outbox,
         since: Instant::now(),
+        heard_ms: Default::default(),
     };
+    let heard = handle.clone();
     match relay.mesh.register_peer(handle) {
         Ok(Some(old)) => {
             tracing::info!(peer = %name, "replacing a duplicate peer link");
@@ -243,6 +245,7 @@ async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: Stri
                 _ = link.opener.closed() => break "link closed".to_owned(),
                 msg = link.reader.next() => {
                     heartbeat.heard();
+                    heard.heard();
                     match msg {
                         Ok(Some(Control::Ping { seq })) => {
                             if let Err(e) = link.writer.send(&Control::Pong { seq }).await {

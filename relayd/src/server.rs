@@ -11,6 +11,7 @@ use common::daemon::notify;
 
 use crate::config::RelayConfig;
 use crate::link_session;
+use crate::admin;
 use crate::mesh::Mesh;
 use crate::peer::{self, PeerState, PeerStatus};
 use crate::registry::Registry;
@@ -56,6 +57,12 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
     notify::ready(&format!("listening on {addr}"));
 
     let links = TaskTracker::new();
+    let admin_relay = relay.clone();
+    links.spawn(async move {
+        if let Err(e) = admin::serve(admin_relay).await {
+            tracing::warn!(error = %e, "admin socket unavailable; `relayd peers` will not answer");
+        }
+    });
     for peer in relay.config.peers.clone() {
         relay.peer_status.set(&peer, PeerState::Connecting);
         links.spawn(peer::maintain(relay.clone(), peer));
