@@ -72,6 +72,16 @@ impl FaxSend {
         self
     }
 
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> FaxSend
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
     /// Runs faxsend to the end (failing the test if it takes over a minute).
     #[track_caller]
     pub fn run(mut self) -> Sent {
