@@ -72,6 +72,12 @@ impl FleetKey {
         )
     }
 
+    /// The key relays prove fleet membership with, when no separate mesh key
+    /// file is given.
+    pub fn mesh_key(&self) -> FleetKey {
+        self.derive(b"faxmesh mesh key v1")
+    }
+
     /// A new random key, hex encoded, as written to a fresh key file.
     pub fn generate_hex() -> String {
         hex::encode(rand::random::<[u8; 32]>())

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let stop = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(run));
+    common::daemon::notify::flush(Duration::from_secs(1));
     match stop {
         Ok(stop) => {
             if let Some(message) = stop.message {

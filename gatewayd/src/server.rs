@@ -107,5 +107,6 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
     tasks.close();
     tasks.wait().await;
     tracing::info!("stopped");
+    notify::flush(std::time::Duration::from_secs(1));
     Ok(())
 }

@@ -120,7 +120,7 @@ impl RunArgs {
         let fleet_key = FleetKey::load(&key_path)?;
         let mesh_key = match &self.mesh_key_file {
             Some(p) => FleetKey::load(p)?,
-            None => fleet_key.derive(b"faxmesh mesh key v1"),
+            None => fleet_key.mesh_key(),
         };
         Ok(RelayConfig {
             name,

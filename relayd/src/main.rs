@@ -41,7 +41,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn show(what: &str, q: &relayd::cli::QueryArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let value = runtime.block_on(relayd::admin::query(&q.data_dir, what))?;
     relayd::admin::print(what, &value, q.json)
 }

@@ -43,11 +43,13 @@ pub struct PeerHandle {
 impl PeerHandle {
     /// Records that the peer spoke just now.
     pub fn heard(&self) {
-        self.heard_ms.store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.heard_ms
+            .store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn last_heard_secs(&self) -> u64 {
-        let heard = self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
+        let heard =
+            self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
         heard.elapsed().as_secs()
     }
 }

@@ -9,9 +9,9 @@ use tokio_util::task::TaskTracker;
 
 use common::daemon::notify;
 
+use crate::admin;
 use crate::config::RelayConfig;
 use crate::link_session;
-use crate::admin;
 use crate::mesh::Mesh;
 use crate::peer::{self, PeerState, PeerStatus};
 use crate::registry::Registry;
@@ -104,6 +104,7 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
     links.wait().await;
     relay.mesh.store().flush().await?;
     tracing::info!("stopped");
+    notify::flush(std::time::Duration::from_secs(1));
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! - [`sender`]: running faxsend and reading its exit code and report.
 //! - [`fleet`]: the fleet key and device secrets.
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
+//! - [`load`]: fax devices driven in process, for benchmarks and load tests.
 //! - [`testbed`]: one test's temp dir and fleet, with shortcuts to start it all.
 //!
 //! A typical test:
@@ -29,6 +30,7 @@ pub mod daemon;
 pub mod fleet;
 pub mod gateway;
 pub mod images;
+pub mod load;
 pub mod notify;
 pub mod receiver;
 pub mod relay;

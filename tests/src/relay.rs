@@ -18,6 +18,8 @@ pub struct Relay {
     dir: PathBuf,
     data_dir: PathBuf,
     key_file: PathBuf,
+    /// Flags beyond the basics (e.g. `--peer ADDR`), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl Relay {
@@ -25,12 +27,34 @@ impl Relay {
     /// in `dir/<name>.data`; returns once it is ready.
     #[track_caller]
     pub fn start(dir: &Path, fleet: &Fleet, name: &str) -> Relay {
+        Relay::start_with(dir, fleet, name, &[])
+    }
+
+    /// Starts relayd `name` peered with the relays at `peers` (`--peer`).
+    #[track_caller]
+    pub fn start_peered(dir: &Path, fleet: &Fleet, name: &str, peers: &[SocketAddr]) -> Relay {
+        let extra: Vec<String> = peers
+            .iter()
+            .flat_map(|p| ["--peer".to_owned(), p.to_string()])
+            .collect();
+        Relay::start_with(dir, fleet, name, &extra)
+    }
+
+    /// Starts relayd `name` with `extra` flags; returns once it is ready.
+    #[track_caller]
+    pub fn start_with(dir: &Path, fleet: &Fleet, name: &str, extra: &[String]) -> Relay {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-        Relay::start_on(dir, fleet.key_file(), name, any_port)
+        Relay::start_on(dir, fleet.key_file(), name, any_port, extra)
     }
 
     #[track_caller]
-    fn start_on(dir: &Path, key_file: &Path, name: &str, listen: SocketAddr) -> Relay {
+    fn start_on(
+        dir: &Path,
+        key_file: &Path,
+        name: &str,
+        listen: SocketAddr,
+        extra: &[String],
+    ) -> Relay {
         let data_dir = dir.join(format!("{name}.data"));
         let mut cmd = Command::new(bin("relayd"));
         cmd.args(["--name", name])
@@ -39,7 +63,8 @@ impl Relay {
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--fleet-key-file")
-            .arg(key_file);
+            .arg(key_file)
+            .args(extra);
         let mut daemon = Daemon::spawn(name, cmd, dir);
         let status = daemon.wait_ready();
         let addr = daemon.listen_addr(&status);
@@ -50,6 +75,7 @@ impl Relay {
             dir: dir.to_owned(),
             data_dir,
             key_file: key_file.to_owned(),
+            extra: extra.to_vec(),
         }
     }
 
@@ -83,7 +109,13 @@ impl Relay {
     #[track_caller]
     pub fn start_again(&mut self) {
         assert!(!self.daemon.is_running(), "{} is still running", self.name);
-        let again = Relay::start_on(&self.dir, &self.key_file, &self.name, self.addr);
+        let again = Relay::start_on(
+            &self.dir,
+            &self.key_file,
+            &self.name,
+            self.addr,
+            &self.extra,
+        );
         assert_eq!(
             again.addr, self.addr,
             "{} came back on another address",
