@@ -115,14 +115,17 @@ where
     let mut stored = 0u32;
     let incomplete = |pages, reason: String| Answered::Incomplete { pages, reason };
     loop {
-        let next = read_frame(stream, policy.idle_timeout).await;
-        let (index, info) = match next {
-            Ok(Some(SenderFrame::Page { index, info })) => (index, info),
-            Ok(Some(SenderFrame::EndOfDocument)) => break,
-            Ok(Some(SenderFrame::Chunk(_))) => {
+        let buf = match read_frame(stream, policy.idle_timeout).await {
+            Ok(Some(buf)) => buf,
+            Ok(None) => return incomplete(stored, "the caller hung up".into()),
+            Err(e) => return incomplete(stored, e),
+        };
+        let (index, info) = match decode(&buf) {
+            Ok(SenderFrame::Page { index, info }) => (index, info),
+            Ok(SenderFrame::EndOfDocument) => break,
+            Ok(SenderFrame::Chunk(_)) => {
                 return incomplete(stored, "page data outside a page".into());
             }
-            Ok(None) => return incomplete(stored, "the caller hung up".into()),
             Err(e) => return incomplete(stored, e),
         };
         if index != stored {
@@ -158,16 +161,20 @@ where
         }
         let mut data = Vec::with_capacity(info.data_len as usize);
         while (data.len() as u64) < info.data_len {
-            match read_frame(stream, policy.idle_timeout).await {
-                Ok(Some(SenderFrame::Chunk(chunk)))
+            let buf = match read_frame(stream, policy.idle_timeout).await {
+                Ok(Some(buf)) => buf,
+                Ok(None) => return incomplete(stored, "the caller hung up".into()),
+                Err(e) => return incomplete(stored, e),
+            };
+            match decode(&buf) {
+                Ok(SenderFrame::Chunk(chunk))
                     if data.len() as u64 + chunk.len() as u64 <= info.data_len =>
                 {
-                    data.extend_from_slice(&chunk)
+                    data.extend_from_slice(chunk)
                 }
-                Ok(Some(_)) => {
+                Ok(_) => {
                     return incomplete(stored, format!("page {index} data is malformed"));
                 }
-                Ok(None) => return incomplete(stored, "the caller hung up".into()),
                 Err(e) => return incomplete(stored, e),
             }
         }
@@ -231,14 +238,20 @@ where
     }
 }
 
+/// Reads one frame from the caller; `Ok(None)` when the caller hung up.
 async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     wait: Duration,
-) -> Result<Option<SenderFrame>, String> {
-    match tokio::time::timeout(wait, frame::read_msg::<_, SenderFrame>(stream)).await {
+) -> Result<Option<Vec<u8>>, String> {
+    match tokio::time::timeout(wait, frame::read_frame(stream, frame::MAX_FRAME_LEN)).await {
         Err(_) => Err(format!("the caller sent nothing for {wait:?}")),
         Ok(Err(FrameError::Io(e))) => Err(format!("call stream failed: {e}")),
         Ok(Err(e)) => Err(format!("bad frame from the caller: {e}")),
         Ok(Ok(f)) => Ok(f),
     }
+}
+
+/// Decodes a caller's frame, borrowing chunk bytes from `buf`.
+fn decode(buf: &[u8]) -> Result<SenderFrame<'_>, String> {
+    postcard::from_bytes(buf).map_err(|e| format!("bad frame from the caller: {e}"))
 }

@@ -194,15 +194,16 @@ pub enum CallAnswer {
     },
 }
 
-/// Caller to callee, after `Accepted`.
+/// Caller to callee, after `Accepted`. Chunks borrow their bytes, so page
+/// data is neither copied to be sent nor copied again when decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SenderFrame {
+pub enum SenderFrame<'a> {
     /// A page begins; `info.data_len` bytes follow in `Chunk`s.
     Page {
         index: u32,
         info: PageInfo,
     },
-    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    Chunk(#[serde(borrow, with = "serde_bytes")] &'a [u8]),
     EndOfDocument,
 }
 

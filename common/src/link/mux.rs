@@ -79,6 +79,8 @@ fn config(max_streams: usize) -> yamux::Config {
     cfg.set_max_connection_receive_window(None);
     cfg.set_max_num_streams(max_streams);
     cfg.set_max_connection_receive_window(Some(max_streams * yamux::DEFAULT_CREDIT as usize));
+    // A page chunk (64 KiB) goes out as one frame rather than four.
+    cfg.set_split_send_size(64 * 1024);
     cfg
 }
 
@@ -211,5 +213,88 @@ mod tests {
         open_a.close();
         open_b.closed().await;
         assert!(in_b.recv().await.is_none());
+    }
+}
+
+#[cfg(test)]
+mod flow_control {
+    //! Regression: with yamux 0.13 a stream whose read and write halves were
+    //! polled by two tasks lost a wake-up (one waker slot for both) and a
+    //! transfer through a hop stalled for good; 0.14 fixed it. This is the
+    //! shape of every fax call: pages one way, confirmations the other.
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    type Ends = (Opener, mpsc::Receiver<MuxStream>);
+
+    async fn tcp_pair() -> (Ends, Ends) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        // As on real links (control::dial / accept).
+        c.set_nodelay(true).unwrap();
+        s.set_nodelay(true).unwrap();
+        (
+            start(c.compat(), Side::Dialer, 64),
+            start(s.compat(), Side::Acceptor, 64),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn split_streams_through_a_hop_keep_flowing_both_ways() {
+        const TOTAL: u64 = 64 << 20;
+        const ACK_EVERY: u64 = 64 << 10;
+        let ((sender, _), (_, mut hop_in)) = tcp_pair().await;
+        let ((hop_out, _), (_, mut receiver_in)) = tcp_pair().await;
+        // The hop splices with one task per direction.
+        tokio::spawn(async move {
+            let (mut ur, mut uw) = tokio::io::split(hop_in.recv().await.unwrap());
+            let (mut dr, mut dw) = tokio::io::split(hop_out.open().await.unwrap());
+            let up = tokio::spawn(async move { tokio::io::copy(&mut ur, &mut dw).await });
+            let _ = tokio::io::copy(&mut dr, &mut uw).await;
+            let _ = up.await;
+        });
+        let receiver = tokio::spawn(async move {
+            let mut s = receiver_in.recv().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let (mut total, mut next_ack) = (0u64, ACK_EVERY);
+            while total < TOTAL {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "stream ended early at {total}");
+                total += n as u64;
+                if total >= next_ack {
+                    s.write_all(b"conf").await.unwrap();
+                    next_ack += ACK_EVERY;
+                }
+            }
+            total
+        });
+        let (mut acks, mut w) = tokio::io::split(sender.open().await.unwrap());
+        let confirmations = tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut buf = [0u8; 4];
+            while n < TOTAL / ACK_EVERY && acks.read_exact(&mut buf).await.is_ok() {
+                n += 1;
+            }
+            n
+        });
+        let chunk = vec![7u8; 64 * 1024];
+        let transfer = async {
+            for _ in 0..TOTAL / chunk.len() as u64 {
+                w.write_all(&chunk).await.unwrap();
+            }
+            w.flush().await.unwrap();
+            (receiver.await.unwrap(), confirmations.await.unwrap())
+        };
+        // A hang guard, not a speed target: the transfer takes well under a second.
+        let (got, acked) = tokio::time::timeout(Duration::from_secs(60), transfer)
+            .await
+            .expect("the transfer stalled");
+        assert_eq!(got, TOTAL);
+        assert_eq!(acked, TOTAL / ACK_EVERY);
     }
 }

@@ -11,6 +11,10 @@ use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
 
+/// Buffer per direction of a splice: one page chunk, so a chunk crosses the
+/// hop in one read and one write (tokio's default of 8 KiB quarters it).
+const SPLICE_BUF: usize = super::message::CHUNK_LEN;
+
 /// Longest wait for the request frame on a new call stream.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,7 +102,14 @@ pub async fn carry(
             return HopEnd::Refused(CallRefusal::Unreachable);
         }
         tracing::debug!("relaying");
-        match tokio::io::copy_bidirectional(&mut upstream, &mut downstream).await {
+        match tokio::io::copy_bidirectional_with_sizes(
+            &mut upstream,
+            &mut downstream,
+            SPLICE_BUF,
+            SPLICE_BUF,
+        )
+        .await
+        {
             Ok((to_callee, to_caller)) => {
                 tracing::debug!(to_callee, to_caller, "call ended");
                 HopEnd::Relayed {
