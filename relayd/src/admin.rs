@@ -89,7 +89,9 @@ async fn answer(relay: &Relay, stream: UnixStream) -> anyhow::Result<()> {
     let body = match line.trim() {
         "peers" => serde_json::to_vec(&peers(relay))?,
         "directory" => serde_json::to_vec(&directory(relay))?,
-        other => serde_json::to_vec(&serde_json::json!({ "error": format!("unknown query '{other}'") }))?,
+        other => {
+            serde_json::to_vec(&serde_json::json!({ "error": format!("unknown query '{other}'") }))?
+        }
     };
     w.write_all(&body).await?;
     w.shutdown().await?;
@@ -119,7 +121,10 @@ fn peers(relay: &Relay) -> Vec<PeerView> {
         });
     }
     for p in up {
-        if out.iter().any(|v| v.name.as_deref() == Some(p.name.as_str())) {
+        if out
+            .iter()
+            .any(|v| v.name.as_deref() == Some(p.name.as_str()))
+        {
             continue;
         }
         out.push(PeerView {
@@ -192,7 +197,10 @@ pub fn print(what: &str, value: &serde_json::Value, json: bool) -> anyhow::Resul
     match what {
         "peers" => {
             let peers: Vec<PeerView> = serde_json::from_value(value.clone())?;
-            println!("{:<16} {:<22} {:<11} {:<9} {:>8} {:>11} {:>7}", "PEER", "ADDRESS", "STATE", "DIRECTION", "FOR(s)", "HEARD(s)", "ROUTES");
+            println!(
+                "{:<16} {:<22} {:<11} {:<9} {:>8} {:>11} {:>7}",
+                "PEER", "ADDRESS", "STATE", "DIRECTION", "FOR(s)", "HEARD(s)", "ROUTES"
+            );
             for p in peers {
                 println!(
                     "{:<16} {:<22} {:<11} {:<9} {:>8} {:>11} {:>7}{}",
@@ -201,7 +209,9 @@ pub fn print(what: &str, value: &serde_json::Value, json: bool) -> anyhow::Resul
                     p.state,
                     p.direction,
                     p.for_secs,
-                    p.last_heard_secs.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    p.last_heard_secs
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     p.routes_learned,
                     p.last_error.map(|e| format!("  ({e})")).unwrap_or_default(),
                 );
@@ -209,7 +219,10 @@ pub fn print(what: &str, value: &serde_json::Value, json: bool) -> anyhow::Resul
         }
         _ => {
             let entries: Vec<EntryView> = serde_json::from_value(value.clone())?;
-            println!("{:<16} {:<14} {:<14} {:<8} {:>8} PATH", "NUMBER", "HOME", "NEXT HOP", "STATE", "VERSION");
+            println!(
+                "{:<16} {:<14} {:<14} {:<8} {:>8} PATH",
+                "NUMBER", "HOME", "NEXT HOP", "STATE", "VERSION"
+            );
             for e in entries {
                 println!(
                     "{:<16} {:<14} {:<14} {:<8} {:>8} {}",

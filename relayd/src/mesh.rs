@@ -43,11 +43,13 @@ pub struct PeerHandle {
 impl PeerHandle {
     /// Records that the peer spoke just now.
     pub fn heard(&self) {
-        self.heard_ms.store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.heard_ms
+            .store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn last_heard_secs(&self) -> u64 {
-        let heard = self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
+        let heard =
+            self.since + std::time::Duration::from_millis(self.heard_ms.load(Ordering::Relaxed));
         heard.elapsed().as_secs()
     }
 }
@@ -166,7 +168,9 @@ impl Mesh {
     /// Registers a peer link. Two relays that both dial each other end up
     /// with two links; both sides keep the one dialed by the relay with the
     /// smaller name, so they agree without talking. Returns the link that
-    /// lost (to close), if any.
+    /// lost (to close), if any; `Err` gives the new handle back when it lost.
+    /// (Rare and cold, so the large `Err` is not worth boxing.)
+    #[allow(clippy::result_large_err)]
     pub fn register_peer(&self, handle: PeerHandle) -> Result<Option<PeerHandle>, PeerHandle> {
         let mut peers = lock(&self.peers);
         match peers.get(&handle.name) {
