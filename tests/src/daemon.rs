@@ -157,6 +157,16 @@ impl Daemon {
         }
     }
 
+    /// The notifications queued since the last read, without waiting
+    /// (they also update [`Daemon::status`]).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        let queued = self.notify.drain();
+        for n in &queued {
+            self.note(n.clone());
+        }
+        queued
+    }
+
     fn note(&mut self, n: Notification) {
         self.ready |= n.ready;
         self.stopping |= n.stopping;
