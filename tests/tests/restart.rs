@@ -51,3 +51,26 @@ fn gateway_relinks_after_relay_restart_and_its_devices_get_calls() {
     let again: Vec<_> = callee.take_notifications();
     assert!(again.is_empty(), "faxrecv logged in again: {again:?}");
 }
+
+#[test]
+fn device_logs_in_again_after_its_gateway_restarts() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let gw1 = bed.gateway("gw1", &relay);
+    let mut gw2 = bed.gateway("gw2", &relay);
+    let mut callee = bed.receiver(&gw2, "1002", &[]);
+
+    gw2.restart();
+    gw2.wait_linked();
+    // faxrecv says so on its notify socket when it is logged in again.
+    callee.wait_status_contains(&format!(
+        "logged in as 1002 at relay relay-a via {}",
+        gw2.addr()
+    ));
+    gw2.wait_devices_online(1);
+
+    bed.faxsend(&gw1, "1001", "1002", &[bed.note()])
+        .run()
+        .assert_delivered();
+    assert_eq!(callee.wait_faxes(1).len(), 1);
+}
