@@ -1,1 +1,45 @@
-//! Test harness.
+//! The end-to-end test harness: runs the real faxmesh binaries as separate
+//! processes, on loopback, each test in its own temp dir. Used by the tests
+//! in `tests/` and by benchmarks.
+//!
+//! - [`bins`]: finding (and first building) relayd, gatewayd, faxsend, faxrecv.
+//! - [`notify`]: the test's end of systemd's notify protocol.
+//! - [`daemon`]: a child process with a notify socket and its logs; waits
+//!   with deadlines, SIGTERM, SIGKILL, kill on drop.
+//! - [`relay`], [`gateway`], [`receiver`]: relayd, gatewayd and faxrecv
+//!   started and ready.
+//! - [`sender`]: running faxsend and reading its exit code and report.
+//! - [`fleet`]: the fleet key and device secrets.
+//! - [`images`]: text-like test pages, and decoded pixels to compare.
+//! - [`testbed`]: one test's temp dir and fleet, with shortcuts to start it all.
+//!
+//! A typical test:
+//!
+//! ```no_run
+//! use harness::Testbed;
+//! let bed = Testbed::new();
+//! let relay = bed.relay("relay-a");
+//! let (gw1, gw2) = (bed.gateway("gw1", &relay), bed.gateway("gw2", &relay));
+//! let _callee = bed.receiver(&gw2, "1002", &[]);
+//! bed.faxsend(&gw1, "1001", "1002", &[bed.note()]).run().assert_delivered();
+//! ```
+
+pub mod bins;
+pub mod daemon;
+pub mod fleet;
+pub mod gateway;
+pub mod images;
+pub mod notify;
+pub mod receiver;
+pub mod relay;
+pub mod sender;
+pub mod testbed;
+
+pub use bins::bin;
+pub use daemon::{Daemon, WAIT};
+pub use fleet::Fleet;
+pub use gateway::Gateway;
+pub use receiver::Receiver;
+pub use relay::Relay;
+pub use sender::{FaxSend, Sent};
+pub use testbed::Testbed;

@@ -1,0 +1,119 @@
+//! gatewayd under test.
+
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::bins::bin;
+use crate::daemon::Daemon;
+
+/// Longest pause between a gateway's attempts to reach a relay, in seconds.
+/// Lower than the default so that a test restarting a relay does not wait
+/// out a long backoff; the reconnect itself is the product's.
+const MAX_BACKOFF_SECS: &str = "0.5";
+
+/// A running gatewayd.
+#[derive(Debug)]
+pub struct Gateway {
+    daemon: Daemon,
+    name: String,
+    addr: SocketAddr,
+    dir: PathBuf,
+    relays: Vec<SocketAddr>,
+}
+
+impl Gateway {
+    /// Starts gatewayd `name` on 127.0.0.1 (any port), linking to `relays`
+    /// in order of preference; returns once it is ready (which does not
+    /// mean linked: see [`Gateway::wait_linked`]).
+    #[track_caller]
+    pub fn start(dir: &Path, name: &str, relays: &[SocketAddr]) -> Gateway {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        Gateway::start_on(dir, name, relays, any_port)
+    }
+
+    #[track_caller]
+    fn start_on(dir: &Path, name: &str, relays: &[SocketAddr], listen: SocketAddr) -> Gateway {
+        let mut cmd = Command::new(bin("gatewayd"));
+        cmd.args(["--name", name])
+            .arg("--listen")
+            .arg(listen.to_string())
+            .args(["--max-backoff-secs", MAX_BACKOFF_SECS]);
+        for relay in relays {
+            cmd.arg("--relay").arg(relay.to_string());
+        }
+        let mut daemon = Daemon::spawn(name, cmd, dir);
+        let status = daemon.wait_ready();
+        let addr = daemon.listen_addr(&status);
+        Gateway {
+            daemon,
+            name: name.to_owned(),
+            addr,
+            dir: dir.to_owned(),
+            relays: relays.to_vec(),
+        }
+    }
+
+    /// Stops gatewayd with SIGTERM (asserting a clean exit) and starts it
+    /// again with the same name, relays and address; returns once ready.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        let status = self.daemon.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.name
+        );
+        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, self.addr);
+        assert_eq!(
+            again.addr, self.addr,
+            "{} came back on another address",
+            self.name
+        );
+        *self = again;
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address devices dial.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the gateway reports a relay link; returns the status.
+    #[track_caller]
+    pub fn wait_linked(&mut self) -> String {
+        self.daemon.wait_status_contains("linked to relay")
+    }
+
+    /// Waits until the gateway reports that it has no relay link.
+    #[track_caller]
+    pub fn wait_unlinked(&mut self) -> String {
+        self.daemon.wait_status_contains("no relay link")
+    }
+
+    /// Waits until the gateway reports `n` devices online (that answer calls).
+    #[track_caller]
+    pub fn wait_devices_online(&mut self, n: usize) -> String {
+        // The count ends the status, so "1" does not match "devices online: 12".
+        let tail = format!("devices online: {n}");
+        self.daemon.wait_status(|s| s.ends_with(&tail))
+    }
+}
+
+/// A gateway is a daemon with a known role: waits, signals and logs are the daemon's.
+impl Deref for Gateway {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.daemon
+    }
+}
+
+impl DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
+}

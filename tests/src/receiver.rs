@@ -1,0 +1,145 @@
+//! faxrecv under test: a receiving fax device with its own inbox directory.
+
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::bins::bin;
+use crate::daemon::{Daemon, WAIT};
+use crate::fleet::Fleet;
+
+/// A running faxrecv.
+#[derive(Debug)]
+pub struct Receiver {
+    daemon: Daemon,
+    number: String,
+    inbox: PathBuf,
+}
+
+impl Receiver {
+    /// Starts faxrecv for `number` through `gateway`, with its own inbox in
+    /// `dir` and any `extra` flags (`--busy`, `--max-pages 2`, ...); returns
+    /// once it is logged in (READY=1).
+    #[track_caller]
+    pub fn start(
+        dir: &Path,
+        fleet: &Fleet,
+        gateway: SocketAddr,
+        number: &str,
+        extra: &[&str],
+    ) -> Receiver {
+        let mut receiver = Receiver::spawn(dir, &fleet.secret_file(number), gateway, number, extra);
+        let status = receiver.daemon.wait_ready();
+        let expected = format!("logged in as {number} at relay ");
+        if !status.starts_with(&expected) {
+            receiver.daemon.fail(&format!(
+                "reported {status:?} when ready, expected {expected:?}..."
+            ));
+        }
+        receiver
+    }
+
+    /// Starts faxrecv without waiting for it to log in (e.g. to see it refused).
+    pub fn spawn(
+        dir: &Path,
+        secret_file: &Path,
+        gateway: SocketAddr,
+        number: &str,
+        extra: &[&str],
+    ) -> Receiver {
+        let inbox = new_dir(dir, &format!("inbox-{number}"));
+        let mut cmd = Command::new(bin("faxrecv"));
+        cmd.arg("--gateway")
+            .arg(gateway.to_string())
+            .args(["--number", number])
+            .arg("--secret-file")
+            .arg(secret_file)
+            .arg("--dir")
+            .arg(&inbox)
+            .args(extra);
+        let daemon = Daemon::spawn(&format!("faxrecv-{number}"), cmd, dir);
+        Receiver {
+            daemon,
+            number: number.to_owned(),
+            inbox,
+        }
+    }
+
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+
+    /// The directory faxes are stored in.
+    pub fn inbox(&self) -> &Path {
+        &self.inbox
+    }
+
+    /// Files in the inbox whose name ends with `suffix`, sorted.
+    pub fn files_ending(&self, suffix: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.inbox)
+            .unwrap_or_else(|e| panic!("cannot list {:?}: {e}", self.inbox))
+            .map(|e| e.expect("a readable directory entry").path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The complete faxes: `<call id>.tif` files.
+    pub fn faxes(&self) -> Vec<PathBuf> {
+        self.files_ending(".tif")
+    }
+
+    /// Waits until `n` faxes are complete, i.e. their `.json` (written last)
+    /// is there, and returns the `.tif` paths. A short polling loop with a
+    /// deadline: a file appearing gives no signal to wait on.
+    #[track_caller]
+    pub fn wait_faxes(&mut self, n: usize) -> Vec<PathBuf> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let done = self.files_ending(".json").len();
+            if done >= n {
+                return self.faxes();
+            }
+            if Instant::now() >= deadline {
+                let have = self.files_ending("");
+                self.daemon.fail(&format!(
+                    "has {done} complete faxes, not {n}; inbox holds {have:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Creates `dir/<stem>`, or `dir/<stem>-2`, `-3`... when taken.
+fn new_dir(dir: &Path, stem: &str) -> PathBuf {
+    for i in 1.. {
+        let path = match i {
+            1 => dir.join(stem),
+            _ => dir.join(format!("{stem}-{i}")),
+        };
+        match std::fs::create_dir(&path) {
+            Ok(()) => return path,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create {path:?}: {e}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
+/// A receiver is a daemon with a known role: waits, signals and logs are the daemon's.
+impl Deref for Receiver {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.daemon
+    }
+}
+
+impl DerefMut for Receiver {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
+}

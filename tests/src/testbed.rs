@@ -1,0 +1,101 @@
+//! One test's world: a temp dir, a fleet key, and shortcuts to start the
+//! processes of a faxmesh network in it. Each test makes its own.
+
+use std::path::{Path, PathBuf};
+
+use crate::fleet::Fleet;
+use crate::gateway::Gateway;
+use crate::images::write_text_png;
+use crate::receiver::Receiver;
+use crate::relay::Relay;
+use crate::sender::FaxSend;
+
+/// A test's temp dir and fleet.
+///
+/// Declare it first in a test, so it is dropped last: processes die (on
+/// their own Drop) before their files go. When the test fails, the dir is
+/// kept and its path printed, with every log in it.
+#[derive(Debug)]
+pub struct Testbed {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    fleet: Fleet,
+}
+
+impl Default for Testbed {
+    fn default() -> Self {
+        Testbed::new()
+    }
+}
+
+impl Testbed {
+    pub fn new() -> Testbed {
+        // Short paths: a unix socket path must stay under about 100 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("faxmesh-")
+            .tempdir()
+            .expect("a temp dir");
+        let path = dir.path().to_owned();
+        let fleet = Fleet::create(&path);
+        Testbed {
+            dir: Some(dir),
+            path,
+            fleet,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Starts relayd `name`.
+    #[track_caller]
+    pub fn relay(&self, name: &str) -> Relay {
+        Relay::start(&self.path, &self.fleet, name)
+    }
+
+    /// Starts gatewayd `name` towards `relay` and waits until it is linked.
+    #[track_caller]
+    pub fn gateway(&self, name: &str, relay: &Relay) -> Gateway {
+        let mut gw = Gateway::start(&self.path, name, &[relay.addr()]);
+        gw.wait_linked();
+        gw
+    }
+
+    /// Starts faxrecv for `number` behind `gateway`, with `extra` flags;
+    /// returns once it is logged in.
+    #[track_caller]
+    pub fn receiver(&self, gateway: &Gateway, number: &str, extra: &[&str]) -> Receiver {
+        Receiver::start(&self.path, &self.fleet, gateway.addr(), number, extra)
+    }
+
+    /// A faxsend call from `from` (with its right secret) to `to` through `gateway`.
+    pub fn faxsend(&self, gateway: &Gateway, from: &str, to: &str, files: &[PathBuf]) -> FaxSend {
+        let secret = self.fleet.secret_file(from);
+        FaxSend::new(&self.path, gateway.addr(), from, &secret, to, files)
+    }
+
+    /// A small one-page text document (quick to encode and send).
+    pub fn note(&self) -> PathBuf {
+        let path = self.path.join("note.png");
+        if !path.exists() {
+            write_text_png(&path, 7, 850, 400);
+        }
+        path
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            let kept = dir.keep();
+            eprintln!("--- test files kept in {}", kept.display());
+        }
+    }
+}
