@@ -12,9 +12,14 @@ Examples:
   FAXMESH_SECRET=1002.secret faxrecv --gateway gw.lan:4700 --number 1002 --dir in --once --json
   faxrecv ... --busy                    # answer every call with \"busy\"
   faxrecv ... --hangup-after-page 2     # drop the line after confirming page 2
+  faxrecv ... --png --pdf               # also DIR/<call id>-p1.png ... and DIR/<call id>.pdf
+  faxrecv --generate-completions bash > /etc/bash_completion.d/faxrecv
+  faxrecv --generate-man > /usr/local/share/man/man1/faxrecv.1
 
 Each fax is stored as DIR/<call id>.tif (TIFF Class F) with DIR/<call id>.json beside it;
-a fax still arriving is DIR/<call id>.tif.part. One line is printed per fax received.
+a fax still arriving is DIR/<call id>.tif.part. With --png/--pdf those are written once the
+.tif is complete, before the JSON. One line is printed per fax received. Every flag may also
+come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET.
 
 Exit codes: 0 stopped cleanly (or --once: the call was handled), 1 error, 2 bad usage,
 4 login refused (wrong secret), 5 replaced by a newer login of the same number,
@@ -31,16 +36,16 @@ pub const EXIT_INCOMPLETE: u8 = 9;
 #[command(name = "faxrecv", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Gateway (or relay) to dial, HOST:PORT.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "FAXRECV_GATEWAY")]
     pub gateway: String,
     /// This device's fax number.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "FAXRECV_NUMBER")]
     pub number: Number,
     /// File holding this number's secret (from `relayd credential`).
     #[arg(long, value_name = "F", env = "FAXMESH_SECRET")]
     pub secret_file: PathBuf,
     /// Directory the faxes are stored in (created if missing).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "FAXRECV_DIR")]
     pub dir: PathBuf,
     /// Handle one call, then exit.
     #[arg(long)]
@@ -58,23 +63,34 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub hangup_after_page: Option<u32>,
     /// Take at most N pages per fax (announced to the caller).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", env = "FAXRECV_MAX_PAGES", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pages: Option<u32>,
     /// Compressions this device decodes, best first.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "g4,mr,mh",
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "g4,mr,mh", env = "FAXRECV_COMPRESSIONS",
           value_parser = parse::<Compression>)]
     pub compressions: Vec<Compression>,
     /// Vertical resolutions this device prints.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "standard,fine,superfine",
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "standard,fine,superfine", env = "FAXRECV_RESOLUTIONS",
           value_parser = parse::<Resolution>)]
     pub resolutions: Vec<Resolution>,
     /// Page widths in pixels this device prints (1728 = A4/Letter, 2048 = B4, 2432 = A3).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1728,2048,2432",
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1728,2048,2432", env = "FAXRECV_WIDTHS",
           value_parser = parse_width)]
     pub widths: Vec<u32>,
     /// Seconds between heartbeats to the gateway.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5.0,
+        env = "FAXRECV_HEARTBEAT_SECS"
+    )]
     pub heartbeat_secs: f64,
+    /// Also write each page as DIR/<call id>-pN.png (1-bit, with its resolution).
+    #[arg(long, env = "FAXRECV_PNG")]
+    pub png: bool,
+    /// Also write each fax as DIR/<call id>.pdf (the Group 4 data passed through).
+    #[arg(long, env = "FAXRECV_PDF")]
+    pub pdf: bool,
 }
 
 impl Cli {

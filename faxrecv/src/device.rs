@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{EXIT_INCOMPLETE, EXIT_NOT_AUTHORIZED, EXIT_REPLACED};
+use crate::extras::Extras;
 use crate::store::FaxStore;
 
 /// What the device needs to run.
@@ -32,6 +33,8 @@ pub struct DeviceConfig {
     pub json: bool,
     pub policy: AnswerPolicy,
     pub link: LinkConfig,
+    /// PNG pages and/or a PDF beside each fax.
+    pub extras: Extras,
 }
 
 /// Why the device stopped, as an exit code and a message for stderr.
@@ -188,8 +191,9 @@ async fn take_call(
     }
     tracing::info!(call = %request.call_id, from = %request.from, "answering");
     let dir = cfg.dir.clone();
+    let extras = cfg.extras;
     let answered = answer::answer(&mut stream, &request, &cfg.policy, |req| {
-        FaxStore::create(&dir, req)
+        FaxStore::create_with(&dir, req, extras)
     })
     .await;
     line_busy.store(false, Ordering::SeqCst);

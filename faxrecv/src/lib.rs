@@ -5,7 +5,9 @@
 //! - [`cli`]: the command line and exit codes.
 //! - [`store`]: writing a fax page by page, synced before each confirmation.
 //! - [`device`]: the login, answer and reconnect loop.
+//! - [`extras`]: PNG pages and a PDF of each fax (`--png`, `--pdf`).
 
 pub mod cli;
 pub mod device;
+pub mod extras;
 pub mod store;

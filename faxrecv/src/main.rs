@@ -3,15 +3,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use common::credential::read_secret_file;
 use common::device::answer::AnswerPolicy;
 use common::link::control::LinkConfig;
 use faxrecv::cli::{Cli, EXIT_ERROR, EXIT_USAGE};
 use faxrecv::device::{self, DeviceConfig};
+use faxrecv::extras::Extras;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::daemon::cli_docs::parse();
     common::daemon::logging::init("info");
     let config = match config(&cli) {
         Ok(c) => c,
@@ -72,6 +72,10 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
         link: LinkConfig {
             heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
             ..LinkConfig::default()
+        },
+        extras: Extras {
+            png: cli.png,
+            pdf: cli.pdf,
         },
     })
 }

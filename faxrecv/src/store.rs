@@ -11,6 +11,8 @@ use common::device::answer::PageSink;
 use common::link::message::CallRequest;
 use serde::Serialize;
 
+use crate::extras::{self, Extras};
+
 /// The JSON file beside each fax (and the line printed with --json).
 #[derive(Clone, Debug, Serialize)]
 pub struct FaxRecord {
@@ -35,6 +37,10 @@ pub struct FaxStore {
     writer: Option<TiffFWriter<File>>,
     first: Option<(Resolution, Compression)>,
     pages: u32,
+    /// PNG and PDF files to write once the fax is complete.
+    extras: Extras,
+    /// The pages, kept only when extras are wanted.
+    kept: Vec<EncodedPage>,
 }
 
 impl std::fmt::Debug for FaxStore {
@@ -48,6 +54,15 @@ impl std::fmt::Debug for FaxStore {
 impl FaxStore {
     /// Starts `<call id>.tif.part` in `dir`.
     pub fn create(dir: &Path, request: &CallRequest) -> std::io::Result<FaxStore> {
+        FaxStore::create_with(dir, request, Extras::default())
+    }
+
+    /// [`FaxStore::create`], also writing PNG pages and/or a PDF at the end.
+    pub fn create_with(
+        dir: &Path,
+        request: &CallRequest,
+        extras: Extras,
+    ) -> std::io::Result<FaxStore> {
         let part = dir.join(format!("{}.tif.part", request.call_id));
         let file = OpenOptions::new()
             .read(true)
@@ -63,6 +78,8 @@ impl FaxStore {
             writer: Some(writer),
             first: None,
             pages: 0,
+            extras,
+            kept: Vec::new(),
         })
     }
 
@@ -95,6 +112,9 @@ impl PageSink for FaxStore {
             .ok_or_else(|| std::io::Error::other("the fax is already finished"))?;
         // append_page writes the strip and its directory and syncs the file.
         writer.append_page(&page).map_err(std::io::Error::other)?;
+        if self.extras.any() {
+            self.kept.push(page);
+        }
         self.first
             .get_or_insert((info.resolution, info.compression));
         self.pages += 1;
@@ -111,6 +131,16 @@ impl PageSink for FaxStore {
         drop(file);
         let record = self.record();
         std::fs::rename(&self.part, &record.file)?;
+        // The extras follow the complete TIFF; a failure costs the extras,
+        // never the fax, which is already safe (and confirmed page by page).
+        if self.extras.any() {
+            let call_id = self.request.call_id.to_string();
+            let pages = std::mem::take(&mut self.kept);
+            match extras::write(self.extras, &self.dir, &call_id, &pages) {
+                Ok(files) => tracing::debug!(files = files.len(), "extras written"),
+                Err(e) => tracing::error!(error = %e, "cannot write the PNG/PDF extras"),
+            }
+        }
         // The JSON comes last: a watcher may take it as "the fax is complete".
         let json_path = self.dir.join(format!("{}.json", self.request.call_id));
         write_atomically(&json_path, &serde_json::to_vec_pretty(&record)?)?;

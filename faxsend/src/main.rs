@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use faxsend::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Also serves the hidden --generate-completions SHELL and --generate-man.
+    let cli: Cli = common::daemon::cli_docs::parse();
     match faxsend::run(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -17,7 +17,9 @@ pub fn spawn_from_device(gw: &Arc<Gateway>, link: DeviceLinkId, stream: MuxStrea
     let gw2 = gw.clone();
     gw.calls.spawn(async move {
         let gw = gw2;
-        splice::carry(stream, None, |request| {
+        let mut pages = None;
+        let end = splice::carry(stream, None, |request| {
+            pages = Some(request.pages);
             if gw.draining.is_cancelled() {
                 return Err((
                     CallRefusal::Unreachable,
@@ -37,6 +39,7 @@ pub fn spawn_from_device(gw: &Arc<Gateway>, link: DeviceLinkId, stream: MuxStrea
             }
         })
         .await;
+        gw.metrics.call_ended("up", &end, pages);
     });
 }
 
@@ -45,7 +48,9 @@ pub fn spawn_from_relay(gw: &Arc<Gateway>, stream: MuxStream) {
     let gw2 = gw.clone();
     gw.calls.spawn(async move {
         let gw = gw2;
-        splice::carry(stream, None, |request| {
+        let mut pages = None;
+        let end = splice::carry(stream, None, |request| {
+            pages = Some(request.pages);
             match gw.devices.receiver(&request.to) {
                 Some(device) => Ok(device.opener),
                 None => Err((
@@ -55,5 +60,6 @@ pub fn spawn_from_relay(gw: &Arc<Gateway>, stream: MuxStream) {
             }
         })
         .await;
+        gw.metrics.call_ended("down", &end, pages);
     });
 }

@@ -1,19 +1,36 @@
-//! The gateway's settings and command line.
+//! The gateway's settings and command line. Each setting comes from a flag,
+//! else its environment variable (clap reads both), else the TOML config
+//! file (`--config FILE`), else the default; [`merge`] is that rule as a
+//! pure function. `systemd/gatewayd.toml` documents every key.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use common::link::control::LinkConfig;
+use serde::Deserialize;
+
+pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
+pub const DEFAULT_MAX_BACKOFF_SECS: f64 = 10.0;
+pub const DEFAULT_DRAIN_SECS: u64 = 30;
+pub const DEFAULT_LOG_LEVEL: &str = "info";
 
 const EXAMPLES: &str = "\
 Examples:
   gatewayd --listen 0.0.0.0:4700 --relay relay-a.example.net:4710 --relay relay-b.example.net:4710
   gatewayd --name office-3 --listen 192.168.1.10:4700 --relay 203.0.113.5:4710
+  gatewayd --config /etc/faxmesh/gatewayd.toml --admin 127.0.0.1:9700   # under systemd
+  GATEWAYD_RELAYS=relay-a.example.net:4710,relay-b.example.net:4710 gatewayd --listen 0.0.0.0:4700
+  gatewayd --generate-completions zsh > _gatewayd; gatewayd --generate-man > gatewayd.1
 
 The gateway keeps one link to the first relay of the list that answers, fails over down
-the list, and logs every device in again after a reconnect. Ready is signalled to systemd
-(READY=1) with STATUS=\"listening on ADDR; ...\" naming the bound address.";
+the list, and logs every device in again after a reconnect. Settings come from flags, else
+GATEWAYD_* environment variables, else the --config file (TOML; unknown keys are refused),
+else defaults. Ready is signalled to systemd (READY=1) with STATUS=\"listening on ADDR;
+[admin on ADDR2; ]linked to relay NAME at ADDR|no relay link; calls in flight: N; devices
+online: N\". SIGHUP reloads the relay list, log level and drain time from the file; SIGTERM
+lets calls in flight finish, then exits 0.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,58 +40,234 @@ the list, and logs every device in again after a reconnect. Ready is signalled t
     after_help = EXAMPLES
 )]
 pub struct Cli {
-    /// Address the LAN's devices dial, e.g. 0.0.0.0:4700 (port 0 picks one).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// Relay to link to (HOST:PORT); repeat for failover, in order of preference.
-    #[arg(long = "relay", value_name = "ADDR", required = true)]
+    /// TOML config file; every key is documented in systemd/gatewayd.toml.
+    #[arg(long, value_name = "FILE", env = "GATEWAYD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address the LAN's devices dial, e.g. 0.0.0.0:4700 (port 0 picks one) [required].
+    #[arg(long, value_name = "ADDR", env = "GATEWAYD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Relay to link to (HOST:PORT); repeat for failover, in order of preference
+    /// (GATEWAYD_RELAYS: comma-separated) [required]. Given here, they replace the
+    /// file's `relays`, and SIGHUP cannot change them.
+    #[arg(
+        long = "relay",
+        value_name = "ADDR",
+        env = "GATEWAYD_RELAYS",
+        value_delimiter = ','
+    )]
     pub relays: Vec<String>,
     /// This gateway's name, shown at the relay [default: HOSTNAME-PORT].
-    #[arg(long)]
+    #[arg(long, env = "GATEWAYD_NAME")]
     pub name: Option<String>,
-    /// Seconds between heartbeats on every link; a peer silent for three is dead.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    /// Seconds between heartbeats on every link; a peer silent for three is dead [default: 5].
+    #[arg(long, value_name = "SECS", env = "GATEWAYD_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<f64>,
+    /// Longest pause between reconnect attempts, in seconds [default: 10].
+    #[arg(long, value_name = "SECS", env = "GATEWAYD_MAX_BACKOFF_SECS")]
+    pub max_backoff_secs: Option<f64>,
+    /// Seconds calls in flight may take to finish after SIGTERM [default: 30].
+    #[arg(long, value_name = "SECS", env = "GATEWAYD_DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
+    /// Serve Prometheus /metrics and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9700 [default: off].
+    #[arg(long, value_name = "ADDR", env = "GATEWAYD_ADMIN")]
+    pub admin: Option<SocketAddr>,
+    /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
+    #[arg(long, value_name = "LEVEL", env = "GATEWAYD_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// One layer of settings: the config file, or the flags and environment.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub listen: Option<SocketAddr>,
+    pub relays: Option<Vec<String>>,
+    pub name: Option<String>,
+    pub heartbeat_secs: Option<f64>,
+    pub max_backoff_secs: Option<f64>,
+    pub drain_secs: Option<u64>,
+    pub admin: Option<SocketAddr>,
+    pub log_level: Option<String>,
+}
+
+impl Layer {
+    /// `self` wins over `lower`, key by key.
+    pub fn over(self, lower: Layer) -> Layer {
+        Layer {
+            listen: self.listen.or(lower.listen),
+            relays: self.relays.or(lower.relays),
+            name: self.name.or(lower.name),
+            heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
+            max_backoff_secs: self.max_backoff_secs.or(lower.max_backoff_secs),
+            drain_secs: self.drain_secs.or(lower.drain_secs),
+            admin: self.admin.or(lower.admin),
+            log_level: self.log_level.or(lower.log_level),
+        }
+    }
+}
+
+/// The merged, checked settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub relays: Vec<String>,
+    pub name: Option<String>,
     pub heartbeat_secs: f64,
-    /// Longest pause between reconnect attempts, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub max_backoff_secs: f64,
-    /// Seconds calls in flight may take to finish after SIGTERM.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub drain_secs: u64,
+    pub admin: Option<SocketAddr>,
+    pub log_level: String,
+}
+
+/// Merges flags-and-environment over the file, applies defaults, checks.
+pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
+    let l = flags.over(file);
+    let listen = l.listen.ok_or(
+        "missing setting listen: give --listen ADDR (or GATEWAYD_LISTEN) or `listen = \"0.0.0.0:4700\"` in the config file",
+    )?;
+    let mut relays = l.relays.unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    relays.retain(|r| seen.insert(r.clone()));
+    if relays.is_empty() {
+        return Err("missing setting relays: give --relay ADDR (or GATEWAYD_RELAYS) or `relays = [\"relay-a.example.net:4710\"]` in the config file".into());
+    }
+    if let Some(bad) = relays.iter().find(|r| !r.contains(':')) {
+        return Err(format!("invalid relay '{bad}': use HOST:PORT"));
+    }
+    let heartbeat_secs = l.heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS);
+    let max_backoff_secs = l.max_backoff_secs.unwrap_or(DEFAULT_MAX_BACKOFF_SECS);
+    for (key, v) in [
+        ("heartbeat_secs", heartbeat_secs),
+        ("max_backoff_secs", max_backoff_secs),
+    ] {
+        if !(v > 0.0 && v <= 3600.0) {
+            return Err(format!(
+                "invalid {key} {v}: use seconds above 0 and at most 3600"
+            ));
+        }
+    }
+    let log_level = l.log_level.unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+    common::daemon::logging::validate_level(&log_level)?;
+    Ok(Settings {
+        listen,
+        relays,
+        name: l.name,
+        heartbeat_secs,
+        max_backoff_secs,
+        drain_secs: l.drain_secs.unwrap_or(DEFAULT_DRAIN_SECS),
+        admin: l.admin,
+        log_level,
+    })
+}
+
+impl Cli {
+    /// The flags (and environment) as the top layer of settings.
+    pub fn layer(&self) -> Layer {
+        Layer {
+            listen: self.listen,
+            relays: (!self.relays.is_empty()).then(|| self.relays.clone()),
+            name: self.name.clone(),
+            heartbeat_secs: self.heartbeat_secs,
+            max_backoff_secs: self.max_backoff_secs,
+            drain_secs: self.drain_secs,
+            admin: self.admin,
+            log_level: self.log_level.clone(),
+        }
+    }
+
+    /// The settings from the flags, the environment and the config file.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        load(&self.layer(), self.config.as_deref())
+    }
+
+    pub fn into_config(self) -> anyhow::Result<GatewayConfig> {
+        Ok(GatewayConfig::from_settings(self.settings()?))
+    }
+}
+
+/// Reads the config file (if any) and merges `flags` over it.
+pub fn load(flags: &Layer, file: Option<&Path>) -> anyhow::Result<Settings> {
+    let file_layer = match file {
+        Some(path) => common::daemon::config_file::load(path).map_err(anyhow::Error::msg)?,
+        None => Layer::default(),
+    };
+    merge(flags.clone(), file_layer).map_err(anyhow::Error::msg)
 }
 
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     pub name: Option<String>,
     pub listen: SocketAddr,
+    /// Relays in order of preference (at start; SIGHUP may change them).
     pub relays: Vec<String>,
     pub link: LinkConfig,
     pub max_backoff: Duration,
+    /// How long calls may take to finish after SIGTERM (at start).
     pub drain_timeout: Duration,
+    pub admin: Option<SocketAddr>,
+    /// The settings this config came from, to tell what a reload changes.
+    pub settings: Option<Settings>,
 }
 
-impl Cli {
-    pub fn into_config(self) -> anyhow::Result<GatewayConfig> {
-        for (flag, v) in [
-            ("--heartbeat-secs", self.heartbeat_secs),
-            ("--max-backoff-secs", self.max_backoff_secs),
-        ] {
-            if !(v > 0.0 && v <= 3600.0) {
-                anyhow::bail!("invalid {flag} {v}: use seconds above 0 and at most 3600");
-            }
-        }
-        Ok(GatewayConfig {
-            name: self.name,
-            listen: self.listen,
-            relays: self.relays,
+impl GatewayConfig {
+    pub fn from_settings(s: Settings) -> GatewayConfig {
+        GatewayConfig {
+            name: s.name.clone(),
+            listen: s.listen,
+            relays: s.relays.clone(),
             link: LinkConfig {
-                heartbeat: Duration::from_secs_f64(self.heartbeat_secs),
+                heartbeat: Duration::from_secs_f64(s.heartbeat_secs),
                 ..LinkConfig::default()
             },
-            max_backoff: Duration::from_secs_f64(self.max_backoff_secs),
-            drain_timeout: Duration::from_secs(self.drain_secs),
-        })
+            max_backoff: Duration::from_secs_f64(s.max_backoff_secs),
+            drain_timeout: Duration::from_secs(s.drain_secs),
+            admin: s.admin,
+            settings: Some(s),
+        }
     }
+}
+
+/// What a reload changes: applied live, or needing a restart (reported).
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    pub relays: Option<(Vec<String>, Vec<String>)>,
+    pub log_level: Option<(String, String)>,
+    pub drain_secs: Option<(u64, u64)>,
+    pub need_restart: Vec<String>,
+}
+
+pub fn changes(old: &Settings, new: &Settings) -> Changes {
+    let mut c = Changes::default();
+    if old.relays != new.relays {
+        c.relays = Some((old.relays.clone(), new.relays.clone()));
+    }
+    if old.log_level != new.log_level {
+        c.log_level = Some((old.log_level.clone(), new.log_level.clone()));
+    }
+    if old.drain_secs != new.drain_secs {
+        c.drain_secs = Some((old.drain_secs, new.drain_secs));
+    }
+    let mut restart = |key: &str, a: String, b: String| {
+        if a != b {
+            c.need_restart.push(format!("{key}: {a} -> {b}"));
+        }
+    };
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(default)".into());
+    restart("listen", old.listen.to_string(), new.listen.to_string());
+    restart("name", opt(&old.name), opt(&new.name));
+    restart(
+        "heartbeat_secs",
+        old.heartbeat_secs.to_string(),
+        new.heartbeat_secs.to_string(),
+    );
+    restart(
+        "max_backoff_secs",
+        old.max_backoff_secs.to_string(),
+        new.max_backoff_secs.to_string(),
+    );
+    let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
+    restart("admin", admin(&old.admin), admin(&new.admin));
+    c
 }
 
 /// HOSTNAME-PORT, the default gateway name.
@@ -85,4 +278,87 @@ pub fn default_name(port: u16) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "gateway".to_owned());
     format!("{host}-{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Layer {
+        common::daemon::config_file::parse(text).unwrap()
+    }
+
+    #[test]
+    fn file_alone_with_defaults() {
+        let s = merge(
+            Layer::default(),
+            file("listen = \"0.0.0.0:4700\"\nrelays = [\"a:1\", \"b:1\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(s.relays, ["a:1", "b:1"]);
+        assert_eq!(s.heartbeat_secs, DEFAULT_HEARTBEAT_SECS);
+        assert_eq!(s.max_backoff_secs, DEFAULT_MAX_BACKOFF_SECS);
+        assert_eq!(s.drain_secs, DEFAULT_DRAIN_SECS);
+        assert_eq!(s.log_level, "info");
+        assert_eq!(s.name, None);
+    }
+
+    #[test]
+    fn flags_win_key_by_key() {
+        let flags = Layer {
+            relays: Some(vec!["c:1".into()]),
+            drain_secs: Some(3),
+            ..Layer::default()
+        };
+        let s = merge(
+            flags,
+            file("listen = \"0.0.0.0:4700\"\nrelays = [\"a:1\"]\ndrain_secs = 9\nname = \"gw\"\n"),
+        )
+        .unwrap();
+        assert_eq!(s.relays, ["c:1"]);
+        assert_eq!(s.drain_secs, 3);
+        assert_eq!(s.name.as_deref(), Some("gw"));
+    }
+
+    #[test]
+    fn missing_settings_name_both_ways() {
+        let err = merge(Layer::default(), file("relays = [\"a:1\"]\n")).unwrap_err();
+        assert!(
+            err.contains("--listen") && err.contains("`listen = "),
+            "{err}"
+        );
+        let err = merge(Layer::default(), file("listen = \"0.0.0.0:1\"\n")).unwrap_err();
+        assert!(
+            err.contains("--relay") && err.contains("`relays = "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = common::daemon::config_file::parse::<Layer>("relay = [\"a:1\"]\n").unwrap_err();
+        assert!(err.contains("unknown field `relay`"), "{err}");
+    }
+
+    #[test]
+    fn reload_changes() {
+        let a = merge(
+            Layer::default(),
+            file("listen = \"0.0.0.0:1\"\nrelays = [\"a:1\"]\n"),
+        )
+        .unwrap();
+        let b = merge(
+            Layer::default(),
+            file("listen = \"0.0.0.0:2\"\nrelays = [\"a:1\", \"b:1\"]\nlog_level = \"debug\"\n"),
+        )
+        .unwrap();
+        let c = changes(&a, &b);
+        assert_eq!(
+            c.relays,
+            Some((vec!["a:1".into()], vec!["a:1".into(), "b:1".into()]))
+        );
+        assert_eq!(c.log_level, Some(("info".into(), "debug".into())));
+        assert_eq!(c.need_restart, ["listen: 0.0.0.0:1 -> 0.0.0.0:2"]);
+        assert_eq!(changes(&b, &b), Changes::default());
+    }
 }

@@ -37,6 +37,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
         Ok(link) => link,
         Err(e) => {
             tracing::info!(%peer, error = %e, "device link refused");
+            gw.metrics.error("device_link_refused");
             return;
         }
     };
@@ -46,6 +47,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
 
 async fn run(gw: Arc<Gateway>, mut link: Link) {
     let id = gw.devices.new_link();
+    gw.metrics.device_links.inc();
     let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
     let mut heartbeat = Heartbeat::new(gw.config.link.heartbeat);
     let reason = loop {
@@ -128,10 +130,12 @@ async fn login_device(
                 });
             }
             tracing::info!(%number, %relay, "device logged in");
+            gw.metrics.logins.inc(&[("result", "accepted")]);
             gw.update_status();
         }
         LoginOutcome::Refused(reason) => {
             tracing::warn!(%number, %reason, "device login refused");
+            gw.metrics.logins.inc(&[("result", "refused")]);
         }
     }
     Control::LoginResult { number, outcome }

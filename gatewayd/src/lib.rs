@@ -1,17 +1,19 @@
 //! gatewayd: the gateway daemon at the LAN edge.
 //!
-//! - [`config`]: what the gateway runs with, and its command line.
+//! - [`config`]: what the gateway runs with: command line, environment and config file merged.
 //! - [`devices`]: the LAN's logged-in devices and their secrets (kept in
 //!   memory to log them in again after a relay reconnect).
 //! - [`uplink`]: the one link to a relay, with failover and backoff.
 //! - [`device_link`]: one task per device connection.
 //! - [`call`]: carrying call streams between devices and the relay.
-//! - [`server`]: accept loop, status and shutdown.
+//! - [`server`]: accept loop, status, reload and shutdown.
+//! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
 
 pub mod call;
 pub mod config;
 pub mod device_link;
 pub mod devices;
+pub mod metrics;
 pub mod server;
 pub mod uplink;
 

@@ -1,19 +1,28 @@
-//! gatewayd: parse the command line, set up logging, run the gateway.
+//! gatewayd: parse the command line, merge it with the config file, set up
+//! logging, run the gateway (reloading the config file on SIGHUP).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::Parser;
-use gatewayd::config::Cli;
+use gatewayd::config::{Cli, GatewayConfig};
+use gatewayd::server::Reloader;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    common::daemon::logging::init("info");
+    let cli: Cli = common::daemon::cli_docs::parse();
     let run = || -> anyhow::Result<()> {
-        let config = cli.into_config()?;
+        let cli = Arc::new(cli);
+        let settings = cli.settings()?;
+        let log = common::daemon::logging::init_with(Some(&settings.log_level), "info");
+        let config = GatewayConfig::from_settings(settings);
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async {
             let shutdown = common::daemon::shutdown::on_signals()?;
-            gatewayd::run(config, shutdown).await
+            let reloader = Reloader {
+                load: Box::new(move || cli.settings()),
+                log,
+                signals: common::daemon::shutdown::on_reload()?,
+            };
+            gatewayd::server::run_with(config, shutdown, Some(reloader)).await
         })
     };
     match run() {

@@ -13,7 +13,7 @@ use common::link::message::{
 };
 use common::link::mux::Opener;
 use common::number::Number;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use crate::call;
@@ -39,6 +39,8 @@ pub struct RelayHandle {
 pub struct Uplink {
     current: watch::Sender<Option<RelayHandle>>,
     pending: Mutex<HashMap<Number, Vec<oneshot::Sender<LoginOutcome>>>>,
+    /// Wakes a backoff pause when a reload changed the relay list.
+    relays_changed: Notify,
 }
 
 impl Default for Uplink {
@@ -46,11 +48,18 @@ impl Default for Uplink {
         Uplink {
             current: watch::channel(None).0,
             pending: Mutex::new(HashMap::new()),
+            relays_changed: Notify::new(),
         }
     }
 }
 
 impl Uplink {
+    /// A reload changed the relay list: try the new list without waiting
+    /// out the backoff.
+    pub fn relays_changed(&self) {
+        self.relays_changed.notify_one();
+    }
+
     pub fn current(&self) -> Option<RelayHandle> {
         self.current.borrow().clone()
     }
@@ -106,7 +115,7 @@ impl Uplink {
 pub async fn maintain(gw: Arc<Gateway>) {
     let mut backoff = Backoff::new(FIRST_BACKOFF, gw.config.max_backoff);
     loop {
-        for addr in &gw.config.relays {
+        for addr in &gw.relays() {
             if gw.closing.is_cancelled() {
                 return;
             }
@@ -122,13 +131,17 @@ pub async fn maintain(gw: Arc<Gateway>) {
             match link {
                 Ok(link) => {
                     backoff.reset();
+                    gw.metrics.relay_links.inc();
                     let span = tracing::info_span!("relay", relay = %link.peer.name, %addr);
                     serve_relay_link(&gw, addr, link).instrument(span).await;
                     gw.update_status();
                     // Start over from the most preferred relay.
                     break;
                 }
-                Err(e) => tracing::warn!(%addr, error = %e, "relay unreachable"),
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "relay unreachable");
+                    gw.metrics.error("relay_unreachable");
+                }
             }
         }
         if gw.uplink.current().is_none() {
@@ -140,6 +153,7 @@ pub async fn maintain(gw: Arc<Gateway>) {
             tokio::select! {
                 _ = gw.closing.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
+                _ = gw.uplink.relays_changed.notified() => backoff.reset(),
             }
         }
     }

@@ -29,7 +29,13 @@ pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
     relay.calls.spawn(async move {
         let relay = relay2;
         let name = relay.config.name.clone();
-        splice::carry(stream, Some(&name), |req| route(&relay, from, req)).await;
+        let mut pages = None;
+        let end = splice::carry(stream, Some(&name), |req| {
+            pages = Some(req.pages);
+            route(&relay, from, req)
+        })
+        .await;
+        relay.metrics.call_ended(&end, pages);
     });
 }
 

@@ -1,16 +1,12 @@
 //! relayd's command line.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use common::credential::FleetKey;
-use common::link::control::LinkConfig;
 use common::number::Number;
 
-use crate::config::{RelayConfig, validate_name};
+use crate::config::{self, Layer, Settings};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -21,9 +17,16 @@ Examples:
   relayd credential --fleet-key-file /etc/faxmesh/fleet.key 4930123 > 4930123.secret
   relayd peers --data-dir /var/lib/relayd          # peers of a running relay
   relayd directory --data-dir /var/lib/relayd --json
+  relayd --config /etc/faxmesh/relayd.toml --admin 127.0.0.1:9710   # under systemd
+  RELAYD_LOG_LEVEL=debug relayd --config relayd.toml --peer relay-c.example.net:4710
+  relayd --generate-completions bash > /etc/bash_completion.d/relayd
+  relayd --generate-man > /usr/local/share/man/man1/relayd.1
 
-Ready is signalled to systemd (READY=1) with STATUS=\"listening on ADDR\", ADDR being
-the bound address (useful with port 0). SIGTERM lets calls in flight finish, then exits 0.";
+Settings come from flags, else RELAYD_* environment variables, else the --config file
+(TOML; unknown keys are refused), else defaults. Ready is signalled to systemd (READY=1)
+with STATUS=\"listening on ADDR; admin on ADDR2; peers up: N; devices online: N; calls in
+flight: N\", ADDR being the bound address (useful with port 0). SIGHUP reloads the peers,
+log level and drain time from the file; SIGTERM lets calls in flight finish, then exits 0.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,8 +34,7 @@ the bound address (useful with port 0). SIGTERM lets calls in flight finish, the
     version,
     about = "faxmesh relay: authenticates fax devices, holds connection information, relays calls",
     after_help = EXAMPLES,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,98 +70,73 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
+/// Running the relay. Each flag may also come from its environment variable
+/// or from the config file (flag > environment > file > default).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// This relay's name in the fleet (letters, digits, '-', '_', '.').
-    #[arg(long, required = true)]
+    /// TOML config file; every key is documented in systemd/relayd.toml.
+    #[arg(long, value_name = "FILE", env = "RELAYD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This relay's name in the fleet (letters, digits, '-', '_', '.') [required].
+    #[arg(long, env = "RELAYD_NAME")]
     pub name: Option<String>,
-    /// Address to accept gateways and devices on, e.g. 0.0.0.0:4710 (port 0 picks one).
-    #[arg(long, value_name = "ADDR", required = true)]
+    /// Address to accept gateways and devices on, e.g. 0.0.0.0:4710 (port 0 picks one) [required].
+    #[arg(long, value_name = "ADDR", env = "RELAYD_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Directory for the connection information database.
-    #[arg(long, value_name = "DIR", required = true)]
+    /// Directory for the connection information database [required].
+    #[arg(long, value_name = "DIR", env = "RELAYD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// File holding the fleet key that device secrets derive from
     /// [default: DIR/fleet.key, created on first start].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", env = "RELAYD_FLEET_KEY_FILE")]
     pub fleet_key_file: Option<PathBuf>,
-    /// Peer relay to dial and keep linked (HOST:PORT); repeat for more.
-    #[arg(long = "peer", value_name = "ADDR")]
+    /// Peer relay to dial and keep linked (HOST:PORT); repeat for more
+    /// (RELAYD_PEERS: comma-separated). Given here, they replace the file's
+    /// `peers`, and SIGHUP cannot change them.
+    #[arg(
+        long = "peer",
+        value_name = "ADDR",
+        env = "RELAYD_PEERS",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
     /// File holding the key relays prove fleet membership with
     /// [default: derived from the fleet key].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", env = "RELAYD_MESH_KEY_FILE")]
     pub mesh_key_file: Option<PathBuf>,
-    /// Seconds between heartbeats on every link; a peer silent for three is dead.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub heartbeat_secs: f64,
-    /// Seconds calls in flight may take to finish after SIGTERM.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub drain_secs: u64,
+    /// Seconds between heartbeats on every link; a peer silent for three is dead [default: 5].
+    #[arg(long, value_name = "SECS", env = "RELAYD_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<f64>,
+    /// Seconds calls in flight may take to finish after SIGTERM [default: 30].
+    #[arg(long, value_name = "SECS", env = "RELAYD_DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
+    /// Serve Prometheus /metrics and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9710 [default: off].
+    #[arg(long, value_name = "ADDR", env = "RELAYD_ADMIN")]
+    pub admin: Option<SocketAddr>,
+    /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
+    #[arg(long, value_name = "LEVEL", env = "RELAYD_LOG_LEVEL")]
+    pub log_level: Option<String>,
 }
 
 impl RunArgs {
-    /// Turns the flags into a config, loading (or creating) the fleet key.
-    pub fn into_config(self) -> anyhow::Result<RelayConfig> {
-        // clap enforces these three unless a subcommand is given.
-        let (Some(name), Some(listen), Some(data_dir)) = (self.name, self.listen, self.data_dir)
-        else {
-            anyhow::bail!("--name, --listen and --data-dir are required");
-        };
-        validate_name(&name).map_err(anyhow::Error::msg)?;
-        if !(self.heartbeat_secs > 0.0 && self.heartbeat_secs <= 3600.0) {
-            anyhow::bail!(
-                "invalid --heartbeat-secs {}: use a number of seconds above 0 and at most 3600",
-                self.heartbeat_secs
-            );
+    /// The flags (and environment) as the top layer of settings.
+    pub fn layer(&self) -> Layer {
+        Layer {
+            name: self.name.clone(),
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            fleet_key_file: self.fleet_key_file.clone(),
+            mesh_key_file: self.mesh_key_file.clone(),
+            peers: (!self.peers.is_empty()).then(|| self.peers.clone()),
+            heartbeat_secs: self.heartbeat_secs,
+            drain_secs: self.drain_secs,
+            admin: self.admin,
+            log_level: self.log_level.clone(),
         }
-        let key_path = match self.fleet_key_file {
-            Some(p) => p,
-            None => default_fleet_key(&data_dir)?,
-        };
-        let fleet_key = FleetKey::load(&key_path)?;
-        let mesh_key = match &self.mesh_key_file {
-            Some(p) => FleetKey::load(p)?,
-            None => fleet_key.mesh_key(),
-        };
-        Ok(RelayConfig {
-            name,
-            listen,
-            data_dir,
-            fleet_key,
-            mesh_key,
-            peers: self.peers,
-            link: LinkConfig {
-                heartbeat: Duration::from_secs_f64(self.heartbeat_secs),
-                ..LinkConfig::default()
-            },
-            drain_timeout: Duration::from_secs(self.drain_secs),
-        })
     }
-}
 
-/// DIR/fleet.key, created with a random key (mode 0600) when missing.
-fn default_fleet_key(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("fleet.key");
-    if path.exists() {
-        return Ok(path);
+    /// The settings from the flags, the environment and the config file.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        config::load(&self.layer(), self.config.as_deref())
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot create fleet key {}", path.display()))?;
-    writeln!(f, "{}", FleetKey::generate_hex())?;
-    f.sync_all()?;
-    tracing::warn!(
-        path = %path.display(),
-        "created a new fleet key; give devices secrets with `relayd credential --fleet-key-file {}`",
-        path.display()
-    );
-    Ok(path)
 }

@@ -1,12 +1,133 @@
-//! What a relay needs to run, independent of how it was given (flags today,
-//! a config file later).
+//! What a relay runs with, and where each setting comes from: a command-line
+//! flag, else its environment variable (clap reads both), else the TOML
+//! config file (`--config FILE`), else the default. [`merge`] is the pure
+//! part: layers in, checked settings out. `systemd/relayd.toml` documents
+//! every key with its default.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use common::credential::FleetKey;
 use common::link::control::LinkConfig;
+use serde::Deserialize;
+
+pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
+pub const DEFAULT_DRAIN_SECS: u64 = 30;
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// One layer of settings: the config file, or the flags and environment.
+/// Every key is optional; unknown keys in the file are an error.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub name: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub fleet_key_file: Option<PathBuf>,
+    pub mesh_key_file: Option<PathBuf>,
+    pub peers: Option<Vec<String>>,
+    pub heartbeat_secs: Option<f64>,
+    pub drain_secs: Option<u64>,
+    pub admin: Option<SocketAddr>,
+    pub log_level: Option<String>,
+}
+
+impl Layer {
+    /// `self` wins over `lower`, key by key.
+    pub fn over(self, lower: Layer) -> Layer {
+        Layer {
+            name: self.name.or(lower.name),
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            fleet_key_file: self.fleet_key_file.or(lower.fleet_key_file),
+            mesh_key_file: self.mesh_key_file.or(lower.mesh_key_file),
+            peers: self.peers.or(lower.peers),
+            heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
+            drain_secs: self.drain_secs.or(lower.drain_secs),
+            admin: self.admin.or(lower.admin),
+            log_level: self.log_level.or(lower.log_level),
+        }
+    }
+}
+
+/// The merged, checked settings (keys not loaded yet).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub fleet_key_file: Option<PathBuf>,
+    pub mesh_key_file: Option<PathBuf>,
+    pub peers: Vec<String>,
+    pub heartbeat_secs: f64,
+    pub drain_secs: u64,
+    pub admin: Option<SocketAddr>,
+    pub log_level: String,
+}
+
+/// Merges the flags-and-environment layer over the file's layer, applies
+/// defaults and checks every value. Errors name the setting and both ways
+/// to give it.
+pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
+    let l = flags.over(file);
+    let missing = |key: &str, flag: &str, env: &str, example: &str| {
+        format!(
+            "missing setting {key}: give --{flag} (or {env}) or `{key} = {example}` in the config file"
+        )
+    };
+    let name = l
+        .name
+        .ok_or_else(|| missing("name", "name", "RELAYD_NAME", "\"relay-a\""))?;
+    validate_name(&name)?;
+    let listen = l
+        .listen
+        .ok_or_else(|| missing("listen", "listen", "RELAYD_LISTEN", "\"0.0.0.0:4710\""))?;
+    let data_dir = l.data_dir.ok_or_else(|| {
+        missing(
+            "data_dir",
+            "data-dir",
+            "RELAYD_DATA_DIR",
+            "\"/var/lib/relayd\"",
+        )
+    })?;
+    let heartbeat_secs = l.heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS);
+    if !(heartbeat_secs > 0.0 && heartbeat_secs <= 3600.0) {
+        return Err(format!(
+            "invalid heartbeat_secs {heartbeat_secs}: use a number of seconds above 0 and at most 3600"
+        ));
+    }
+    let log_level = l.log_level.unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+    common::daemon::logging::validate_level(&log_level)?;
+    let mut peers = l.peers.unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    peers.retain(|p| seen.insert(p.clone()));
+    if let Some(bad) = peers.iter().find(|p| !p.contains(':')) {
+        return Err(format!("invalid peer '{bad}': use HOST:PORT"));
+    }
+    Ok(Settings {
+        name,
+        listen,
+        data_dir,
+        fleet_key_file: l.fleet_key_file,
+        mesh_key_file: l.mesh_key_file,
+        peers,
+        heartbeat_secs,
+        drain_secs: l.drain_secs.unwrap_or(DEFAULT_DRAIN_SECS),
+        admin: l.admin,
+        log_level,
+    })
+}
+
+/// Reads the config file (if any) and merges `flags` over it.
+pub fn load(flags: &Layer, file: Option<&Path>) -> anyhow::Result<Settings> {
+    let file_layer = match file {
+        Some(path) => common::daemon::config_file::load(path).map_err(anyhow::Error::msg)?,
+        None => Layer::default(),
+    };
+    merge(flags.clone(), file_layer).map_err(anyhow::Error::msg)
+}
 
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -17,11 +138,141 @@ pub struct RelayConfig {
     pub fleet_key: FleetKey,
     /// Proves membership to peer relays (the fleet key unless given apart).
     pub mesh_key: FleetKey,
-    /// Peer relays to dial and keep linked.
+    /// Peer relays to dial and keep linked (at start; SIGHUP may change them).
     pub peers: Vec<String>,
     pub link: LinkConfig,
-    /// How long calls in flight may take to finish after SIGTERM.
+    /// How long calls in flight may take to finish after SIGTERM (at start).
     pub drain_timeout: Duration,
+    /// Where to serve /metrics and /healthz, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// The settings this config came from, to tell what a reload changes.
+    pub settings: Option<Settings>,
+}
+
+impl RelayConfig {
+    /// Loads the keys the settings name (creating DIR/fleet.key if needed).
+    pub fn from_settings(s: Settings) -> anyhow::Result<RelayConfig> {
+        let key_path = match &s.fleet_key_file {
+            Some(p) => p.clone(),
+            None => default_fleet_key(&s.data_dir)?,
+        };
+        let fleet_key = FleetKey::load(&key_path)?;
+        let mesh_key = match &s.mesh_key_file {
+            Some(p) => FleetKey::load(p)?,
+            None => fleet_key.mesh_key(),
+        };
+        Ok(RelayConfig {
+            name: s.name.clone(),
+            listen: s.listen,
+            data_dir: s.data_dir.clone(),
+            fleet_key,
+            mesh_key,
+            peers: s.peers.clone(),
+            link: LinkConfig {
+                heartbeat: Duration::from_secs_f64(s.heartbeat_secs),
+                ..LinkConfig::default()
+            },
+            drain_timeout: Duration::from_secs(s.drain_secs),
+            admin: s.admin,
+            settings: Some(s),
+        })
+    }
+}
+
+/// DIR/fleet.key, created with a random key (mode 0600) when missing.
+fn default_fleet_key(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("fleet.key");
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create fleet key {}", path.display()))?;
+    writeln!(f, "{}", FleetKey::generate_hex())?;
+    f.sync_all()?;
+    tracing::warn!(
+        path = %path.display(),
+        "created a new fleet key; give devices secrets with `relayd credential --fleet-key-file {}`",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// What a reload changes: the settings applied live, and those that need a
+/// restart (reported, not applied). Pure, so it is tested without a relay.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    pub peers_added: Vec<String>,
+    pub peers_removed: Vec<String>,
+    pub log_level: Option<(String, String)>,
+    pub drain_secs: Option<(u64, u64)>,
+    /// "listen: A -> B" and the like.
+    pub need_restart: Vec<String>,
+}
+
+pub fn changes(old: &Settings, new: &Settings) -> Changes {
+    let mut c = Changes {
+        peers_added: new
+            .peers
+            .iter()
+            .filter(|p| !old.peers.contains(p))
+            .cloned()
+            .collect(),
+        peers_removed: old
+            .peers
+            .iter()
+            .filter(|p| !new.peers.contains(p))
+            .cloned()
+            .collect(),
+        ..Changes::default()
+    };
+    if old.log_level != new.log_level {
+        c.log_level = Some((old.log_level.clone(), new.log_level.clone()));
+    }
+    if old.drain_secs != new.drain_secs {
+        c.drain_secs = Some((old.drain_secs, new.drain_secs));
+    }
+    let mut restart = |key: &str, a: String, b: String| {
+        if a != b {
+            c.need_restart.push(format!("{key}: {a} -> {b}"));
+        }
+    };
+    restart("name", old.name.clone(), new.name.clone());
+    restart("listen", old.listen.to_string(), new.listen.to_string());
+    let show = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("(default)".into(), |p| p.display().to_string())
+    };
+    restart(
+        "data_dir",
+        old.data_dir.display().to_string(),
+        new.data_dir.display().to_string(),
+    );
+    restart(
+        "fleet_key_file",
+        show(&old.fleet_key_file),
+        show(&new.fleet_key_file),
+    );
+    restart(
+        "mesh_key_file",
+        show(&old.mesh_key_file),
+        show(&new.mesh_key_file),
+    );
+    restart(
+        "heartbeat_secs",
+        old.heartbeat_secs.to_string(),
+        new.heartbeat_secs.to_string(),
+    );
+    let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
+    restart("admin", admin(&old.admin), admin(&new.admin));
+    c
 }
 
 /// Checks a relay name: it travels in reports and routes, so keep it plain.
@@ -37,5 +288,92 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         Err(format!(
             "invalid relay name '{name}': use 1 to 64 letters, digits, '-', '_' or '.'"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Layer {
+        common::daemon::config_file::parse(text).unwrap()
+    }
+
+    const BASE: &str =
+        "name = \"relay-a\"\nlisten = \"127.0.0.1:4710\"\ndata_dir = \"/var/lib/relayd\"\n";
+
+    #[test]
+    fn file_alone_with_defaults() {
+        let s = merge(Layer::default(), file(BASE)).unwrap();
+        assert_eq!(s.name, "relay-a");
+        assert_eq!(s.listen, "127.0.0.1:4710".parse().unwrap());
+        assert_eq!(s.heartbeat_secs, DEFAULT_HEARTBEAT_SECS);
+        assert_eq!(s.drain_secs, DEFAULT_DRAIN_SECS);
+        assert_eq!(s.log_level, "info");
+        assert!(s.peers.is_empty());
+        assert_eq!(s.admin, None);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_key_by_key() {
+        let flags = Layer {
+            name: Some("relay-b".into()),
+            peers: Some(vec!["b:1".into()]),
+            ..Layer::default()
+        };
+        let f = file(&format!(
+            "{BASE}peers = [\"a:1\", \"c:1\"]\ndrain_secs = 5\n"
+        ));
+        let s = merge(flags, f).unwrap();
+        assert_eq!(s.name, "relay-b");
+        assert_eq!(s.peers, ["b:1"]);
+        assert_eq!(s.drain_secs, 5);
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/relayd"));
+    }
+
+    #[test]
+    fn missing_setting_names_flag_env_and_key() {
+        let err = merge(Layer::default(), file("name = \"a\"\n")).unwrap_err();
+        assert!(err.contains("--listen"), "{err}");
+        assert!(err.contains("RELAYD_LISTEN"), "{err}");
+        assert!(err.contains("`listen = "), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = common::daemon::config_file::parse::<Layer>("nmae = \"x\"\n").unwrap_err();
+        assert!(err.contains("unknown field `nmae`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (extra, word) in [
+            ("heartbeat_secs = 0.0\n", "heartbeat_secs"),
+            ("log_level = \"loud[\"\n", "log level"),
+            ("peers = [\"nocolon\"]\n", "peer"),
+        ] {
+            let err = merge(Layer::default(), file(&format!("{BASE}{extra}"))).unwrap_err();
+            assert!(err.contains(word), "{err}");
+        }
+    }
+
+    #[test]
+    fn reload_changes() {
+        let old = merge(
+            Layer::default(),
+            file(&format!("{BASE}peers = [\"a:1\"]\n")),
+        )
+        .unwrap();
+        let new = merge(
+            Layer::default(),
+            file("name = \"relay-a\"\nlisten = \"127.0.0.1:4711\"\ndata_dir = \"/var/lib/relayd\"\npeers = [\"b:1\"]\nlog_level = \"debug\"\n"),
+        )
+        .unwrap();
+        let c = changes(&old, &new);
+        assert_eq!(c.peers_added, ["b:1"]);
+        assert_eq!(c.peers_removed, ["a:1"]);
+        assert_eq!(c.log_level, Some(("info".into(), "debug".into())));
+        assert_eq!(c.need_restart, ["listen: 127.0.0.1:4710 -> 127.0.0.1:4711"]);
+        assert_eq!(changes(&new, &new), Changes::default());
     }
 }

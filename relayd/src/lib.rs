@@ -1,13 +1,14 @@
 //! relayd: the relay daemon.
 //!
-//! - [`config`]: what the relay runs with.
+//! - [`config`]: what the relay runs with: flags, environment and config file merged.
 //! - [`store`]: connection information in sled.
 //! - [`registry`]: which numbers are online on which link.
 //! - [`mesh`]: the routing table shared with peer relays, and renewals.
 //! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
 //! - [`link_session`]: one task per accepted link (hello, logins, heartbeats).
 //! - [`call`]: routing a call stream and splicing it to the callee's link.
-//! - [`server`]: the accept loop, readiness and graceful shutdown.
+//! - [`server`]: the accept loop, readiness, status, reload and graceful shutdown.
+//! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
 //! - [`admin`]: the operator's socket behind `relayd peers` / `relayd directory`.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod link_session;
 pub mod mesh;
+pub mod metrics;
 pub mod peer;
 pub mod registry;
 pub mod server;

@@ -43,6 +43,7 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
         Ok(link) => link,
         Err(e) => {
             tracing::info!(%peer, error = %e, "link refused");
+            relay.metrics.error("link_refused");
             return;
         }
     };
@@ -57,6 +58,7 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
 
 async fn run_link(relay: Arc<Relay>, mut link: Link) {
     let id = relay.registry.new_link();
+    let _up = relay.link_up();
     let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
     let gateway = (link.peer.role == Role::Gateway).then(|| link.peer.name.clone());
     let mut heartbeat = Heartbeat::new(relay.config.link.heartbeat);
@@ -143,6 +145,7 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
     if !relay.config.fleet_key.verify_device(&number, &login.secret) {
         // Never log the secret itself.
         tracing::warn!(%number, "login refused: wrong secret");
+        relay.metrics.logins.inc(&[("result", "refused")]);
         return Control::LoginResult {
             number,
             outcome: LoginOutcome::Refused(LoginRefusal::BadSecret),
@@ -183,6 +186,7 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
         });
     }
     tracing::info!(%number, receives, "logged in");
+    relay.metrics.logins.inc(&[("result", "accepted")]);
     Control::LoginResult {
         number,
         outcome: LoginOutcome::Accepted {

@@ -1,14 +1,16 @@
-//! relayd: parse the command line, set up logging, run the relay.
+//! relayd: parse the command line, merge it with the config file, set up
+//! logging, run the relay (reloading the config file on SIGHUP).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::Parser;
 use common::credential::FleetKey;
-use relayd::cli::{Cli, Command};
+use relayd::cli::{Cli, Command, RunArgs};
+use relayd::config::RelayConfig;
+use relayd::server::Reloader;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    common::daemon::logging::init("info");
+    let cli: Cli = common::daemon::cli_docs::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -32,15 +34,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Directory(q)) => return show("directory", &q),
         None => {}
     }
-    let config = cli.run.into_config()?;
+    let args = Arc::new(cli.run);
+    let settings = args.settings()?;
+    let log = common::daemon::logging::init_with(Some(&settings.log_level), "info");
+    let config = RelayConfig::from_settings(settings)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = common::daemon::shutdown::on_signals()?;
-        relayd::run(config, shutdown).await
+        let reloader = Reloader {
+            load: Box::new(move || RunArgs::settings(&args)),
+            log,
+            signals: common::daemon::shutdown::on_reload()?,
+        };
+        relayd::server::run_with(config, shutdown, Some(reloader)).await
     })
 }
 
 fn show(what: &str, q: &relayd::cli::QueryArgs) -> anyhow::Result<()> {
+    common::daemon::logging::init("warn");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -9,6 +9,7 @@ use common::credential::nonce;
 use common::link::control::{self, Heartbeat, Link};
 use common::link::message::{Control, Hello, PROTOCOL_VERSION, Role};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::call;
@@ -21,8 +22,9 @@ const OUTBOX: usize = 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Keeps a link to the peer at `addr` up until the relay closes.
-pub async fn maintain(relay: Arc<Relay>, addr: String) {
+/// Keeps a link to the peer at `addr` up until `stop` fires (the relay
+/// closes, or a reload removed the peer).
+pub async fn maintain(relay: Arc<Relay>, addr: String, stop: CancellationToken) {
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         let hello = Hello {
@@ -31,7 +33,7 @@ pub async fn maintain(relay: Arc<Relay>, addr: String) {
             name: relay.config.name.clone(),
         };
         let dialed = tokio::select! {
-            _ = relay.closing.cancelled() => return,
+            _ = stop.cancelled() => return,
             l = control::dial(addr.as_str(), hello, &relay.config.link) => l,
         };
         let outcome = match dialed {
@@ -43,7 +45,8 @@ pub async fn maintain(relay: Arc<Relay>, addr: String) {
                             let name = link.peer.name.clone();
                             relay.peer_status.set(&addr, PeerState::Up(name.clone()));
                             backoff.reset();
-                            run_peer(&relay, link, relay.config.name.clone(), addr.clone()).await;
+                            run_peer(&relay, link, relay.config.name.clone(), addr.clone(), &stop)
+                                .await;
                             Ok(name)
                         }
                         Err(e) => Err(e),
@@ -58,23 +61,28 @@ pub async fn maintain(relay: Arc<Relay>, addr: String) {
             Ok(name) => {
                 // If the peer's own link to us won the duplicate rule, wait
                 // while it is up instead of redialing in a loop.
-                while relay.mesh.is_peer_up(&name) && !relay.closing.is_cancelled() {
+                while relay.mesh.is_peer_up(&name) && !stop.is_cancelled() {
                     tokio::select! {
-                        _ = relay.closing.cancelled() => return,
+                        _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                 }
-                relay
-                    .peer_status
-                    .set(&addr, PeerState::Down("link closed".into()));
+                if !stop.is_cancelled() {
+                    relay
+                        .peer_status
+                        .set(&addr, PeerState::Down("link closed".into()));
+                }
             }
             Err(e) => {
                 tracing::warn!(%addr, error = %e, "peer unreachable");
-                relay.peer_status.set(&addr, PeerState::Down(e));
+                relay.metrics.error("peer_unreachable");
+                if !stop.is_cancelled() {
+                    relay.peer_status.set(&addr, PeerState::Down(e));
+                }
             }
         }
         tokio::select! {
-            _ = relay.closing.cancelled() => return,
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(backoff.next_pause()) => {}
         }
     }
@@ -170,16 +178,25 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link) {
         .unwrap_or_else(|_| Err("mesh handshake timed out".into()));
     if let Err(e) = result {
         tracing::warn!(peer = %peer, addr = %link.peer_addr, error = %e, "peer refused");
+        relay.metrics.error("peer_refused");
         link.opener.close();
         return;
     }
     let addr = link.peer_addr.clone();
-    run_peer(&relay, link, peer, addr).await;
+    let stop = relay.closing.clone();
+    run_peer(&relay, link, peer, addr, &stop).await;
 }
 
 /// Runs an authenticated peer link: snapshot out, then renewals both ways,
-/// heartbeats, and the calls the peer relays to us.
-async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: String) {
+/// heartbeats, and the calls the peer relays to us, until the link drops or
+/// `stop` fires.
+async fn run_peer(
+    relay: &Arc<Relay>,
+    mut link: Link,
+    dialer: String,
+    addr: String,
+    stop: &CancellationToken,
+) {
     let name = link.peer.name.clone();
     let id = relay.registry.new_link();
     let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
@@ -230,6 +247,10 @@ async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: Stri
             failed = Some(e);
             break;
         }
+        relay
+            .metrics
+            .sync_messages
+            .inc(&[("direction", "sent"), ("kind", "snapshot")]);
     }
     tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
     let mut heartbeat = Heartbeat::new(relay.config.link.heartbeat);
@@ -241,11 +262,14 @@ async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: Stri
                 // Closing first, then control traffic (renewals, heartbeats),
                 // then outgoing renewals, then new calls.
                 biased;
-                _ = relay.closing.cancelled() => break "relay stopping".to_owned(),
+                _ = stop.cancelled() => break "relay stopping, or the peer was removed".to_owned(),
                 _ = link.opener.closed() => break "link closed".to_owned(),
                 msg = link.reader.next() => {
                     heartbeat.heard();
                     heard.heard();
+                    if let Ok(Some(m)) = &msg {
+                        count_sync(relay, "received", m);
+                    }
                     match msg {
                         Ok(Some(Control::Ping { seq })) => {
                             if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
@@ -275,6 +299,7 @@ async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: Stri
                     if let Err(e) = link.writer.send(&msg).await {
                         break format!("cannot write: {e}");
                     }
+                    count_sync(relay, "sent", &msg);
                 }
                 ping = heartbeat.beat() => match ping {
                     Some(ping) => {
@@ -291,6 +316,20 @@ async fn run_peer(relay: &Arc<Relay>, mut link: Link, dialer: String, addr: Stri
     link.opener.close();
     relay.mesh.peer_down(&name, id);
     tracing::info!(peer = %name, %reason, "peer link down");
+}
+
+/// Counts a directory sync message for the metrics.
+fn count_sync(relay: &Relay, direction: &str, msg: &Control) {
+    let kind = match msg {
+        Control::Snapshot { .. } => "snapshot",
+        Control::Announce(_) => "announce",
+        Control::Withdraw(_) => "withdraw",
+        _ => return,
+    };
+    relay
+        .metrics
+        .sync_messages
+        .inc(&[("direction", direction), ("kind", kind)]);
 }
 
 /// What `relayd peers` shows for a configured peer address.
@@ -311,6 +350,12 @@ impl PeerStatus {
     pub fn set(&self, addr: &str, state: PeerState) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         m.insert(addr.to_owned(), (state, Instant::now()));
+    }
+
+    /// Forgets an address a reload removed.
+    pub fn remove(&self, addr: &str) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(addr);
     }
 
     pub fn all(&self) -> Vec<(String, PeerState, Instant)> {

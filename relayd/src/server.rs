@@ -1,21 +1,32 @@
-//! The relay's accept loop, readiness notification and graceful shutdown.
+//! The relay's accept loop, readiness, status, watchdog, configuration
+//! reload (SIGHUP) and graceful shutdown (SIGTERM).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
+use common::daemon::admin_http::{self, AdminPages};
+use common::daemon::logging::{LevelChange, LogControl};
+use common::daemon::notify;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use common::daemon::notify;
-
 use crate::admin;
-use crate::config::RelayConfig;
+use crate::config::{self, RelayConfig, Settings};
 use crate::link_session;
 use crate::mesh::Mesh;
+use crate::metrics::RelayMetrics;
 use crate::peer::{self, PeerState, PeerStatus};
 use crate::registry::Registry;
 use crate::store::Store;
+
+/// How often the status line is recomputed (systemd hears only changes).
+const STATUS_REFRESH: Duration = Duration::from_secs(1);
 
 /// State every task of the relay shares.
 #[derive(Debug)]
@@ -24,17 +35,138 @@ pub struct Relay {
     pub mesh: Mesh,
     pub registry: Registry,
     pub peer_status: PeerStatus,
+    pub metrics: RelayMetrics,
     /// Cancelled on SIGTERM: refuse new links and calls.
     pub draining: CancellationToken,
     /// Cancelled once calls have drained: close every link.
     pub closing: CancellationToken,
     /// Calls in flight.
     pub calls: TaskTracker,
+    /// The configured peers' dialers, each stopped by its own token (a
+    /// child of `closing`) when a reload removes the peer.
+    dialers: Mutex<BTreeMap<String, CancellationToken>>,
+    /// Device and gateway links up.
+    links_up: AtomicU64,
+    /// Seconds calls may take to finish after SIGTERM (a reload may change it).
+    drain_secs: AtomicU64,
+    /// The settings in force, to tell what a reload changes.
+    settings: Mutex<Option<Settings>>,
+    listen_addr: OnceLock<SocketAddr>,
+    admin_addr: OnceLock<SocketAddr>,
+}
+
+/// Re-reads the configuration on SIGHUP.
+pub struct Reloader {
+    /// Loads the settings afresh (file, then environment and flags on top).
+    pub load: Box<dyn Fn() -> anyhow::Result<Settings> + Send + Sync>,
+    /// Applies a new log level.
+    pub log: LogControl,
+    /// One message per SIGHUP.
+    pub signals: mpsc::Receiver<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// Device and gateway links up now.
+    pub fn links_up(&self) -> u64 {
+        self.links_up.load(Ordering::Relaxed)
+    }
+
+    /// Counts a link as up until the guard drops.
+    pub fn link_up(&self) -> LinkUpGuard<'_> {
+        self.links_up.fetch_add(1, Ordering::Relaxed);
+        self.metrics.links_accepted.inc();
+        LinkUpGuard(&self.links_up)
+    }
+
+    /// What systemd shows: `listening on ADDR; [admin on ADDR; ]peers up: N;
+    /// devices online: N; calls in flight: N`. Tests parse the first parts.
+    pub fn status_line(&self) -> String {
+        let mut s = String::new();
+        if let Some(a) = self.listen_addr.get() {
+            s.push_str(&format!("listening on {a}; "));
+        }
+        if let Some(a) = self.admin_addr.get() {
+            s.push_str(&format!("admin on {a}; "));
+        }
+        s.push_str(&format!(
+            "peers up: {}; devices online: {}; calls in flight: {}",
+            self.mesh.peers().len(),
+            self.registry.online_count(),
+            self.calls.len()
+        ));
+        s
+    }
+
+    /// Starts keeping a link to the peer at `addr` (no-op if already).
+    fn start_peer(self: &Arc<Self>, tasks: &TaskTracker, addr: &str) {
+        let mut dialers = self.dialers.lock().unwrap_or_else(|p| p.into_inner());
+        if dialers.contains_key(addr) {
+            return;
+        }
+        let stop = self.closing.child_token();
+        dialers.insert(addr.to_owned(), stop.clone());
+        self.peer_status.set(addr, PeerState::Connecting);
+        tasks.spawn(peer::maintain(self.clone(), addr.to_owned(), stop));
+    }
+
+    /// Stops dialing `addr` and closes the link it keeps.
+    fn stop_peer(&self, addr: &str) {
+        let stop = {
+            let mut dialers = self.dialers.lock().unwrap_or_else(|p| p.into_inner());
+            dialers.remove(addr)
+        };
+        if let Some(stop) = stop {
+            stop.cancel();
+        }
+        self.peer_status.remove(addr);
+    }
+}
+
+/// Decrements the links-up count when a link task ends.
+#[derive(Debug)]
+pub struct LinkUpGuard<'a>(&'a AtomicU64);
+
+impl Drop for LinkUpGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The admin listener's pages.
+struct Pages(Arc<Relay>);
+
+impl AdminPages for Pages {
+    fn metrics(&self) -> String {
+        self.0.metrics.render(&self.0)
+    }
+
+    fn health(&self) -> Result<String, String> {
+        if self.0.draining.is_cancelled() {
+            Err("stopping".into())
+        } else {
+            Ok(format!("ok: {}", self.0.status_line()))
+        }
+    }
 }
 
 /// Runs the relay until `shutdown` fires, then lets calls in flight finish
 /// (up to the drain timeout), flushes the store and returns.
 pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(config, shutdown, None).await
+}
+
+/// [`run`], reloading the configuration on each SIGHUP the reloader hears.
+pub async fn run_with(
+    config: RelayConfig,
+    shutdown: CancellationToken,
+    mut reloader: Option<Reloader>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, &config.name)?;
@@ -44,19 +176,48 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let admin_listener = match config.admin {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on admin address {a}"))?,
+        ),
+        None => None,
+    };
     let relay = Arc::new(Relay {
+        drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
+        settings: Mutex::new(config.settings.clone()),
         config,
         mesh,
         registry: Registry::default(),
         peer_status: PeerStatus::default(),
+        metrics: RelayMetrics::default(),
         draining: CancellationToken::new(),
         closing: CancellationToken::new(),
         calls: TaskTracker::new(),
+        dialers: Mutex::new(BTreeMap::new()),
+        links_up: AtomicU64::new(0),
+        listen_addr: OnceLock::new(),
+        admin_addr: OnceLock::new(),
     });
-    tracing::info!(relay = %relay.config.name, %addr, known = relay.mesh.known(), "listening");
-    notify::ready(&format!("listening on {addr}"));
+    let _ = relay.listen_addr.set(addr);
 
     let links = TaskTracker::new();
+    if let Some(admin_listener) = admin_listener {
+        let admin_addr = admin_listener.local_addr()?;
+        let _ = relay.admin_addr.set(admin_addr);
+        tracing::info!(%admin_addr, "admin on http://{admin_addr}/metrics and /healthz");
+        let pages: Arc<dyn AdminPages> = Arc::new(Pages(relay.clone()));
+        links.spawn(admin_http::serve(
+            admin_listener,
+            pages,
+            relay.closing.clone(),
+        ));
+    }
+    tracing::info!(relay = %relay.config.name, %addr, known = relay.mesh.known(), "listening");
+    let mut status = relay.status_line();
+    notify::ready(&status);
+
     let admin_relay = relay.clone();
     links.spawn(async move {
         if let Err(e) = admin::serve(admin_relay).await {
@@ -64,12 +225,26 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
         }
     });
     for peer in relay.config.peers.clone() {
-        relay.peer_status.set(&peer, PeerState::Connecting);
-        links.spawn(peer::maintain(relay.clone(), peer));
+        relay.start_peer(&links, &peer);
     }
+    let mut refresh = tokio::time::interval(STATUS_REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Petted from this loop, so a wedged accept loop stops the petting.
+    let mut watchdog = notify::watchdog_interval();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(()) = async {
+                match reloader.as_mut() {
+                    Some(r) => r.signals.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(r) = &reloader {
+                    reload(&relay, &links, r);
+                }
+                status = relay.status_line();
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     links.spawn(link_session::serve(relay.clone(), tcp, peer));
@@ -77,9 +252,18 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    relay.metrics.error("accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
+            _ = refresh.tick() => {
+                let now = relay.status_line();
+                if now != status {
+                    notify::status(&now);
+                    status = now;
+                }
+            }
+            _ = notify::tick(&mut watchdog) => notify::watchdog(),
         }
     }
     drop(listener);
@@ -90,9 +274,18 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
     if in_flight > 0 {
         tracing::info!(in_flight, "waiting for calls in flight");
     }
-    if tokio::time::timeout(relay.config.drain_timeout, relay.calls.wait())
-        .await
-        .is_err()
+    let drain = Duration::from_secs(relay.drain_secs.load(Ordering::Relaxed));
+    if tokio::time::timeout(drain, async {
+        // Keep petting the watchdog while calls finish.
+        loop {
+            tokio::select! {
+                _ = relay.calls.wait() => break,
+                _ = notify::tick(&mut watchdog) => notify::watchdog(),
+            }
+        }
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(
             left = relay.calls.len(),
@@ -106,6 +299,67 @@ pub async fn run(config: RelayConfig, shutdown: CancellationToken) -> anyhow::Re
     tracing::info!("stopped");
     notify::flush(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+/// Applies what a reload changed; logs each change, and what needs a restart.
+fn reload(relay: &Arc<Relay>, links: &TaskTracker, reloader: &Reloader) {
+    notify::reloading();
+    let new = match (reloader.load)() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("reload failed; the running configuration stays: {e:#}");
+            relay.metrics.reloads.inc(&[("result", "failed")]);
+            notify::ready(&relay.status_line());
+            return;
+        }
+    };
+    let mut current = relay.settings.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(old) = current.clone() else {
+        tracing::warn!("this relay was not started from settings; reload ignored");
+        drop(current);
+        notify::ready(&relay.status_line());
+        return;
+    };
+    let c = config::changes(&old, &new);
+    for p in &c.peers_added {
+        tracing::info!(peer = %p, "peer added: {p}");
+        relay.start_peer(links, p);
+    }
+    for p in &c.peers_removed {
+        tracing::info!(peer = %p, "peer removed: {p}");
+        relay.stop_peer(p);
+    }
+    if c.log_level.is_some() {
+        match reloader.log.set_level(&new.log_level) {
+            Ok(LevelChange::Changed(a, b)) => tracing::info!("log level: {a} -> {b}"),
+            Ok(LevelChange::OverriddenByEnv(env)) => {
+                tracing::info!("log level: {} (RUST_LOG={env} still wins)", new.log_level)
+            }
+            Ok(LevelChange::Unchanged) => {}
+            Err(e) => tracing::warn!("log level not changed: {e}"),
+        }
+    }
+    if let Some((a, b)) = c.drain_secs {
+        relay.drain_secs.store(b, Ordering::Relaxed);
+        tracing::info!("drain_secs: {a} -> {b}");
+    }
+    for what in &c.need_restart {
+        tracing::warn!("{what}: needs a restart; not applied");
+    }
+    if c == config::Changes::default() {
+        tracing::info!("configuration reloaded: nothing changed");
+    }
+    // What was applied becomes current; restart-only settings stay as they
+    // run, so the next reload reports them again.
+    *current = Some(Settings {
+        peers: new.peers,
+        log_level: new.log_level,
+        drain_secs: new.drain_secs,
+        ..old
+    });
+    drop(current);
+    relay.metrics.reloads.inc(&[("result", "applied")]);
+    notify::ready(&relay.status_line());
 }
 
 /// After a restart no device is logged in here yet: records that say

@@ -56,6 +56,8 @@ impl Daemon {
             std::fs::File::create(p).unwrap_or_else(|e| panic!("cannot create {p:?}: {e}"))
         };
         cmd.env("NOTIFY_SOCKET", notify.path())
+            // Logs go to files that people read in failure messages: no colour codes.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(open(&stdout_path))
             .stderr(open(&stderr_path));
@@ -101,42 +103,39 @@ impl Daemon {
         })
     }
 
-    /// Waits until a status satisfies `pred` and returns it. Statuses are
-    /// taken in the order the process sent them, starting with the last
-    /// one already read: so waiting twice for the same state returns at
-    /// once, and a state the process passed through is not missed. A wait
-    /// for a state that the process was already in must first wait for it
-    /// to leave that state (e.g. "no relay link" before "linked to relay").
+    /// Waits for the next status that satisfies `pred` and returns it.
+    ///
+    /// Statuses are taken in the order the process sent them, each once: a
+    /// wait reads (consumes) every status up to the one it returns, and a
+    /// status read before the wait never counts. So a state the process
+    /// passed through is not missed, and a wait for a state it reported
+    /// before the action under test cannot pass on that old report: at
+    /// worst it fails loudly after [`WAIT`].
     #[track_caller]
     pub fn wait_status(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        if let Some(s) = self.status.as_deref().filter(|s| pred(s)) {
-            return s.to_owned();
-        }
-        self.wait("a status matching the test's condition", |d| {
-            d.status.clone().filter(|s| pred(s))
+        self.wait("a status matching the test's condition", |n| {
+            n.status.clone().filter(|s| pred(s))
         })
     }
 
-    /// Waits for a status containing `text`.
+    /// Waits for the next status containing `text` (see [`Daemon::wait_status`]).
     #[track_caller]
     pub fn wait_status_contains(&mut self, text: &str) -> String {
-        if let Some(s) = self.status.as_deref().filter(|s| s.contains(text)) {
-            return s.to_owned();
-        }
-        self.wait(&format!("a status containing {text:?}"), |d| {
-            d.status.clone().filter(|s| s.contains(text))
+        self.wait(&format!("a status containing {text:?}"), |n| {
+            n.status.clone().filter(|s| s.contains(text))
         })
     }
 
-    /// Reads notifications until `found` returns something; fails the test
-    /// when the deadline passes or the process exits first.
+    /// Reads notifications until `found` returns something for one; fails
+    /// the test when the deadline passes or the process exits first.
     #[track_caller]
-    fn wait<T>(&mut self, what: &str, found: impl Fn(&Daemon) -> Option<T>) -> T {
+    fn wait<T>(&mut self, what: &str, found: impl Fn(&Notification) -> Option<T>) -> T {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(n) = self.notify.recv_until(deadline.min(Instant::now() + POLL)) {
+                let hit = found(&n);
                 self.note(n);
-                if let Some(t) = found(self) {
+                if let Some(t) = hit {
                     return t;
                 }
                 continue;
@@ -144,8 +143,9 @@ impl Daemon {
             if let Some(status) = self.try_exit() {
                 // Datagrams sent just before exiting are still queued.
                 for n in self.notify.drain() {
+                    let hit = found(&n);
                     self.note(n);
-                    if let Some(t) = found(self) {
+                    if let Some(t) = hit {
                         return t;
                     }
                 }
@@ -155,6 +155,16 @@ impl Daemon {
                 self.fail(&format!("sent no {what} within {} s", WAIT.as_secs()));
             }
         }
+    }
+
+    /// The notifications queued since the last read, without waiting
+    /// (they also update [`Daemon::status`]).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        let queued = self.notify.drain();
+        for n in &queued {
+            self.note(n.clone());
+        }
+        queued
     }
 
     fn note(&mut self, n: Notification) {

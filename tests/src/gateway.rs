@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bins::bin;
@@ -19,6 +19,8 @@ pub struct Gateway {
     daemon: Daemon,
     name: String,
     addr: SocketAddr,
+    dir: PathBuf,
+    relays: Vec<SocketAddr>,
 }
 
 impl Gateway {
@@ -27,8 +29,16 @@ impl Gateway {
     /// mean linked: see [`Gateway::wait_linked`]).
     #[track_caller]
     pub fn start(dir: &Path, name: &str, relays: &[SocketAddr]) -> Gateway {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        Gateway::start_on(dir, name, relays, any_port)
+    }
+
+    #[track_caller]
+    fn start_on(dir: &Path, name: &str, relays: &[SocketAddr], listen: SocketAddr) -> Gateway {
         let mut cmd = Command::new(bin("gatewayd"));
-        cmd.args(["--name", name, "--listen", "127.0.0.1:0"])
+        cmd.args(["--name", name])
+            .arg("--listen")
+            .arg(listen.to_string())
             .args(["--max-backoff-secs", MAX_BACKOFF_SECS]);
         for relay in relays {
             cmd.arg("--relay").arg(relay.to_string());
@@ -40,7 +50,28 @@ impl Gateway {
             daemon,
             name: name.to_owned(),
             addr,
+            dir: dir.to_owned(),
+            relays: relays.to_vec(),
         }
+    }
+
+    /// Stops gatewayd with SIGTERM (asserting a clean exit) and starts it
+    /// again with the same name, relays and address; returns once ready.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        let status = self.daemon.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.name
+        );
+        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, self.addr);
+        assert_eq!(
+            again.addr, self.addr,
+            "{} came back on another address",
+            self.name
+        );
+        *self = again;
     }
 
     pub fn name(&self) -> &str {

@@ -1,6 +1,11 @@
 //! Plumbing every long-running program shares: systemd notifications,
-//! shutdown on signals, logging.
+//! shutdown and reload on signals, logging, configuration files, metrics and
+//! the admin listener, completions and man pages.
 
+pub mod admin_http;
+pub mod cli_docs;
+pub mod config_file;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod shutdown;

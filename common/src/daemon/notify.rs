@@ -1,5 +1,6 @@
-//! systemd's notify protocol (READY=1, STATUS=, STOPPING=1, WATCHDOG=1).
-//! Without NOTIFY_SOCKET these do nothing, so they are safe to call anywhere.
+//! systemd's notify protocol (READY=1, STATUS=, RELOADING=1, STOPPING=1,
+//! WATCHDOG=1). Without NOTIFY_SOCKET these do nothing, so they are safe to
+//! call anywhere.
 //!
 //! Sending a datagram blocks when the receiver's queue is full (a busy or
 //! stuck service manager, a test that is not reading). A daemon must never
@@ -28,6 +29,15 @@ pub fn status(status: &str) {
     post(|p| p.status = Some(status.to_owned()));
 }
 
+/// Says a configuration reload started; follow with [`ready`] once applied.
+/// systemd wants the monotonic time with RELOADING=1 (Type=notify-reload).
+pub fn reloading() {
+    post(|p| {
+        p.reloading = true;
+        p.status = Some("reloading configuration".to_owned());
+    });
+}
+
 /// Says the daemon is stopping.
 pub fn stopping() {
     post(|p| {
@@ -43,7 +53,28 @@ pub fn watchdog() {
 
 /// The watchdog period systemd asked for (WatchdogSec=), if any.
 pub fn watchdog_period() -> Option<Duration> {
+    // Without a socket to pet there is no watchdog, whatever WATCHDOG_USEC says.
+    std::env::var_os("NOTIFY_SOCKET")?;
     sd_notify::watchdog_enabled()
+}
+
+/// How often to pet the watchdog: half its period, as sd_watchdog_enabled(3)
+/// advises; `None` when systemd asked for no watchdog.
+pub fn watchdog_interval() -> Option<tokio::time::Interval> {
+    let period = watchdog_period()?;
+    let mut interval = tokio::time::interval(period / 2);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(interval)
+}
+
+/// Ticks of an optional interval; never fires for `None`. For `select!`.
+pub async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits up to `limit` until every notification said so far has been sent.
@@ -66,6 +97,7 @@ pub fn flush(limit: Duration) {
 
 #[derive(Default)]
 struct State {
+    reloading: bool,
     ready: bool,
     stopping: bool,
     watchdog: bool,
@@ -77,7 +109,7 @@ struct State {
 
 impl State {
     fn is_empty(&self) -> bool {
-        !self.ready && !self.stopping && !self.watchdog && self.status.is_none()
+        !self.reloading && !self.ready && !self.stopping && !self.watchdog && self.status.is_none()
     }
 }
 
@@ -132,6 +164,7 @@ fn send_loop() {
                 st = n.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             let taken = State {
+                reloading: std::mem::take(&mut st.reloading),
                 ready: std::mem::take(&mut st.ready),
                 stopping: std::mem::take(&mut st.stopping),
                 watchdog: std::mem::take(&mut st.watchdog),
@@ -140,6 +173,16 @@ fn send_loop() {
             };
             (taken, st.posted)
         };
+        if taken.reloading {
+            // Its own datagram, before a READY=1 that may be pending too.
+            let mut reload = vec![NotifyState::Reloading];
+            if let Ok(now) = NotifyState::monotonic_usec_now() {
+                reload.push(now);
+            }
+            if let Err(e) = sd_notify::notify(&reload) {
+                tracing::warn!(error = %e, "cannot notify systemd");
+            }
+        }
         let mut states = Vec::new();
         if taken.ready {
             states.push(NotifyState::Ready);
@@ -153,7 +196,9 @@ fn send_loop() {
         if taken.watchdog {
             states.push(NotifyState::Watchdog);
         }
-        if let Err(e) = sd_notify::notify(&states) {
+        if !states.is_empty()
+            && let Err(e) = sd_notify::notify(&states)
+        {
             tracing::warn!(error = %e, "cannot notify systemd");
         }
         let mut st = n.lock();

@@ -1,5 +1,7 @@
-//! The stop signal: SIGTERM or SIGINT cancel one token that every task watches.
+//! The stop and reload signals: SIGTERM or SIGINT cancel one token that every
+//! task watches; SIGHUP asks for a configuration reload.
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Returns a token cancelled on the first SIGTERM or SIGINT.
@@ -17,4 +19,21 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
         t.cancel();
     });
     Ok(token)
+}
+
+/// Returns a receiver that yields once per SIGHUP. Reloads that arrive while
+/// one is pending fold into it (capacity 1): the file is read afresh anyway.
+pub fn on_reload() -> std::io::Result<mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            if tx.try_send(()).is_err() && tx.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
 }
