@@ -87,35 +87,13 @@ fn letter_page() -> EncodedPage {
 fn relay_line(bed: &Testbed, n: usize) -> Vec<Relay> {
     let mut relays: Vec<Relay> = Vec::new();
     for i in 0..n {
-        let name = format!("r{i}");
-        let peers: Vec<SocketAddr> = relays.last().map(|r| vec![r.addr()]).unwrap_or_default();
-        relays.push(Relay::start_peered(bed.path(), bed.fleet(), &name, &peers));
-    }
-    for (i, r) in relays.iter().enumerate().skip(1) {
-        wait_peer_up(r.data_dir(), &format!("r{}", i - 1));
+        let relay = bed.peered_relay(
+            &format!("r{i}"),
+            &relays.last().into_iter().collect::<Vec<_>>(),
+        );
+        relays.push(relay);
     }
     relays
-}
-
-/// Polls `relayd peers` until `peer` is up.
-fn wait_peer_up(data_dir: &Path, peer: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let out = std::process::Command::new(harness::bin("relayd"))
-            .args(["peers", "--json", "--data-dir"])
-            .arg(data_dir)
-            .output()
-            .expect("relayd peers runs");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let up = v
-            .as_array()
-            .is_some_and(|a| a.iter().any(|p| p["name"] == peer && p["state"] == "up"));
-        if up {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("peer {peer} never came up at {}", data_dir.display());
 }
 
 /// One-page calls per second with `pairs` concurrent sender/receiver pairs,

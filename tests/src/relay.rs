@@ -4,9 +4,13 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::bins::bin;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, WAIT};
+
+/// How often the directory and peer queries are repeated while waiting.
+const POLL: Duration = Duration::from_millis(20);
 use crate::fleet::Fleet;
 
 /// A running relayd: its name, the address it bound and its data dir.
@@ -122,6 +126,88 @@ impl Relay {
             self.name
         );
         *self = again;
+    }
+}
+
+/// What a running relay shows its operator (`relayd peers` / `relayd directory`).
+impl Relay {
+    /// `relayd QUERY --json` against this relay; `Null` while it cannot answer.
+    pub fn query(&self, what: &str) -> serde_json::Value {
+        let out = Command::new(bin("relayd"))
+            .args([what, "--json", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .unwrap_or_else(|e| panic!("relayd {what} does not run: {e}"));
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// The directory entry for `number`, if the relay knows it.
+    pub fn entry(&self, number: &str) -> Option<serde_json::Value> {
+        let dir = self.query("directory");
+        dir.as_array()?
+            .iter()
+            .find(|e| e["number"] == number)
+            .cloned()
+    }
+
+    /// Polls `relayd QUERY` until `pred` holds; fails the test after [`WAIT`].
+    #[track_caller]
+    pub fn wait_query(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.query(what);
+            if pred(&v) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                self.daemon.fail(&format!(
+                    "`relayd {what}` never showed what was expected; last: {v}"
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until the peer relay `name` is linked.
+    #[track_caller]
+    pub fn wait_peer_up(&self, name: &str) {
+        self.wait_query("peers", |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|p| p["name"] == name && p["state"] == "up"))
+        });
+    }
+
+    /// Waits until `number` is online here with a next hop along `path`
+    /// (relay names, the next hop first); returns its entry.
+    #[track_caller]
+    pub fn wait_route(&self, number: &str, path: &[&str]) -> serde_json::Value {
+        let v = self.wait_query("directory", |v| {
+            v.as_array().is_some_and(|a| {
+                a.iter().any(|e| {
+                    e["number"] == number
+                        && e["online"] == true
+                        && e["path"] == serde_json::json!(path)
+                })
+            })
+        });
+        v.as_array()
+            .and_then(|a| a.iter().find(|e| e["number"] == number).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until this relay has no path to `number` (it may still know it).
+    #[track_caller]
+    pub fn wait_no_route(&self, number: &str) {
+        self.wait_query("directory", |v| {
+            v.as_array().is_some_and(|a| {
+                a.iter()
+                    .all(|e| e["number"] != number || e["next_hop"].is_null())
+            })
+        });
     }
 }
 

@@ -58,6 +58,18 @@ impl Testbed {
         Relay::start(&self.path, &self.fleet, name)
     }
 
+    /// Starts relayd `name` peered with `peers` and waits until every one of
+    /// those links is up.
+    #[track_caller]
+    pub fn peered_relay(&self, name: &str, peers: &[&Relay]) -> Relay {
+        let addrs: Vec<_> = peers.iter().map(|p| p.addr()).collect();
+        let relay = Relay::start_peered(&self.path, &self.fleet, name, &addrs);
+        for p in peers {
+            relay.wait_peer_up(p.name());
+        }
+        relay
+    }
+
     /// Starts gatewayd `name` towards `relay` and waits until it is linked.
     #[track_caller]
     pub fn gateway(&self, name: &str, relay: &Relay) -> Gateway {

@@ -48,7 +48,12 @@ pub fn init_with(level: Option<&str>, default_level: &str) -> LogControl {
         .unwrap_or_else(|| EnvFilter::new(default_level));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
-    let layer = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Colour only for a person at a terminal, never in files or the journal.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(colour);
     // A second init (tests calling run twice) is harmless, so its error is
     // ignored; the handle then points at a filter nobody uses.
     let installed = if std::env::var_os("JOURNAL_STREAM").is_some() {

@@ -1,0 +1,220 @@
+//! The relay mesh: connection information shared between relays, and calls
+//! carried from the caller's relay to the callee's, through chains of relays.
+
+use harness::{Relay, Testbed};
+
+/// The relays a delivered call went through, from faxsend's JSON report.
+fn via(sent: &harness::Sent) -> Vec<String> {
+    sent.report()["via"]
+        .as_array()
+        .expect("a via list")
+        .iter()
+        .map(|v| v.as_str().expect("a relay name").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_call_crosses_two_peered_relays() {
+    let bed = Testbed::new();
+    let a = bed.relay("relay-a");
+    let b = bed.peered_relay("relay-b", &[&a]);
+    let gw1 = bed.gateway("gw1", &a);
+    let gw2 = bed.gateway("gw2", &b);
+    let callee = bed.receiver(&gw2, "1002", &[]);
+    a.wait_route("1002", &["relay-b"]);
+
+    let sent = bed
+        .faxsend(&gw1, "1001", "1002", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-b"]);
+    let fax = &callee.faxes()[0];
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fax.with_extension("json")).expect("json beside the fax"),
+    )
+    .expect("valid json");
+    assert_eq!(meta["relays"], serde_json::json!(["relay-a", "relay-b"]));
+}
+
+#[test]
+fn a_line_of_three_relays_learns_and_carries_through_the_middle() {
+    let bed = Testbed::new();
+    let a = bed.relay("relay-a");
+    let b = bed.peered_relay("relay-b", &[&a]);
+    let c = bed.peered_relay("relay-c", &[&b]);
+    let gw1 = bed.gateway("gw1", &a);
+    let gw3 = bed.gateway("gw3", &c);
+    let _callee = bed.receiver(&gw3, "1003", &[]);
+
+    // A is not C's peer, yet it learns 1003 through B, with the path.
+    let entry = a.wait_route("1003", &["relay-b", "relay-c"]);
+    assert_eq!(entry["home_relay"], "relay-c");
+    assert_eq!(entry["next_hop"], "relay-b");
+
+    let sent = bed
+        .faxsend(&gw1, "1001", "1003", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-b", "relay-c"]);
+    assert!(
+        a.stderr().contains("snapshot received"),
+        "{}",
+        a.stderr_tail()
+    );
+}
+
+/// A ring a - b - c - d - a, with `1003` behind c and the caller behind a.
+fn ring(bed: &Testbed) -> (Relay, Relay, Relay, Relay) {
+    let a = bed.relay("relay-a");
+    let b = bed.peered_relay("relay-b", &[&a]);
+    let c = bed.peered_relay("relay-c", &[&b]);
+    let d = bed.peered_relay("relay-d", &[&c, &a]);
+    (a, b, c, d)
+}
+
+#[test]
+fn a_ring_of_four_takes_the_shortest_path_without_loops() {
+    let bed = Testbed::new();
+    let (a, b, c, d) = ring(&bed);
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_c = bed.gateway("gw-c", &c);
+    let _callee = bed.receiver(&gw_c, "1003", &[]);
+
+    // Two paths of two hops: the tie goes to the smaller peer name.
+    a.wait_route("1003", &["relay-b", "relay-c"]);
+    // Every relay has a loop-free path: none holds its own name.
+    for r in [&a, &b, &c, &d] {
+        let dir = r.query("directory");
+        for e in dir.as_array().expect("a directory") {
+            let path = e["path"].as_array().expect("a path");
+            let own = serde_json::Value::from(r.name());
+            if e["next_hop"] != "local" {
+                assert!(
+                    !path.contains(&own),
+                    "{} routes through itself: {e}",
+                    r.name()
+                );
+            }
+        }
+    }
+    let sent = bed
+        .faxsend(&gw_a, "1001", "1003", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-b", "relay-c"]);
+}
+
+#[test]
+fn when_a_middle_relay_dies_calls_take_the_other_way_round_the_ring() {
+    let bed = Testbed::new();
+    let (a, mut b, c, _d) = ring(&bed);
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_c = bed.gateway("gw-c", &c);
+    let _callee = bed.receiver(&gw_c, "1003", &[]);
+    a.wait_route("1003", &["relay-b", "relay-c"]);
+
+    b.kill();
+    // A withdraws the route through b and fails over to the one through d.
+    a.wait_route("1003", &["relay-d", "relay-c"]);
+    let sent = bed
+        .faxsend(&gw_a, "1001", "1003", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-d", "relay-c"]);
+}
+
+#[test]
+fn when_the_only_path_dies_calls_fail_clearly_and_come_back_with_it() {
+    let bed = Testbed::new();
+    let a = bed.relay("relay-a");
+    let mut b = bed.peered_relay("relay-b", &[&a]);
+    let c = bed.peered_relay("relay-c", &[&b]);
+    let gw1 = bed.gateway("gw1", &a);
+    let gw3 = bed.gateway("gw3", &c);
+    let _callee = bed.receiver(&gw3, "1003", &[]);
+    a.wait_route("1003", &["relay-b", "relay-c"]);
+
+    b.kill();
+    a.wait_no_route("1003");
+    let sent = bed.faxsend(&gw1, "1001", "1003", &[bed.note()]).run();
+    sent.assert_failed(3, &["unreachable", "no path to relay relay-c"]);
+
+    // b comes back; its peers resync by snapshot and the path is whole again.
+    b.start_again();
+    a.wait_route("1003", &["relay-b", "relay-c"]);
+    bed.faxsend(&gw1, "1001", "1003", &[bed.note()])
+        .run()
+        .assert_delivered();
+}
+
+#[test]
+fn a_restarted_peer_knows_the_fleet_at_once_and_converges() {
+    let bed = Testbed::new();
+    let mut a = bed.relay("relay-a");
+    let b = bed.peered_relay("relay-b", &[&a]);
+    let gw_b = bed.gateway("gw-b", &b);
+    let _first = bed.receiver(&gw_b, "2001", &[]);
+    a.wait_route("2001", &["relay-b"]);
+
+    assert!(a.terminate().success());
+    // While a is down, another device logs in at b.
+    let _second = bed.receiver(&gw_b, "2002", &[]);
+    a.start_again();
+    // Before any peer link, a already knows 2001 from its own store: it says
+    // so when it starts listening.
+    assert!(a.stderr().contains("known=1"), "{}", a.stderr_tail());
+    let known = a.entry("2001").expect("2001 remembered across the restart");
+    assert_eq!(known["home_relay"], "relay-b");
+    // b redials; the snapshot brings 2002, which a never heard of before.
+    b.wait_peer_up("relay-a");
+    a.wait_route("2002", &["relay-b"]);
+    a.wait_route("2001", &["relay-b"]);
+    let gw_a = bed.gateway("gw-a", &a);
+    bed.faxsend(&gw_a, "1001", "2002", &[bed.note()])
+        .run()
+        .assert_delivered();
+}
+
+#[test]
+fn a_relay_with_the_wrong_mesh_key_is_refused_and_learns_nothing() {
+    let bed = Testbed::new();
+    let a = bed.relay("relay-a");
+    let gw = bed.gateway("gw", &a);
+    let _callee = bed.receiver(&gw, "1002", &[]);
+    let other_key = bed.path().join("other.key");
+    std::fs::write(&other_key, "a mesh key that is not the fleet's\n").expect("key written");
+    let extra = [
+        "--peer".to_owned(),
+        a.addr().to_string(),
+        "--mesh-key-file".to_owned(),
+        other_key.display().to_string(),
+    ];
+    let stranger = Relay::start_with(bed.path(), bed.fleet(), "stranger", &extra);
+
+    stranger.wait_query("peers", |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter().any(|p| {
+                p["state"] == "down"
+                    && p["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("wrong mesh key"))
+            })
+        })
+    });
+    assert_eq!(
+        stranger.query("directory"),
+        serde_json::json!([]),
+        "the stranger learned numbers"
+    );
+    let peers = a.query("peers");
+    assert_eq!(
+        peers,
+        serde_json::json!([]),
+        "relay-a lists the stranger as a peer"
+    );
+    assert!(a.stderr().contains("wrong mesh key"), "{}", a.stderr_tail());
+}
