@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::directory::ConnectionInfo;
+use crate::directory::{ConnectionInfo, Version};
 use crate::number::Number;
 
 /// What a relay tells its peers about one number.
@@ -148,6 +148,16 @@ impl RoutingTable {
             .collect()
     }
 
+    /// What identifies this relay's announcement for `number`: the record's
+    /// version and the path. Cheaper to compare than whole announcements.
+    fn signature(&self, number: &Number) -> Option<(Version, Option<NextHop>)> {
+        let record = self.records.get(number)?;
+        match self.best(number) {
+            None => None,
+            hop => Some((record.version.clone(), hop)),
+        }
+    }
+
     /// Runs `f` on the table and reports how this relay's announcement for
     /// `number` changed.
     fn tracking<T>(
@@ -155,12 +165,12 @@ impl RoutingTable {
         number: &Number,
         f: impl FnOnce(&mut Self) -> T,
     ) -> (T, Option<Change>) {
-        let before = self.announcement(number);
+        let before = self.signature(number);
         let out = f(self);
-        let after = self.announcement(number);
-        let change = match (before, after) {
+        let after = self.signature(number);
+        let change = match (&before, &after) {
             (b, a) if b == a => None,
-            (_, Some(a)) => Some(Change::Announce(a)),
+            (_, Some(_)) => self.announcement(number).map(Change::Announce),
             (Some(_), None) => Some(Change::Withdraw(number.clone())),
             (None, None) => None,
         };
@@ -238,7 +248,6 @@ impl RoutingTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::Version;
 
     fn rec(number: &str, home: &str, counter: u64, online: bool) -> ConnectionInfo {
         ConnectionInfo {
