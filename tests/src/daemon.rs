@@ -56,6 +56,8 @@ impl Daemon {
             std::fs::File::create(p).unwrap_or_else(|e| panic!("cannot create {p:?}: {e}"))
         };
         cmd.env("NOTIFY_SOCKET", notify.path())
+            // Logs go to files that people read in failure messages: no colour codes.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(open(&stdout_path))
             .stderr(open(&stderr_path));

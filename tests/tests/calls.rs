@@ -198,3 +198,29 @@ fn second_login_on_the_same_gateway_replaces_the_first() {
     assert_eq!(second.wait_faxes(1).len(), 1);
     assert_eq!(first.faxes(), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn faxrecv_once_json_prints_the_record_and_exits_0() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let gw1 = bed.gateway("gw1", &relay);
+    let gw2 = bed.gateway("gw2", &relay);
+    let mut callee = bed.receiver(&gw2, "1002", &["--once", "--json"]);
+
+    bed.faxsend(&gw1, "1001", "1002", &[bed.note()])
+        .run()
+        .assert_delivered();
+
+    let status = callee.wait_exit();
+    assert!(
+        status.success(),
+        "faxrecv --once exited with {status}:\n{}",
+        callee.stderr_tail()
+    );
+    let faxes = callee.faxes();
+    assert_eq!(faxes.len(), 1);
+    let stdout = callee.stdout();
+    let printed: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("faxrecv --json printed {stdout:?}: {e}"));
+    assert_eq!(printed, fax_record(&faxes[0]));
+}

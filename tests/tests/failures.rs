@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use common::codec::Resolution;
 use harness::images::{read_fax, sent_pages, text_bitmap, write_tiff};
-use harness::{FaxSend, Gateway, Relay, Testbed};
+use harness::{FaxSend, Gateway, Receiver, Relay, Testbed};
 
 /// relay-a with a gateway for callers (gw1) and one for callees (gw2).
 fn network(bed: &Testbed) -> (Relay, Gateway, Gateway) {
@@ -135,6 +135,24 @@ fn wrong_secret_exits_4() {
     .run();
 
     sent.assert_failed(4, &["not authorized", "1001"]);
+}
+
+#[test]
+fn faxrecv_with_a_wrong_secret_exits_4() {
+    let bed = Testbed::new();
+    let (_relay, _gw1, gw2) = network(&bed);
+    let wrong = bed.fleet().wrong_secret_file("1002");
+
+    let mut callee = Receiver::spawn(bed.path(), &wrong, gw2.addr(), "1002", &[]);
+
+    assert_eq!(
+        callee.wait_exit().code(),
+        Some(4),
+        "{}",
+        callee.stderr_tail()
+    );
+    let said = callee.stderr();
+    assert!(said.contains("wrong secret"), "faxrecv said:\n{said}");
 }
 
 #[test]
