@@ -10,6 +10,12 @@ pub fn init(default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A line that cannot be written is dropped. By default the subscriber
+        // reports the failure with eprintln!, which panics when stderr itself
+        // is what failed (EPIPE: the journal or the pipe went away), so every
+        // task that logged died: startup panicked, and the SIGTERM task
+        // died before it could cancel, leaving the daemon deaf to SIGTERM.
+        .log_internal_errors(false)
         .with_target(false);
     // A second init (tests calling run twice) is harmless, so its error is ignored.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
