@@ -26,11 +26,25 @@ impl Relay {
     #[track_caller]
     pub fn start(dir: &Path, fleet: &Fleet, name: &str) -> Relay {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-        Relay::start_on(dir, fleet.key_file(), name, any_port)
+        Relay::start_on(dir, fleet.key_file(), name, any_port, false)
+    }
+
+    /// Like [`Relay::start`], with relayd's stderr closed (see
+    /// [`Daemon::spawn_with_stderr_closed`]).
+    #[track_caller]
+    pub fn start_with_stderr_closed(dir: &Path, fleet: &Fleet, name: &str) -> Relay {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        Relay::start_on(dir, fleet.key_file(), name, any_port, true)
     }
 
     #[track_caller]
-    fn start_on(dir: &Path, key_file: &Path, name: &str, listen: SocketAddr) -> Relay {
+    fn start_on(
+        dir: &Path,
+        key_file: &Path,
+        name: &str,
+        listen: SocketAddr,
+        close_stderr: bool,
+    ) -> Relay {
         let data_dir = dir.join(format!("{name}.data"));
         let mut cmd = Command::new(bin("relayd"));
         cmd.args(["--name", name])
@@ -40,7 +54,10 @@ impl Relay {
             .arg(&data_dir)
             .arg("--fleet-key-file")
             .arg(key_file);
-        let mut daemon = Daemon::spawn(name, cmd, dir);
+        let mut daemon = match close_stderr {
+            true => Daemon::spawn_with_stderr_closed(name, cmd, dir),
+            false => Daemon::spawn(name, cmd, dir),
+        };
         let status = daemon.wait_ready();
         let addr = daemon.listen_addr(&status);
         Relay {
@@ -83,7 +100,7 @@ impl Relay {
     #[track_caller]
     pub fn start_again(&mut self) {
         assert!(!self.daemon.is_running(), "{} is still running", self.name);
-        let again = Relay::start_on(&self.dir, &self.key_file, &self.name, self.addr);
+        let again = Relay::start_on(&self.dir, &self.key_file, &self.name, self.addr, false);
         assert_eq!(
             again.addr, self.addr,
             "{} came back on another address",
