@@ -43,7 +43,18 @@ impl Daemon {
     /// Starts `cmd` with NOTIFY_SOCKET pointing at a fresh socket in `dir`,
     /// stdout and stderr going to files there. `name` names the process in
     /// messages and files ("relay-a", "faxrecv-1002").
-    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Daemon {
+    pub fn spawn(name: &str, cmd: Command, dir: &Path) -> Daemon {
+        Daemon::spawn_with(name, cmd, dir, false)
+    }
+
+    /// Like [`Daemon::spawn`], but the process's stderr is a pipe that
+    /// nobody reads, closed at once: every write to it fails (EPIPE), as when
+    /// the journal a daemon logs to has gone away.
+    pub fn spawn_with_stderr_closed(name: &str, cmd: Command, dir: &Path) -> Daemon {
+        Daemon::spawn_with(name, cmd, dir, true)
+    }
+
+    fn spawn_with(name: &str, mut cmd: Command, dir: &Path, close_stderr: bool) -> Daemon {
         // Restarts reuse a name; a sequence number keeps every instance's files.
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -59,11 +70,17 @@ impl Daemon {
             // Logs go to files that people read in failure messages: no colour codes.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(open(&stdout_path))
-            .stderr(open(&stderr_path));
-        let child = cmd
+            .stdout(open(&stdout_path));
+        if close_stderr {
+            cmd.stderr(Stdio::piped());
+        } else {
+            cmd.stderr(open(&stderr_path));
+        }
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        // Dropping our end of the pipe closes it.
+        drop(child.stderr.take());
         Daemon {
             name: name.to_owned(),
             child,

@@ -48,7 +48,15 @@ impl Relay {
     #[track_caller]
     pub fn start_with(dir: &Path, fleet: &Fleet, name: &str, extra: &[String]) -> Relay {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-        Relay::start_on(dir, fleet.key_file(), name, any_port, extra)
+        Relay::start_on(dir, fleet.key_file(), name, any_port, extra, false)
+    }
+
+    /// Like [`Relay::start`], with relayd's stderr closed (see
+    /// [`Daemon::spawn_with_stderr_closed`]).
+    #[track_caller]
+    pub fn start_with_stderr_closed(dir: &Path, fleet: &Fleet, name: &str) -> Relay {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        Relay::start_on(dir, fleet.key_file(), name, any_port, &[], true)
     }
 
     #[track_caller]
@@ -58,6 +66,7 @@ impl Relay {
         name: &str,
         listen: SocketAddr,
         extra: &[String],
+        close_stderr: bool,
     ) -> Relay {
         let data_dir = dir.join(format!("{name}.data"));
         let mut cmd = Command::new(bin("relayd"));
@@ -69,7 +78,10 @@ impl Relay {
             .arg("--fleet-key-file")
             .arg(key_file)
             .args(extra);
-        let mut daemon = Daemon::spawn(name, cmd, dir);
+        let mut daemon = match close_stderr {
+            true => Daemon::spawn_with_stderr_closed(name, cmd, dir),
+            false => Daemon::spawn(name, cmd, dir),
+        };
         let status = daemon.wait_ready();
         let addr = daemon.listen_addr(&status);
         Relay {
@@ -119,6 +131,7 @@ impl Relay {
             &self.name,
             self.addr,
             &self.extra,
+            false,
         );
         assert_eq!(
             again.addr, self.addr,

@@ -90,3 +90,19 @@ fn garbage_on_one_link_closes_that_link_not_the_relay() {
         .assert_delivered();
     assert_eq!(callee.wait_faxes(1).len(), 1);
 }
+
+#[test]
+fn relayd_without_a_stderr_still_works_and_stops_on_sigterm() {
+    // As when the journal it logs to goes away: every log line fails to write.
+    let bed = Testbed::new();
+    let mut relay = harness::Relay::start_with_stderr_closed(bed.path(), bed.fleet(), "relay-a");
+    let gw1 = bed.gateway("gw1", &relay);
+    let gw2 = bed.gateway("gw2", &relay);
+    let _callee = bed.receiver(&gw2, "1002", &[]);
+    bed.faxsend(&gw1, "1001", "1002", &[bed.note()])
+        .run()
+        .assert_delivered();
+
+    let status = relay.terminate();
+    assert!(status.success(), "relayd exited with {status}");
+}

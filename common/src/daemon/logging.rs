@@ -52,6 +52,12 @@ pub fn init_with(level: Option<&str>, default_level: &str) -> LogControl {
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
+        // A line that cannot be written is dropped. By default the subscriber
+        // reports the failure with eprintln!, which panics when stderr itself
+        // is what failed (EPIPE: the journal or the pipe went away), so every
+        // task that logged died: startup panicked, and the SIGTERM task
+        // died before it could cancel, leaving the daemon deaf to SIGTERM.
+        .log_internal_errors(false)
         .with_target(false)
         .with_ansi(colour);
     // A second init (tests calling run twice) is harmless, so its error is

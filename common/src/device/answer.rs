@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::codec::{Capabilities, PageInfo};
 use crate::link::frame::{self, FrameError};
@@ -13,6 +13,9 @@ pub use crate::link::splice::{read_request, refuse};
 /// Biggest page accepted, in encoded bytes: far above any real page (a
 /// dithered A3 superfine page is a few MB), far below memory trouble.
 pub const MAX_PAGE_BYTES: u64 = 64 << 20;
+
+/// Longest wait, after the final confirmation, for the caller to hang up.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// How the emulated device behaves when called.
 #[derive(Clone, Debug)]
@@ -218,6 +221,7 @@ where
                 file: file.clone(),
             };
             let _ = frame::write_msg(stream, &done).await;
+            wait_for_release(stream).await;
             Answered::Received {
                 pages: stored,
                 file,
@@ -236,6 +240,24 @@ where
         }
         Err(e) => incomplete(stored, format!("finish task failed: {e}")),
     }
+}
+
+/// The release: waits (up to [`RELEASE_WAIT`]) until the caller ends the
+/// call, which it does once it has read the final confirmation. A write to
+/// a multiplexed stream only queues the frame; without this wait a device
+/// that goes away right after the call (faxrecv --once exits) could take
+/// `Complete` with it, and the caller would report a complete fax as cut.
+async fn wait_for_release<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut buf = [0u8; 256];
+    let _ = tokio::time::timeout(RELEASE_WAIT, async {
+        // Anything the caller still sends is of no use now; EOF or an error ends it.
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads one frame from the caller; `Ok(None)` when the caller hung up.
