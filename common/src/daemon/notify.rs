@@ -4,13 +4,16 @@
 //!
 //! Sending a datagram blocks when the receiver's queue is full (a busy or
 //! stuck service manager, a test that is not reading). A daemon must never
-//! stall on that, so callers only record what to say; one thread of our own
-//! sends it, coalescing status lines while it waits (the newest one wins).
-//! `flush` waits, briefly, until everything said has gone out (at exit).
+//! stall on that, so callers only queue what to say, in order, and one
+//! thread of our own sends it. The queue is bounded: when it overflows, the
+//! oldest plain status line (or watchdog ping) goes, never a READY, RELOADING
+//! or STOPPING. `flush` waits, briefly, until everything queued is sent (at
+//! exit).
 //!
 //! Tests rely on the STATUS line that accompanies READY=1: it names the
 //! address the daemon bound, which is how they learn a port chosen with `:0`.
 
+use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,37 +21,46 @@ use sd_notify::NotifyState;
 
 /// Tells systemd the daemon is ready, with a status line.
 pub fn ready(status: &str) {
-    post(|p| {
-        p.ready = true;
-        p.status = Some(status.to_owned());
+    post(Message {
+        ready: true,
+        status: Some(status.to_owned()),
+        ..Message::default()
     });
 }
 
 /// Updates the status line (`systemctl status` shows it).
 pub fn status(status: &str) {
-    post(|p| p.status = Some(status.to_owned()));
+    post(Message {
+        status: Some(status.to_owned()),
+        ..Message::default()
+    });
 }
 
 /// Says a configuration reload started; follow with [`ready`] once applied.
 /// systemd wants the monotonic time with RELOADING=1 (Type=notify-reload).
 pub fn reloading() {
-    post(|p| {
-        p.reloading = true;
-        p.status = Some("reloading configuration".to_owned());
+    post(Message {
+        reloading: true,
+        status: Some("reloading configuration".to_owned()),
+        ..Message::default()
     });
 }
 
 /// Says the daemon is stopping.
 pub fn stopping() {
-    post(|p| {
-        p.stopping = true;
-        p.status = Some("stopping".to_owned());
+    post(Message {
+        stopping: true,
+        status: Some("stopping".to_owned()),
+        ..Message::default()
     });
 }
 
 /// Pets the watchdog.
 pub fn watchdog() {
-    post(|p| p.watchdog = true);
+    post(Message {
+        watchdog: true,
+        ..Message::default()
+    });
 }
 
 /// The watchdog period systemd asked for (WatchdogSec=), if any.
@@ -82,7 +94,7 @@ pub fn flush(limit: Duration) {
     let Some(n) = NOTIFIER.get() else { return };
     let deadline = Instant::now() + limit;
     let mut st = n.lock();
-    while st.sent < st.posted {
+    while !st.queue.is_empty() || st.sending {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
@@ -95,22 +107,54 @@ pub fn flush(limit: Duration) {
     }
 }
 
-#[derive(Default)]
-struct State {
+/// Messages waiting at most; beyond, the oldest plain status goes.
+const QUEUE: usize = 256;
+
+/// One datagram.
+#[derive(Default, Debug)]
+struct Message {
     reloading: bool,
     ready: bool,
     stopping: bool,
     watchdog: bool,
     status: Option<String>,
-    /// Notifications recorded, and how many of them have been sent.
-    posted: u64,
-    sent: u64,
 }
 
-impl State {
-    fn is_empty(&self) -> bool {
-        !self.reloading && !self.ready && !self.stopping && !self.watchdog && self.status.is_none()
+impl Message {
+    /// A status line or watchdog ping alone: superseded by later ones.
+    fn is_plain(&self) -> bool {
+        !self.reloading && !self.ready && !self.stopping
     }
+
+    fn states(&self) -> Vec<NotifyState<'_>> {
+        let mut states = Vec::new();
+        if self.reloading {
+            states.push(NotifyState::Reloading);
+            if let Ok(now) = NotifyState::monotonic_usec_now() {
+                states.push(now);
+            }
+        }
+        if self.ready {
+            states.push(NotifyState::Ready);
+        }
+        if let Some(s) = &self.status {
+            states.push(NotifyState::Status(s));
+        }
+        if self.stopping {
+            states.push(NotifyState::Stopping);
+        }
+        if self.watchdog {
+            states.push(NotifyState::Watchdog);
+        }
+        states
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Message>,
+    /// The sender holds a message it has not finished sending.
+    sending: bool,
 }
 
 struct Notifier {
@@ -121,14 +165,14 @@ struct Notifier {
 
 impl Notifier {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Plain flags: still meaningful after a panic elsewhere.
+        // A queue of plain messages: still meaningful after a panic elsewhere.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 static NOTIFIER: OnceLock<Notifier> = OnceLock::new();
 
-fn post(f: impl FnOnce(&mut State)) {
+fn post(message: Message) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
@@ -144,9 +188,18 @@ fn post(f: impl FnOnce(&mut State)) {
         }
     });
     let mut st = n.lock();
-    f(&mut st);
-    st.posted += 1;
+    push_bounded(&mut st.queue, message, QUEUE);
     n.wake.notify_all();
+}
+
+/// Queues `message`; past `cap`, the oldest plain message makes room.
+fn push_bounded(queue: &mut VecDeque<Message>, message: Message, cap: usize) {
+    queue.push_back(message);
+    if queue.len() > cap
+        && let Some(i) = queue.iter().position(Message::is_plain)
+    {
+        queue.remove(i);
+    }
 }
 
 fn send_loop() {
@@ -158,51 +211,73 @@ fn send_loop() {
         std::thread::yield_now();
     };
     loop {
-        let (taken, upto) = {
+        let message = {
             let mut st = n.lock();
-            while st.is_empty() {
+            st.sending = false;
+            n.wake.notify_all();
+            loop {
+                if let Some(m) = st.queue.pop_front() {
+                    st.sending = true;
+                    break m;
+                }
                 st = n.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            let taken = State {
-                reloading: std::mem::take(&mut st.reloading),
-                ready: std::mem::take(&mut st.ready),
-                stopping: std::mem::take(&mut st.stopping),
-                watchdog: std::mem::take(&mut st.watchdog),
-                status: st.status.take(),
-                ..State::default()
-            };
-            (taken, st.posted)
         };
-        if taken.reloading {
-            // Its own datagram, before a READY=1 that may be pending too.
-            let mut reload = vec![NotifyState::Reloading];
-            if let Ok(now) = NotifyState::monotonic_usec_now() {
-                reload.push(now);
-            }
-            if let Err(e) = sd_notify::notify(&reload) {
-                tracing::warn!(error = %e, "cannot notify systemd");
-            }
-        }
-        let mut states = Vec::new();
-        if taken.ready {
-            states.push(NotifyState::Ready);
-        }
-        if let Some(s) = &taken.status {
-            states.push(NotifyState::Status(s));
-        }
-        if taken.stopping {
-            states.push(NotifyState::Stopping);
-        }
-        if taken.watchdog {
-            states.push(NotifyState::Watchdog);
-        }
-        if !states.is_empty()
-            && let Err(e) = sd_notify::notify(&states)
-        {
+        if let Err(e) = sd_notify::notify(&message.states()) {
             tracing::warn!(error = %e, "cannot notify systemd");
         }
-        let mut st = n.lock();
-        st.sent = st.sent.max(upto);
-        n.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(s: &str) -> Message {
+        Message {
+            status: Some(s.into()),
+            ..Message::default()
+        }
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest_plain_status_never_ready_or_stopping() {
+        let mut q = VecDeque::new();
+        push_bounded(
+            &mut q,
+            Message {
+                ready: true,
+                ..status("listening on a")
+            },
+            3,
+        );
+        push_bounded(&mut q, status("one"), 3);
+        push_bounded(&mut q, status("two"), 3);
+        push_bounded(
+            &mut q,
+            Message {
+                stopping: true,
+                ..status("stopping")
+            },
+            3,
+        );
+        let kept: Vec<_> = q
+            .iter()
+            .map(|m| m.status.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(kept, ["listening on a", "two", "stopping"]);
+        assert!(q[0].ready && q[2].stopping);
+    }
+
+    #[test]
+    fn a_message_says_reloading_before_ready() {
+        let m = Message {
+            reloading: true,
+            ready: true,
+            ..status("x")
+        };
+        let states: Vec<String> = m.states().iter().map(|s| s.to_string()).collect();
+        assert_eq!(states.first().map(String::as_str), Some("RELOADING=1"));
+        assert!(states.contains(&"READY=1".to_owned()));
     }
 }

@@ -7,7 +7,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::codec::{Capabilities, PageInfo};
 use crate::link::frame::{self, FrameError};
-use crate::link::message::{CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame};
+use crate::link::message::{
+    CHUNK_LEN, CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame,
+};
 pub use crate::link::splice::{read_request, refuse};
 
 /// Biggest page accepted, in encoded bytes: far above any real page (a
@@ -126,9 +128,6 @@ where
         let (index, info) = match decode(&buf) {
             Ok(SenderFrame::Page { index, info }) => (index, info),
             Ok(SenderFrame::EndOfDocument) => break,
-            Ok(SenderFrame::Chunk(_)) => {
-                return incomplete(stored, "page data outside a page".into());
-            }
             Err(e) => return incomplete(stored, e),
         };
         if index != stored {
@@ -164,21 +163,21 @@ where
         }
         let mut data = Vec::with_capacity(info.data_len as usize);
         while (data.len() as u64) < info.data_len {
-            let buf = match read_frame(stream, policy.idle_timeout).await {
-                Ok(Some(buf)) => buf,
-                Ok(None) => return incomplete(stored, "the caller hung up".into()),
-                Err(e) => return incomplete(stored, e),
-            };
-            match decode(&buf) {
-                Ok(SenderFrame::Chunk(chunk))
-                    if data.len() as u64 + chunk.len() as u64 <= info.data_len =>
-                {
-                    data.extend_from_slice(chunk)
+            // No frame may run past the announced length.
+            let left = (info.data_len - data.len() as u64).min(CHUNK_LEN as u64) as usize;
+            let read = frame::read_raw_into(stream, &mut data, left);
+            match tokio::time::timeout(policy.idle_timeout, read).await {
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return incomplete(stored, "the caller hung up".into()),
+                Ok(Err(FrameError::TooLarge { .. })) => {
+                    let reason = format!("page {index} data runs past its announced length");
+                    return incomplete(stored, reason);
                 }
-                Ok(_) => {
-                    return incomplete(stored, format!("page {index} data is malformed"));
+                Ok(Err(e)) => return incomplete(stored, format!("call stream failed: {e}")),
+                Err(_) => {
+                    let wait = policy.idle_timeout;
+                    return incomplete(stored, format!("the caller sent nothing for {wait:?}"));
                 }
-                Err(e) => return incomplete(stored, e),
             }
         }
         // Disk I/O and fsync off the async threads; the sink comes back with the result.
@@ -273,7 +272,7 @@ async fn read_frame<S: AsyncRead + Unpin>(
     }
 }
 
-/// Decodes a caller's frame, borrowing chunk bytes from `buf`.
-fn decode(buf: &[u8]) -> Result<SenderFrame<'_>, String> {
+/// Decodes a caller's message frame.
+fn decode(buf: &[u8]) -> Result<SenderFrame, String> {
     postcard::from_bytes(buf).map_err(|e| format!("bad frame from the caller: {e}"))
 }

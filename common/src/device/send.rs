@@ -246,7 +246,7 @@ async fn place_call(
             )
             .await?;
             for chunk in page.data.chunks(CHUNK_LEN) {
-                frame::write_msg(&mut tx, &SenderFrame::Chunk(chunk)).await?;
+                frame::write_raw(&mut tx, chunk).await?;
             }
             writer_sent.fetch_add(1, Ordering::Relaxed);
             writer_progress.page_sent(index);

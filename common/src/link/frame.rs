@@ -53,6 +53,47 @@ fn eof_is_truncated(e: std::io::Error) -> FrameError {
     }
 }
 
+/// Writes `bytes` as one raw frame (no message encoding), with one write.
+pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), FrameError> {
+    if bytes.len() > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len: bytes.len(),
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(bytes);
+    w.write_all(&frame).await?;
+    Ok(())
+}
+
+/// Reads one raw frame of at most `max` bytes and appends it to `out`;
+/// returns its length, or `Ok(None)` at a clean end of stream.
+pub async fn read_raw_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<Option<usize>, FrameError> {
+    let mut len = [0u8; 4];
+    if r.read(&mut len[..1]).await? == 0 {
+        return Ok(None);
+    }
+    r.read_exact(&mut len[1..])
+        .await
+        .map_err(eof_is_truncated)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    r.read_exact(&mut out[start..])
+        .await
+        .map_err(eof_is_truncated)?;
+    Ok(Some(len))
+}
+
 /// Encodes a message as one frame (length prefix included) ready to write.
 pub fn encode_msg<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = postcard::to_extend(msg, vec![0u8; 4])?;
@@ -129,6 +170,28 @@ mod tests {
             Err(FrameError::TooLarge { len, .. }) => assert_eq!(len, u32::MAX as usize),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn raw_frames_append_and_respect_their_cap() {
+        let mut wire = Vec::new();
+        write_raw(&mut wire, b"page ").await.unwrap();
+        write_raw(&mut wire, b"data").await.unwrap();
+        let mut r = &wire[..];
+        let mut page = Vec::new();
+        assert_eq!(read_raw_into(&mut r, &mut page, 8).await.unwrap(), Some(5));
+        assert_eq!(read_raw_into(&mut r, &mut page, 8).await.unwrap(), Some(4));
+        assert_eq!(page, b"page data");
+        assert!(read_raw_into(&mut r, &mut page, 8).await.unwrap().is_none());
+        let mut big = Vec::new();
+        write_raw(&mut big, &[0u8; 9]).await.unwrap();
+        let err = read_raw_into(&mut &big[..], &mut page, 8)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { len: 9, max: 8 }),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -7,8 +7,8 @@
 //!    and relays the `LoginResult` back). Either side pings; `Pong` answers.
 //! 3. A call is a new stream: `CallRequest` from the caller, forwarded hop by
 //!    hop, then `CallAnswer` from the callee (or from the hop that refuses).
-//! 4. After `Accepted`, the caller sends `SenderFrame`s (page header, chunks,
-//!    end of document) and the callee answers each page with a
+//! 4. After `Accepted`, the caller sends `SenderFrame`s (a page header, the
+//!    page's bytes as raw frames, ..., end of document) and the callee answers each page with a
 //!    `ReceiverFrame::PageConfirmed` once it is on disk, then `Complete`.
 //!    Hops splice the stream and never parse step 3's answer or step 4.
 //! 5. Between relays, after the hellos: `PeerChallenge` (acceptor),
@@ -194,16 +194,17 @@ pub enum CallAnswer {
     },
 }
 
-/// Caller to callee, after `Accepted`. Chunks borrow their bytes, so page
-/// data is neither copied to be sent nor copied again when decoded.
+/// Caller to callee, after `Accepted`. After a `Page` header, the page's
+/// `info.data_len` bytes follow as raw frames (no message encoding) of at
+/// most `CHUNK_LEN` bytes each, so page data is copied once into the frame
+/// by the caller and read straight into the page by the callee.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SenderFrame<'a> {
-    /// A page begins; `info.data_len` bytes follow in `Chunk`s.
+pub enum SenderFrame {
+    /// A page begins; its data follows in raw frames.
     Page {
         index: u32,
         info: PageInfo,
     },
-    Chunk(#[serde(borrow, with = "serde_bytes")] &'a [u8]),
     EndOfDocument,
 }
 
@@ -218,6 +219,6 @@ pub enum ReceiverFrame {
     Complete { pages: u32, file: String },
 }
 
-/// Size of the chunks a page travels in: small enough to interleave calls
-/// fairly on a link, large enough that framing costs nothing.
+/// Largest raw frame of page data: small enough to interleave calls fairly
+/// on a link, large enough that framing costs nothing.
 pub const CHUNK_LEN: usize = 64 * 1024;
