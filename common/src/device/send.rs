@@ -212,9 +212,13 @@ async fn place_call(
     let over_limit = pages.len() > limit;
     let to_send: Vec<EncodedPage> = tokio::task::spawn_blocking(move || {
         pages
-            .iter()
+            .into_iter()
             .take(limit)
-            .map(|p| codec::fit_page(p, &capabilities))
+            // A page that already fits moves on as it is, without a copy.
+            .map(|p| match capabilities.accepts(&p.info()) {
+                true => Ok(p),
+                false => codec::fit_page(&p, &capabilities),
+            })
             .collect::<Result<Vec<_>, _>>()
     })
     .await
