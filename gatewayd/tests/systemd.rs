@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
+// One notify-socket and process helper for both daemons' systemd tests:
+// relayd's, not a copy of it.
+#[path = "../../relayd/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -51,6 +51,40 @@ fn ready_status_and_stopping_on_sigterm() {
 }
 
 #[test]
+fn watchdog_is_petted_when_systemd_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut notify = NotifySocket::bind(dir.path());
+    let data = dir.path().join("data");
+    let key = fleet_key(dir.path());
+    // WatchdogSec=0.4 as systemd passes it; the relay must ping every 0.2 s.
+    let relay = Daemon::start_with_env(
+        RELAYD,
+        "relayd",
+        &[
+            "--name",
+            "relay-w",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--fleet-key-file",
+            &key,
+        ],
+        &notify.path,
+        &[("WATCHDOG_USEC", "400000")],
+    );
+    notify.ready();
+    for _ in 0..3 {
+        notify.wait_for("WATCHDOG=1", Duration::from_secs(5), |m| {
+            m.get("WATCHDOG").is_some_and(|v| v == "1")
+        });
+    }
+    relay.signal("TERM");
+    let (exit, stderr) = relay.wait(Duration::from_secs(20));
+    assert!(exit.success(), "{exit:?}\n{stderr}");
+}
+
+#[test]
 fn sighup_adds_a_peer_without_restart() {
     let dir = tempfile::tempdir().unwrap();
     let key = fleet_key(dir.path());

@@ -224,3 +224,53 @@ fn faxrecv_once_json_prints_the_record_and_exits_0() {
         .unwrap_or_else(|e| panic!("faxrecv --json printed {stdout:?}: {e}"));
     assert_eq!(printed, fax_record(&faxes[0]));
 }
+
+#[test]
+fn faxrecv_png_and_pdf_show_the_received_pages() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let gw1 = bed.gateway("gw1", &relay);
+    let gw2 = bed.gateway("gw2", &relay);
+    let mut callee = bed.receiver(&gw2, "1002", &["--png", "--pdf"]);
+    let document = [bed.note(), bed.note()];
+
+    let sent = bed
+        .faxsend(&gw1, "1001", "1002", &document)
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    let call_id = sent.report()["call_id"]
+        .as_str()
+        .expect("a call id")
+        .to_owned();
+    callee.wait_faxes(1);
+    let want = sent_pages(&document);
+    for (n, page) in want.iter().enumerate() {
+        let png = callee.inbox().join(format!("{call_id}-p{}.png", n + 1));
+        let img = image::open(&png)
+            .unwrap_or_else(|e| panic!("{png:?}: {e}"))
+            .to_luma8();
+        assert_eq!(
+            (img.width(), img.height()),
+            (page.width(), page.height()),
+            "{png:?}"
+        );
+        let differing = (0..page.height())
+            .flat_map(|y| (0..page.width()).map(move |x| (x, y)))
+            .filter(|&(x, y)| page.get(x, y) != (img.get_pixel(x, y).0[0] < 128))
+            .count();
+        assert_eq!(
+            differing, 0,
+            "{png:?} differs from the sent page in {differing} pixels"
+        );
+    }
+    let pdf = std::fs::read(callee.inbox().join(format!("{call_id}.pdf"))).expect("the PDF");
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    assert_eq!(
+        pdf.windows(b"/CCITTFaxDecode".len())
+            .filter(|w| w == b"/CCITTFaxDecode")
+            .count(),
+        2,
+        "one Group 4 image per page"
+    );
+}

@@ -99,8 +99,20 @@ impl Daemon {
     /// Starts `bin` with `args`, its notify socket at `notify`, stderr
     /// captured (see [`Daemon::wait`]).
     pub fn start(bin: &str, name: &'static str, args: &[&str], notify: &Path) -> Daemon {
+        Daemon::start_with_env(bin, name, args, notify, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables.
+    pub fn start_with_env(
+        bin: &str,
+        name: &'static str,
+        args: &[&str],
+        notify: &Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .env("NOTIFY_SOCKET", notify)
             .env_remove("RUST_LOG")
             .env_remove("JOURNAL_STREAM")
