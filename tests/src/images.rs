@@ -187,6 +187,19 @@ pub fn tiffinfo_errors(path: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A photograph-like greyscale image (smooth gradients and rings): dithered,
+/// the worst case for fax compression.
+pub fn photo_image(width: u32, height: u32) -> GrayImage {
+    GrayImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (
+            f64::from(x) / f64::from(width),
+            f64::from(y) / f64::from(height),
+        );
+        let ring = ((fx - 0.3).hypot(fy - 0.6) * 55.0).cos() * 0.3;
+        Luma([((fy * 0.7 + fx * 0.3 + ring).clamp(0.0, 1.0) * 255.0) as u8])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,17 +221,4 @@ mod tests {
         off.set(100, 100, !off.get(100, 100));
         assert_same_pages(&[page.clone(), off], &[page.clone(), page]);
     }
-}
-
-/// A photograph-like greyscale image (smooth gradients and rings): dithered,
-/// the worst case for fax compression.
-pub fn photo_image(width: u32, height: u32) -> GrayImage {
-    GrayImage::from_fn(width, height, |x, y| {
-        let (fx, fy) = (
-            f64::from(x) / f64::from(width),
-            f64::from(y) / f64::from(height),
-        );
-        let ring = ((fx - 0.3).hypot(fy - 0.6) * 55.0).cos() * 0.3;
-        Luma([((fy * 0.7 + fx * 0.3 + ring).clamp(0.0, 1.0) * 255.0) as u8])
-    })
 }
