@@ -142,10 +142,14 @@ fn peers(relay: &Relay) -> Vec<PeerView> {
 }
 
 fn directory(relay: &Relay) -> Vec<EntryView> {
+    let me = &relay.config.name;
     let mut out: Vec<EntryView> = relay
         .mesh
         .records()
         .into_iter()
+        // Directory mode: the table holds this relay's devices; the others
+        // come from the cache below.
+        .filter(|(r, _)| relay.redis().is_none() || &r.home_relay == me)
         .map(|(r, hop)| {
             let (next_hop, path) = match hop {
                 Some(NextHop::Local) => (Some("local".to_owned()), vec![relay.config.name.clone()]),
@@ -165,6 +169,23 @@ fn directory(relay: &Relay) -> Vec<EntryView> {
             }
         })
         .collect();
+    if let Some(dir) = relay.redis() {
+        // Calls go straight to the home relay: that is the next hop and path.
+        out.extend(dir.cached().into_iter().map(|c| {
+            let r = c.info;
+            EntryView {
+                number: r.number.to_string(),
+                next_hop: Some(r.home_relay.clone()),
+                path: vec![r.home_relay.clone()],
+                home_relay: r.home_relay,
+                version: r.version.counter,
+                origin: r.version.origin,
+                online: r.online,
+                gateway: r.gateway,
+                login_time: r.login_time,
+            }
+        }));
+    }
     out.sort_by(|a, b| a.number.cmp(&b.number));
     out
 }

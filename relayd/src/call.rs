@@ -2,7 +2,8 @@
 //! must come from a number logged in on that link (peer relays are trusted
 //! fleet members: the first relay checked it). The callee is either homed
 //! here (delivered down its link) or elsewhere (sent to the next relay on the
-//! best path). The stream itself is carried by `common::link::splice`.
+//! best path, or in directory mode straight to its home relay). The stream
+//! itself is carried by `common::link::splice`.
 
 use std::sync::Arc;
 
@@ -10,7 +11,10 @@ use common::link::message::{CallRefusal, CallRequest};
 use common::link::mux::{MuxStream, Opener};
 use common::link::splice;
 
+use common::number::Number;
+
 use crate::mesh::Lookup;
+use crate::redis_dir;
 use crate::registry::LinkId;
 use crate::server::Relay;
 
@@ -30,21 +34,21 @@ pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
         let relay = relay2;
         let name = relay.config.name.clone();
         let mut pages = None;
-        let end = splice::carry(stream, Some(&name), |req| {
+        let end = splice::carry_async(stream, Some(&name), async |req: &CallRequest| {
             pages = Some(req.pages);
-            route(&relay, from, req)
+            check(&relay, from, req)?;
+            match relay.redis() {
+                Some(dir) => redis_dir::route(&relay, dir, &req.to).await,
+                None => route_mesh(&relay, &req.to),
+            }
         })
         .await;
         relay.metrics.call_ended(&end, pages);
     });
 }
 
-/// Where a call goes next, or why it cannot go on.
-fn route(
-    relay: &Relay,
-    from: From,
-    request: &CallRequest,
-) -> Result<Opener, (CallRefusal, String)> {
+/// Whether this relay takes the call at all.
+fn check(relay: &Relay, from: From, request: &CallRequest) -> Result<(), (CallRefusal, String)> {
     let me = &relay.config.name;
     if relay.draining.is_cancelled() {
         return Err((
@@ -64,7 +68,11 @@ fn route(
         let detail = format!("{} is not logged in on this link", request.from);
         return Err((CallRefusal::NotAuthorized, detail));
     }
-    let to = &request.to;
+    Ok(())
+}
+
+/// Mesh mode: where a call goes next along the routing table.
+fn route_mesh(relay: &Relay, to: &Number) -> Result<Opener, (CallRefusal, String)> {
     match relay.mesh.lookup(to) {
         Lookup::Unknown => Err((
             CallRefusal::UnknownNumber,

@@ -116,6 +116,19 @@ pub struct RunArgs {
     /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
     #[arg(long, value_name = "LEVEL", env = "RELAYD_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Where connection information lives: `mesh` (shared over peer links)
+    /// or redis://HOST:PORT[/DB] (a Redis server every relay reaches) [default: mesh].
+    #[arg(long, value_name = "URL", env = "RELAYD_DIRECTORY")]
+    pub directory: Option<String>,
+    /// Prefix of every Redis key and channel, so fleets can share a server [default: faxmesh].
+    #[arg(long, value_name = "PREFIX", env = "RELAYD_DIRECTORY_PREFIX")]
+    pub directory_prefix: Option<String>,
+    /// Seconds this relay's records outlive it in Redis; refreshed every third of that [default: 30].
+    #[arg(long, value_name = "SECS", env = "RELAYD_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+    /// HOST:PORT other relays dial this one at (redis mode) [default: the bound listen address].
+    #[arg(long, value_name = "ADDR", env = "RELAYD_ADVERTISE")]
+    pub advertise: Option<String>,
 }
 
 impl RunArgs {
@@ -132,6 +145,10 @@ impl RunArgs {
             drain_secs: self.drain_secs,
             admin: self.admin,
             log_level: self.log_level.clone(),
+            directory: self.directory.clone(),
+            directory_prefix: self.directory_prefix.clone(),
+            lease_secs: self.lease_secs,
+            advertise: self.advertise.clone(),
         }
     }
 

@@ -16,6 +16,8 @@ use serde::Deserialize;
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
 pub const DEFAULT_DRAIN_SECS: u64 = 30;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub const DEFAULT_DIRECTORY_PREFIX: &str = "faxmesh";
+pub const DEFAULT_LEASE_SECS: u64 = 30;
 
 /// One layer of settings: the config file, or the flags and environment.
 /// Every key is optional; unknown keys in the file are an error.
@@ -32,6 +34,11 @@ pub struct Layer {
     pub drain_secs: Option<u64>,
     pub admin: Option<SocketAddr>,
     pub log_level: Option<String>,
+    /// `mesh` (the default) or `redis://HOST:PORT[/DB]`.
+    pub directory: Option<String>,
+    pub directory_prefix: Option<String>,
+    pub lease_secs: Option<u64>,
+    pub advertise: Option<String>,
 }
 
 impl Layer {
@@ -48,6 +55,10 @@ impl Layer {
             drain_secs: self.drain_secs.or(lower.drain_secs),
             admin: self.admin.or(lower.admin),
             log_level: self.log_level.or(lower.log_level),
+            directory: self.directory.or(lower.directory),
+            directory_prefix: self.directory_prefix.or(lower.directory_prefix),
+            lease_secs: self.lease_secs.or(lower.lease_secs),
+            advertise: self.advertise.or(lower.advertise),
         }
     }
 }
@@ -65,6 +76,28 @@ pub struct Settings {
     pub drain_secs: u64,
     pub admin: Option<SocketAddr>,
     pub log_level: String,
+    pub directory: Directory,
+}
+
+/// Where the fleet's connection information lives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Directory {
+    /// Shared relay to relay over peer links, kept in sled (the default).
+    Mesh,
+    /// Kept in a Redis server every relay reaches (see `redis_dir`).
+    Redis(RedisSettings),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedisSettings {
+    /// `redis://HOST:PORT[/DB]`.
+    pub url: String,
+    /// Every key and the channel start with `PREFIX:`, so fleets can share a server.
+    pub prefix: String,
+    /// Seconds a record outlives its relay's last refresh.
+    pub lease_secs: u64,
+    /// The address other relays dial this one at (default: the bound address).
+    pub advertise: Option<String>,
 }
 
 /// Merges the flags-and-environment layer over the file's layer, applies
@@ -106,6 +139,19 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
     if let Some(bad) = peers.iter().find(|p| !p.contains(':')) {
         return Err(format!("invalid peer '{bad}': use HOST:PORT"));
     }
+    let directory = directory(&l.directory, l.directory_prefix, l.lease_secs, l.advertise)?;
+    if let Directory::Redis(r) = &directory {
+        if !peers.is_empty() {
+            return Err(
+                "peers and a redis directory do not mix: in directory mode relays dial each other on demand; drop --peer (or `peers`)".into(),
+            );
+        }
+        if r.advertise.is_none() && listen.ip().is_unspecified() {
+            return Err(format!(
+                "listen address {listen} is not one other relays can dial: give --advertise HOST:PORT (or RELAYD_ADVERTISE, or `advertise = \"relay-a.example.net:4710\"` in the config file)"
+            ));
+        }
+    }
     Ok(Settings {
         name,
         listen,
@@ -117,7 +163,53 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         drain_secs: l.drain_secs.unwrap_or(DEFAULT_DRAIN_SECS),
         admin: l.admin,
         log_level,
+        directory,
     })
+}
+
+/// Checks the directory settings; they only matter in redis mode.
+fn directory(
+    url: &Option<String>,
+    prefix: Option<String>,
+    lease_secs: Option<u64>,
+    advertise: Option<String>,
+) -> Result<Directory, String> {
+    let url = match url.as_deref() {
+        None | Some("mesh") => return Ok(Directory::Mesh),
+        Some(u) => u,
+    };
+    if !url.starts_with("redis://") {
+        return Err(format!(
+            "invalid directory '{url}': use `mesh` or redis://HOST:PORT[/DB]"
+        ));
+    }
+    if let Err(e) = redis::Client::open(url) {
+        return Err(format!("invalid directory '{url}': {e}"));
+    }
+    let prefix = prefix.unwrap_or_else(|| DEFAULT_DIRECTORY_PREFIX.to_owned());
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(plain) {
+        return Err(format!(
+            "invalid directory_prefix '{prefix}': use 1 to 64 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let lease_secs = lease_secs.unwrap_or(DEFAULT_LEASE_SECS);
+    if !(1..=86_400).contains(&lease_secs) {
+        return Err(format!(
+            "invalid lease_secs {lease_secs}: use 1 to 86400 seconds"
+        ));
+    }
+    if let Some(a) = &advertise
+        && !a.contains(':')
+    {
+        return Err(format!("invalid advertise '{a}': use HOST:PORT"));
+    }
+    Ok(Directory::Redis(RedisSettings {
+        url: url.to_owned(),
+        prefix,
+        lease_secs,
+        advertise,
+    }))
 }
 
 /// Reads the config file (if any) and merges `flags` over it.
@@ -145,6 +237,8 @@ pub struct RelayConfig {
     pub drain_timeout: Duration,
     /// Where to serve /metrics and /healthz, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// Where connection information lives (at start).
+    pub directory: Directory,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -174,6 +268,7 @@ impl RelayConfig {
             },
             drain_timeout: Duration::from_secs(s.drain_secs),
             admin: s.admin,
+            directory: s.directory.clone(),
             settings: Some(s),
         })
     }
@@ -272,6 +367,9 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
     );
     let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
     restart("admin", admin(&old.admin), admin(&new.admin));
+    if old.directory != new.directory {
+        c.need_restart.push("directory settings changed".to_owned());
+    }
     c
 }
 
@@ -355,6 +453,72 @@ mod tests {
             let err = merge(Layer::default(), file(&format!("{BASE}{extra}"))).unwrap_err();
             assert!(err.contains(word), "{err}");
         }
+    }
+
+    #[test]
+    fn directory_flag_wins_over_env_and_file_and_defaults_to_mesh() {
+        let s = merge(Layer::default(), file(BASE)).unwrap();
+        assert_eq!(s.directory, Directory::Mesh);
+        let f = file(&format!(
+            "{BASE}directory = \"redis://file:6379\"\ndirectory_prefix = \"fleet1\"\n"
+        ));
+        let s = merge(Layer::default(), f.clone()).unwrap();
+        let Directory::Redis(r) = &s.directory else {
+            panic!("{s:?}")
+        };
+        assert_eq!(r.url, "redis://file:6379");
+        assert_eq!(r.prefix, "fleet1");
+        assert_eq!(r.lease_secs, DEFAULT_LEASE_SECS);
+        // The flags-and-environment layer (clap reads both) wins key by key.
+        let flags = Layer {
+            directory: Some("redis://flag:6380/2".into()),
+            lease_secs: Some(2),
+            ..Layer::default()
+        };
+        let s = merge(flags, f.clone()).unwrap();
+        assert_eq!(
+            s.directory,
+            Directory::Redis(RedisSettings {
+                url: "redis://flag:6380/2".into(),
+                prefix: "fleet1".into(),
+                lease_secs: 2,
+                advertise: None,
+            })
+        );
+        let flags = Layer {
+            directory: Some("mesh".into()),
+            ..Layer::default()
+        };
+        assert_eq!(merge(flags, f).unwrap().directory, Directory::Mesh);
+    }
+
+    #[test]
+    fn bad_directory_settings_are_refused() {
+        for (extra, word) in [
+            ("directory = \"postgres://x\"\n", "invalid directory"),
+            (
+                "directory = \"redis://x:1\"\nlease_secs = 0\n",
+                "lease_secs",
+            ),
+            (
+                "directory = \"redis://x:1\"\ndirectory_prefix = \"a b\"\n",
+                "directory_prefix",
+            ),
+            (
+                "directory = \"redis://x:1\"\npeers = [\"b:1\"]\n",
+                "drop --peer",
+            ),
+        ] {
+            let err = merge(Layer::default(), file(&format!("{BASE}{extra}"))).unwrap_err();
+            assert!(err.contains(word), "{err}");
+        }
+        let wildcard = "name = \"a\"\nlisten = \"0.0.0.0:4710\"\ndata_dir = \"/d\"\ndirectory = \"redis://x:1\"\n";
+        let err = merge(Layer::default(), file(wildcard)).unwrap_err();
+        assert!(err.contains("--advertise"), "{err}");
+        let given = file(&format!(
+            "{wildcard}advertise = \"relay-a.example.net:4710\"\n"
+        ));
+        assert!(merge(Layer::default(), given).is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`store`]: connection information in sled.
 //! - [`registry`]: which numbers are online on which link.
 //! - [`mesh`]: the routing table shared with peer relays, and renewals.
+//! - [`redis_dir`]: directory database mode: records in Redis, a local cache.
 //! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
 //! - [`link_session`]: one task per accepted link (hello, logins, heartbeats).
 //! - [`call`]: routing a call stream and splicing it to the callee's link.
@@ -19,6 +20,7 @@ pub mod link_session;
 pub mod mesh;
 pub mod metrics;
 pub mod peer;
+pub mod redis_dir;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -175,7 +175,7 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
         }
     }
     if receives {
-        relay.mesh.renew_local(ConnectionInfo {
+        relay.renew_local(ConnectionInfo {
             number: number.clone(),
             home_relay: relay.config.name.clone(),
             gateway: ctx.gateway.clone(),
@@ -203,7 +203,7 @@ fn mark_offline(relay: &Relay, number: &Number) {
     {
         record.online = false;
         record.version = relay.mesh.store().next_version();
-        relay.mesh.renew_local(record);
+        relay.renew_local(record);
     }
 }
 
@@ -219,7 +219,7 @@ pub fn enforce_home_rule(relay: &Relay, stored: &[ConnectionInfo]) {
                 let mut fixed = record.clone();
                 fixed.online = false;
                 fixed.version = relay.mesh.store().next_version();
-                relay.mesh.renew_local(fixed);
+                relay.renew_local(fixed);
             }
         } else if let Some(route) = local
             && record.online

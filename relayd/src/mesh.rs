@@ -81,6 +81,9 @@ pub struct Mesh {
     store: Store,
     table: Mutex<RoutingTable>,
     peers: Mutex<BTreeMap<String, PeerHandle>>,
+    /// Whether renewals go to peers (mesh mode). In directory mode the peer
+    /// links carry calls only: records travel through Redis instead.
+    share_with_peers: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,7 +93,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Mesh {
     /// Loads the persisted records into a fresh table.
-    pub fn load(me: &str, store: Store) -> Result<Mesh, StoreError> {
+    /// `share_with_peers` is false in directory mode (see the field).
+    pub fn load(me: &str, store: Store, share_with_peers: bool) -> Result<Mesh, StoreError> {
         let mut table = RoutingTable::new(me);
         table.load(store.all()?);
         Ok(Mesh {
@@ -98,6 +102,7 @@ impl Mesh {
             store,
             table: Mutex::new(table),
             peers: Mutex::new(BTreeMap::new()),
+            share_with_peers,
         })
     }
 
@@ -127,6 +132,31 @@ impl Mesh {
         }
         let change = lock(&self.table).renew_local(record);
         self.propagate(change.into_iter().collect());
+    }
+
+    /// Whether peer links exchange snapshots and renewals (mesh mode).
+    pub fn shares_with_peers(&self) -> bool {
+        self.share_with_peers
+    }
+
+    /// Directory mode: a newer record from the directory about a number this
+    /// table holds (a device of ours that logged in at another relay).
+    /// Persisted and merged by version; nothing goes to peers. Returns
+    /// whether it was newer.
+    pub fn learn(&self, record: &ConnectionInfo) -> bool {
+        let newer = {
+            let mut table = lock(&self.table);
+            if !record.supersedes(table.record(&record.number)) {
+                false
+            } else {
+                table.load([record.clone()]);
+                true
+            }
+        };
+        if newer && let Err(e) = self.store.apply(record) {
+            tracing::error!(number = %record.number, error = %e, "cannot store connection information");
+        }
+        newer
     }
 
     /// Applies announcements from `peer`; returns the records that became
@@ -212,6 +242,14 @@ impl Mesh {
         lock(&self.table).routes_via(peer)
     }
 
+    /// The link to peer `name`, if one is up.
+    pub fn peer_opener(&self, name: &str) -> Option<Opener> {
+        lock(&self.peers)
+            .get(name)
+            .filter(|p| !p.opener.is_closed())
+            .map(|p| p.opener.clone())
+    }
+
     pub fn is_peer_up(&self, name: &str) -> bool {
         lock(&self.peers)
             .get(name)
@@ -253,7 +291,7 @@ impl Mesh {
 
     /// Sends changes to every peer, batched into one message of each kind.
     fn propagate(&self, changes: Vec<Change>) {
-        if changes.is_empty() {
+        if changes.is_empty() || !self.share_with_peers {
             return;
         }
         let mut announce = Vec::new();

@@ -1,5 +1,6 @@
 //! Links between relays: dialing the configured peers (with backoff), the
-//! mesh-key handshake, the snapshot, and the renewals that follow.
+//! mesh-key handshake, the snapshot, and the renewals that follow. In
+//! directory mode the links are dialed on demand and carry calls only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +87,46 @@ pub async fn maintain(relay: Arc<Relay>, addr: String, stop: CancellationToken) 
             _ = tokio::time::sleep(backoff.next_pause()) => {}
         }
     }
+}
+
+/// Directory mode: dials relay `name` at `addr` for a call, authenticates
+/// (both sides prove fleet membership with the mesh key) and runs the link
+/// as a tracked task; returns the way to open call streams on it.
+pub async fn dial_on_demand(
+    relay: &Arc<Relay>,
+    name: &str,
+    addr: &str,
+) -> Result<common::link::mux::Opener, String> {
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Relay,
+        name: relay.config.name.clone(),
+    };
+    let link = control::dial(addr, hello, &relay.config.link)
+        .await
+        .map_err(|e| e.to_string())?;
+    if link.peer.name != name {
+        link.opener.close();
+        return Err(format!(
+            "{addr} answers as relay {}, not {name}",
+            link.peer.name
+        ));
+    }
+    let link = authenticate_as_dialer(relay, link).await?;
+    let opener = link.opener.clone();
+    tracing::info!(peer = %name, %addr, "dialed relay for a call");
+    let span = tracing::info_span!("peer", peer = %name, %addr);
+    let relay2 = relay.clone();
+    let addr = addr.to_owned();
+    relay.dialed_links.spawn(
+        async move {
+            let stop = relay2.closing.clone();
+            let me = relay2.config.name.clone();
+            run_peer(&relay2, link, me, addr, &stop).await;
+        }
+        .instrument(span),
+    );
+    Ok(opener)
 }
 
 /// Dialer side of the mesh-key handshake.
@@ -224,11 +265,17 @@ async fn run_peer(
         }
     }
     // Registered before the snapshot is taken, so no renewal falls between.
-    let snapshot = relay.mesh.snapshot();
+    // Directory mode sends none: records travel through the directory.
+    let sharing = relay.mesh.shares_with_peers();
+    let snapshot = if sharing {
+        relay.mesh.snapshot()
+    } else {
+        Vec::new()
+    };
     let sent = snapshot.len();
     let mut chunks = snapshot.chunks(SNAPSHOT_CHUNK).peekable();
     let mut failed = None;
-    if chunks.peek().is_none() {
+    if sharing && chunks.peek().is_none() {
         failed = link
             .writer
             .send(&Control::Snapshot {
@@ -252,7 +299,11 @@ async fn run_peer(
             .sync_messages
             .inc(&[("direction", "sent"), ("kind", "snapshot")]);
     }
-    tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
+    if sharing {
+        tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
+    } else {
+        tracing::info!(peer = %name, "peer link up (directory mode: calls only)");
+    }
     let mut heartbeat = Heartbeat::new(relay.config.link.heartbeat);
     let reason = if let Some(e) = failed {
         format!("cannot send the snapshot: {e}")
@@ -275,6 +326,9 @@ async fn run_peer(
                             if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
                                 break format!("cannot write: {e}");
                             }
+                        }
+                        Ok(Some(Control::Snapshot { .. } | Control::Announce(_) | Control::Withdraw(_))) if !sharing => {
+                            tracing::debug!("directory mode: mesh sync from a peer ignored");
                         }
                         Ok(Some(Control::Snapshot { announcements, done })) => {
                             let n = announcements.len();

@@ -11,17 +11,19 @@ use anyhow::Context;
 use common::daemon::admin_http::{self, AdminPages};
 use common::daemon::logging::{LevelChange, LogControl};
 use common::daemon::notify;
+use common::directory::ConnectionInfo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
-use crate::config::{self, RelayConfig, Settings};
+use crate::config::{self, Directory, RelayConfig, Settings};
 use crate::link_session;
 use crate::mesh::Mesh;
 use crate::metrics::RelayMetrics;
 use crate::peer::{self, PeerState, PeerStatus};
+use crate::redis_dir::{self, RedisDirectory};
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -33,6 +35,8 @@ const STATUS_REFRESH: Duration = Duration::from_secs(1);
 pub struct Relay {
     pub config: RelayConfig,
     pub mesh: Mesh,
+    /// Directory mode only: the records in Redis and their cache.
+    pub redis: Option<RedisDirectory>,
     pub registry: Registry,
     pub peer_status: PeerStatus,
     pub metrics: RelayMetrics,
@@ -42,6 +46,8 @@ pub struct Relay {
     pub closing: CancellationToken,
     /// Calls in flight.
     pub calls: TaskTracker,
+    /// Peer links dialed on demand (directory mode).
+    pub dialed_links: TaskTracker,
     /// The configured peers' dialers, each stopped by its own token (a
     /// child of `closing`) when a reload removes the peer.
     dialers: Mutex<BTreeMap<String, CancellationToken>>,
@@ -72,6 +78,22 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Relay {
+    /// The Redis directory, in directory mode.
+    pub fn redis(&self) -> Option<&RedisDirectory> {
+        self.redis.as_ref()
+    }
+
+    /// A renewal of one of this relay's devices (login, logout, lost link):
+    /// into the local table and store, then to the peers (mesh mode) or to
+    /// Redis (directory mode).
+    pub fn renew_local(&self, record: ConnectionInfo) {
+        let number = record.number.clone();
+        self.mesh.renew_local(record);
+        if let Some(dir) = &self.redis {
+            dir.renewed(&number);
+        }
+    }
+
     /// Device and gateway links up now.
     pub fn links_up(&self) -> u64 {
         self.links_up.load(Ordering::Relaxed)
@@ -100,6 +122,10 @@ impl Relay {
             self.registry.online_count(),
             self.calls.len()
         ));
+        if let Some(dir) = &self.redis {
+            s.push_str("; ");
+            s.push_str(&dir.status());
+        }
         s
     }
 
@@ -170,7 +196,11 @@ pub async fn run_with(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, &config.name)?;
-    let mesh = Mesh::load(&config.name, store)?;
+    let mesh = Mesh::load(
+        &config.name,
+        store,
+        matches!(config.directory, Directory::Mesh),
+    )?;
     mark_local_devices_offline(&mesh, &config.name);
     let listener = TcpListener::bind(config.listen)
         .await
@@ -184,17 +214,26 @@ pub async fn run_with(
         ),
         None => None,
     };
+    let redis = match &config.directory {
+        Directory::Mesh => None,
+        Directory::Redis(r) => {
+            let advertise = r.advertise.clone().unwrap_or_else(|| addr.to_string());
+            Some(RedisDirectory::new(&config.name, r, advertise)?)
+        }
+    };
     let relay = Arc::new(Relay {
         drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
         settings: Mutex::new(config.settings.clone()),
         config,
         mesh,
+        redis,
         registry: Registry::default(),
         peer_status: PeerStatus::default(),
         metrics: RelayMetrics::default(),
         draining: CancellationToken::new(),
         closing: CancellationToken::new(),
         calls: TaskTracker::new(),
+        dialed_links: TaskTracker::new(),
         dialers: Mutex::new(BTreeMap::new()),
         links_up: AtomicU64::new(0),
         listen_addr: OnceLock::new(),
@@ -224,6 +263,15 @@ pub async fn run_with(
             tracing::warn!(error = %e, "admin socket unavailable; `relayd peers` will not answer");
         }
     });
+    // Directory mode: the lease writer stops after the links (their last
+    // renewals are written), so it is owned apart from them.
+    let lease_writer = relay
+        .redis()
+        .is_some()
+        .then(|| tokio::spawn(redis_dir::keep_leases(relay.clone())));
+    if relay.redis().is_some() {
+        links.spawn(redis_dir::follow_renewals(relay.clone()));
+    }
     for peer in relay.config.peers.clone() {
         relay.start_peer(&links, &peer);
     }
@@ -294,7 +342,13 @@ pub async fn run_with(
     }
     relay.closing.cancel();
     links.close();
+    relay.dialed_links.close();
     links.wait().await;
+    relay.dialed_links.wait().await;
+    if let (Some(dir), Some(writer)) = (relay.redis(), lease_writer) {
+        dir.stop.cancel();
+        let _ = writer.await;
+    }
     relay.mesh.store().flush().await?;
     tracing::info!("stopped");
     notify::flush(std::time::Duration::from_secs(1));

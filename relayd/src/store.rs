@@ -70,6 +70,13 @@ impl Store {
         }
     }
 
+    /// Keeps the Lamport counter above a version seen elsewhere (directory
+    /// mode learns versions from Redis), so this relay's next renewal of that
+    /// number wins.
+    pub fn witness(&self, version: &Version) {
+        self.counter.fetch_max(version.counter, Ordering::SeqCst);
+    }
+
     pub fn get(&self, number: &Number) -> Result<Option<ConnectionInfo>, StoreError> {
         match self.devices.get(number.as_str())? {
             None => Ok(None),

@@ -3,7 +3,8 @@
 //!
 //!     cargo bench -p faxmesh-tests --bench network [-- SECTION...]
 //!
-//! Sections (all by default): calls, bulk, memory, mesh, snapshot, chain.
+//! Sections (all by default): calls, bulk, memory, mesh, snapshot, chain,
+//! redis (needs redis-server).
 //! Environment: BENCH_SECS (length of each calls/s run, default 5),
 //! BENCH_PAIRS (concurrent sender/receiver pairs, default 64).
 
@@ -20,7 +21,7 @@ use common::link::control::{self, Link, LinkConfig};
 use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSION, Role};
 use common::routing::Announcement;
 use harness::load::{self, Secrets, number, quantile, rss_kib};
-use harness::{Gateway, Relay, Testbed};
+use harness::{Gateway, RedisServer, Relay, Testbed};
 
 fn main() {
     let sections: Vec<String> = std::env::args()
@@ -65,6 +66,9 @@ fn main() {
             );
         }
     }
+    if wants("redis") {
+        runtime.block_on(redis_vs_mesh(pairs, secs));
+    }
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -102,7 +106,52 @@ fn relay_line(bed: &Testbed, n: usize) -> Vec<Relay> {
 async fn calls(relays: usize, pairs: u64, secs: u64) -> f64 {
     let bed = Testbed::new();
     let line = relay_line(&bed, relays);
-    let (first, last) = (&line[0], &line[relays - 1]);
+    let target = if relays == 1 {
+        " (target >= 2000/s, p99 < 20 ms)"
+    } else {
+        ""
+    };
+    let what = format!("through {relays} relay(s)");
+    calls_between(
+        &bed,
+        &line[0],
+        &line[relays - 1],
+        &what,
+        target,
+        pairs,
+        secs,
+    )
+    .await
+}
+
+/// One-page calls per second through two relays: peered in mesh mode, then
+/// with a Redis directory and no peer links, in the same run.
+async fn redis_vs_mesh(pairs: u64, secs: u64) {
+    let mesh = calls(2, pairs, secs).await;
+    let bed = Testbed::new();
+    let redis = RedisServer::start(bed.path());
+    let flags = redis.relay_flags(30);
+    let first = Relay::start_with(bed.path(), bed.fleet(), "r0", &flags);
+    let last = Relay::start_with(bed.path(), bed.fleet(), "r1", &flags);
+    let what = "through 2 relays, redis directory";
+    let rate = calls_between(&bed, &first, &last, what, "", pairs, secs).await;
+    println!(
+        "  redis directory / mesh, 2 relays: {:.2} (target >= 0.9)",
+        rate / mesh
+    );
+}
+
+/// One-page calls per second from devices behind `first` to devices behind
+/// `last` (see [`calls`]).
+async fn calls_between(
+    bed: &Testbed,
+    first: &Relay,
+    last: &Relay,
+    what: &str,
+    target: &str,
+    pairs: u64,
+    secs: u64,
+) -> f64 {
     let mut gw_send = Gateway::start(bed.path(), "gw-send", &[first.addr()]);
     let mut gw_recv = Gateway::start(bed.path(), "gw-recv", &[last.addr()]);
     gw_send.wait_linked();
@@ -141,15 +190,10 @@ async fn calls(relays: usize, pairs: u64, secs: u64) -> f64 {
     let p50 = quantile(&mut times, 0.5);
     let p99 = quantile(&mut times, 0.99);
     println!(
-        "calls through {relays} relay(s), {pairs} pairs: {rate:.0} one-page calls/s, p50 {:.2} ms, p99 {:.2} ms ({} calls){}",
+        "calls {what}, {pairs} pairs: {rate:.0} one-page calls/s, p50 {:.2} ms, p99 {:.2} ms ({} calls){target}",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
         times.len(),
-        if relays == 1 {
-            " (target >= 2000/s, p99 < 20 ms)"
-        } else {
-            ""
-        }
     );
     for r in receivers {
         r.abort();

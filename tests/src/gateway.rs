@@ -86,6 +86,13 @@ impl Gateway {
     /// Waits until the gateway reports a relay link; returns the status.
     #[track_caller]
     pub fn wait_linked(&mut self) -> String {
+        // gatewayd coalesces status lines it has not sent yet, so the one
+        // that came with READY=1 may already say linked: no later one will.
+        if let Some(s) = self.daemon.status()
+            && s.contains("linked to relay")
+        {
+            return s.to_owned();
+        }
         self.daemon.wait_status_contains("linked to relay")
     }
 

@@ -12,6 +12,7 @@
 //! - [`fleet`]: the fleet key and device secrets.
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
+//! - [`redis_server`]: a real redis-server on a free port (directory mode).
 //! - [`testbed`]: one test's temp dir and fleet, with shortcuts to start it all.
 //!
 //! A typical test:
@@ -33,6 +34,7 @@ pub mod images;
 pub mod load;
 pub mod notify;
 pub mod receiver;
+pub mod redis_server;
 pub mod relay;
 pub mod sender;
 pub mod testbed;
@@ -42,6 +44,7 @@ pub use daemon::{Daemon, WAIT};
 pub use fleet::Fleet;
 pub use gateway::Gateway;
 pub use receiver::Receiver;
+pub use redis_server::RedisServer;
 pub use relay::Relay;
 pub use sender::{FaxSend, Sent};
 pub use testbed::Testbed;

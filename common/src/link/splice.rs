@@ -63,9 +63,22 @@ pub async fn refuse<S: AsyncWrite + Unpin>(
 /// which adds itself to the request's path; `decide` names the link the call
 /// goes to next, or why it cannot go on.
 pub async fn carry(
-    mut upstream: MuxStream,
+    upstream: MuxStream,
     relay_name: Option<&str>,
     decide: impl FnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
+) -> HopEnd {
+    carry_async(upstream, relay_name, async move |request: &CallRequest| {
+        decide(request)
+    })
+    .await
+}
+
+/// [`carry`] for a hop whose decision may wait, e.g. on a directory lookup
+/// or on dialing the next relay.
+pub async fn carry_async(
+    mut upstream: MuxStream,
+    relay_name: Option<&str>,
+    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
 ) -> HopEnd {
     let mut request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
         Ok(r) => r,
@@ -77,7 +90,7 @@ pub async fn carry(
     let span =
         tracing::info_span!("call", id = %request.call_id, from = %request.from, to = %request.to);
     async move {
-        let decision = decide(&request);
+        let decision = decide(&request).await;
         if let Some(name) = relay_name {
             request.via.push(name.to_owned());
         }

@@ -1,0 +1,627 @@
+//! Directory database mode: the fleet's connection information in a Redis
+//! server every relay reaches, instead of shared relay to relay.
+//!
+//! Protocol flow:
+//! - Each renewal of one of this relay's devices (login, logout, lost link)
+//!   is written as `PREFIX:dev:NUMBER` (the record as JSON, with the address
+//!   other relays dial this one at) by a Lua script that keeps the newer
+//!   version, sets a lease (PX) and PUBLISHes the record on
+//!   `PREFIX:renewals`. `PREFIX:relay:NAME` holds the relay's address under
+//!   the same lease.
+//! - Every third of the lease, every local record and the relay key are
+//!   written again (a record that did not change only has its lease
+//!   extended): a crashed relay's records expire on their own, and a Redis
+//!   server that lost its data gets them back.
+//! - Every relay subscribes to `PREFIX:renewals` and keeps a cache of the
+//!   records it hears; (re)subscribing is followed by a SCAN of
+//!   `PREFIX:dev:*`, so nothing published while unsubscribed is missed. A
+//!   call looks in the cache first and on a miss GETs the key.
+//! - A call for a device homed elsewhere goes straight to its home relay,
+//!   over a peer link (accepted or dialed on demand, authenticated with the
+//!   mesh key). A dial that fails makes the relay GET the record again: gone
+//!   means the home relay's lease ran out, and the cache forgets it.
+//!
+//! If Redis is unreachable, calls to cached records keep working, renewals
+//! wait (the sled store holds them) and are all written once Redis answers
+//! again; the log and the status line say what is wrong meanwhile.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::backoff::Backoff;
+use common::directory::ConnectionInfo;
+use common::link::message::CallRefusal;
+use common::link::mux::Opener;
+use common::number::Number;
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisSettings;
+use crate::link_session::enforce_home_rule;
+use crate::peer;
+use crate::server::Relay;
+
+/// Longest wait for a connection or an answer from Redis.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Records written concurrently during a full write (one pipelined batch).
+const WRITE_BATCH: usize = 256;
+/// Keys per SCAN step and per MGET.
+const SCAN_COUNT: usize = 1000;
+
+/// Writes `ARGV[1]` (a record) under `KEYS[1]` unless the stored record has
+/// a newer version; the same version only has its lease extended (a
+/// refresh), a newer one is stored and published. Versions compare as
+/// `common::directory::Version` does: counter, then origin. Returns 0
+/// (stale, ignored), 1 (lease extended) or 2 (stored and published).
+const WRITE_RECORD: &str = r"
+local cur = redis.call('GET', KEYS[1])
+local counter = tonumber(ARGV[2])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and type(old) == 'table' and type(old.version) == 'table' then
+    local c = tonumber(old.version.counter) or 0
+    local o = tostring(old.version.origin)
+    if c > counter or (c == counter and o > ARGV[3]) then
+      return 0
+    end
+    if c == counter and o == ARGV[3] then
+      redis.call('PEXPIRE', KEYS[1], ARGV[4])
+      return 1
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[1])
+return 2
+";
+
+/// A record as stored in Redis: the connection information plus the
+/// address its home relay is dialed at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryRecord {
+    #[serde(flatten)]
+    pub info: ConnectionInfo,
+    pub relay_addr: String,
+}
+
+/// Whether Redis answers, as the log and the status line tell it.
+#[derive(Clone, Debug, PartialEq)]
+enum Health {
+    Connecting,
+    Up,
+    Down(String),
+}
+
+/// The relay's handle on the Redis directory.
+pub struct RedisDirectory {
+    me: String,
+    url: String,
+    prefix: String,
+    channel: String,
+    lease: Duration,
+    /// The address written beside every record (set once listening).
+    advertise: String,
+    client: redis::Client,
+    /// Reconnects on its own; commands fail (after REDIS_TIMEOUT at most)
+    /// while Redis is away.
+    conn: ConnectionManager,
+    script: redis::Script,
+    /// Records homed elsewhere, as last heard. A std Mutex: nothing awaits
+    /// while it is held.
+    cache: Mutex<HashMap<Number, DirectoryRecord>>,
+    /// Local numbers renewed since the last write.
+    dirty: Mutex<HashSet<Number>>,
+    wake: Notify,
+    health: Mutex<Health>,
+    /// Links dialed on demand, by relay name, and one lock per relay name
+    /// so concurrent calls to a relay dial it once.
+    dialed: Mutex<HashMap<String, Opener>>,
+    dialing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Stops the lease writer, after the links have closed (so the
+    /// relay's last renewals, its devices going offline, are written).
+    pub stop: CancellationToken,
+}
+
+impl std::fmt::Debug for RedisDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDirectory")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn short(e: &redis::RedisError) -> String {
+    e.to_string()
+}
+
+impl RedisDirectory {
+    /// Connects lazily: the relay starts even while Redis is away.
+    pub fn new(me: &str, s: &RedisSettings, advertise: String) -> anyhow::Result<RedisDirectory> {
+        let client = redis::Client::open(s.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(MAX_BACKOFF);
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(RedisDirectory {
+            me: me.to_owned(),
+            url: s.url.clone(),
+            prefix: s.prefix.clone(),
+            channel: format!("{}:renewals", s.prefix),
+            lease: Duration::from_secs(s.lease_secs),
+            advertise,
+            client,
+            conn,
+            script: redis::Script::new(WRITE_RECORD),
+            cache: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            health: Mutex::new(Health::Connecting),
+            dialed: Mutex::new(HashMap::new()),
+            dialing: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    fn dev_key(&self, number: &Number) -> String {
+        format!("{}:dev:{number}", self.prefix)
+    }
+
+    fn relay_key(&self) -> String {
+        format!("{}:relay:{}", self.prefix, self.me)
+    }
+
+    /// `directory: redis ok` and the like, for the status line.
+    pub fn status(&self) -> String {
+        match &*lock(&self.health) {
+            Health::Connecting => "directory: redis connecting".to_owned(),
+            Health::Up => "directory: redis ok".to_owned(),
+            Health::Down(e) => format!("directory: redis unreachable ({e}); retrying"),
+        }
+    }
+
+    fn set_health(&self, new: Health) {
+        let mut h = lock(&self.health);
+        if *h == new || matches!((&*h, &new), (Health::Down(_), Health::Down(_))) {
+            return;
+        }
+        match &new {
+            Health::Up => {
+                tracing::info!(url = %self.url, "directory: redis reachable; this relay's devices are written")
+            }
+            Health::Down(e) => tracing::warn!(
+                url = %self.url, error = %e,
+                "directory: redis unreachable; calls to cached numbers go on, renewals are kept and retried"
+            ),
+            Health::Connecting => {}
+        }
+        *h = new;
+    }
+
+    /// A local device's record changed: write it soon.
+    pub fn renewed(&self, number: &Number) {
+        lock(&self.dirty).insert(number.clone());
+        self.wake.notify_one();
+    }
+
+    /// Every cached record (for `relayd directory`).
+    pub fn cached(&self) -> Vec<DirectoryRecord> {
+        lock(&self.cache).values().cloned().collect()
+    }
+
+    /// Merges a record heard from Redis into the cache (newer versions win),
+    /// and hands a local number over to its new home relay.
+    fn learn(&self, relay: &Relay, record: DirectoryRecord) {
+        relay.mesh.store().witness(&record.info.version);
+        if record.info.home_relay == self.me {
+            // Our own renewal coming back; the local table is the authority.
+            return;
+        }
+        {
+            let mut cache = lock(&self.cache);
+            let current = cache.get(&record.info.number).map(|r| &r.info);
+            if !record.info.supersedes(current) {
+                return;
+            }
+            cache.insert(record.info.number.clone(), record.clone());
+        }
+        if let Some(mine) = relay.mesh.record(&record.info.number)
+            && mine.home_relay == self.me
+            && relay.mesh.learn(&record.info)
+        {
+            // The device logged in at another relay since: it lives there now.
+            enforce_home_rule(relay, std::slice::from_ref(&record.info));
+        }
+    }
+
+    fn forget(&self, number: &Number) {
+        lock(&self.cache).remove(number);
+    }
+
+    /// The record for `number`: the cache, else Redis.
+    async fn lookup(
+        &self,
+        relay: &Relay,
+        number: &Number,
+    ) -> Result<Option<DirectoryRecord>, String> {
+        if let Some(r) = lock(&self.cache).get(number).cloned() {
+            return Ok(Some(r));
+        }
+        self.fetch(relay, number).await
+    }
+
+    /// GETs the record for `number` from Redis; forgets it when gone.
+    async fn fetch(
+        &self,
+        relay: &Relay,
+        number: &Number,
+    ) -> Result<Option<DirectoryRecord>, String> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = redis::cmd("GET")
+            .arg(self.dev_key(number))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| short(&e))?;
+        let Some(json) = value else {
+            self.forget(number);
+            return Ok(None);
+        };
+        let record: DirectoryRecord = serde_json::from_str(&json)
+            .map_err(|e| format!("unreadable record for {number} in redis: {e}"))?;
+        self.learn(relay, record.clone());
+        Ok(Some(record))
+    }
+
+    /// Writes the records of `numbers` that are homed here.
+    async fn write(
+        &self,
+        relay: &Relay,
+        numbers: impl IntoIterator<Item = Number>,
+    ) -> Result<(), String> {
+        let records: Vec<ConnectionInfo> = numbers
+            .into_iter()
+            .filter_map(|n| relay.mesh.record(&n))
+            .filter(|r| r.home_relay == self.me)
+            .collect();
+        self.write_records(records).await
+    }
+
+    /// Writes every record homed here and the relay key.
+    async fn write_all(&self, relay: &Relay) -> Result<(), String> {
+        lock(&self.dirty).clear();
+        let lease_ms = self.lease.as_millis() as u64;
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.relay_key())
+            .arg(&self.advertise)
+            .arg("PX")
+            .arg(lease_ms)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| short(&e))?;
+        let records: Vec<ConnectionInfo> = relay
+            .mesh
+            .records()
+            .into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| r.home_relay == self.me)
+            .collect();
+        self.write_records(records).await
+    }
+
+    async fn write_records(&self, records: Vec<ConnectionInfo>) -> Result<(), String> {
+        let lease_ms = self.lease.as_millis() as u64;
+        for batch in records.chunks(WRITE_BATCH) {
+            // One multiplexed connection pipelines these concurrent calls.
+            let writes = batch.iter().map(|info| {
+                let mut conn = self.conn.clone();
+                let record = DirectoryRecord {
+                    info: info.clone(),
+                    relay_addr: self.advertise.clone(),
+                };
+                let key = self.dev_key(&info.number);
+                async move {
+                    let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+                    self.script
+                        .key(key)
+                        .arg(json)
+                        .arg(record.info.version.counter)
+                        .arg(&record.info.version.origin)
+                        .arg(lease_ms)
+                        .arg(&self.channel)
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                        .map_err(|e| short(&e))
+                }
+            });
+            futures::future::try_join_all(writes).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads every record in Redis into the cache.
+    async fn resync(&self, relay: &Relay) -> Result<usize, String> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}:dev:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut seen = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| short(&e))?;
+            if !keys.is_empty() {
+                let values: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| short(&e))?;
+                for json in values.into_iter().flatten() {
+                    match serde_json::from_str::<DirectoryRecord>(&json) {
+                        Ok(r) => {
+                            seen += 1;
+                            self.learn(relay, r);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "unreadable record in redis; ignored"),
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(seen);
+            }
+            cursor = next;
+        }
+    }
+
+    /// A link to relay `name`: one that is up (either side dialed), else a
+    /// new one dialed at `addr`. Concurrent calls to one relay dial once.
+    async fn link_to(&self, relay: &Arc<Relay>, name: &str, addr: &str) -> Result<Opener, String> {
+        if let Some(o) = self.up_link(relay, name) {
+            return Ok(o);
+        }
+        let gate = lock(&self.dialing)
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        let _dialing = gate.lock().await;
+        if let Some(o) = self.up_link(relay, name) {
+            return Ok(o);
+        }
+        let opener = peer::dial_on_demand(relay, name, addr).await?;
+        lock(&self.dialed).insert(name.to_owned(), opener.clone());
+        Ok(opener)
+    }
+
+    fn up_link(&self, relay: &Relay, name: &str) -> Option<Opener> {
+        if let Some(o) = relay.mesh.peer_opener(name) {
+            return Some(o);
+        }
+        let mut dialed = lock(&self.dialed);
+        match dialed.get(name) {
+            Some(o) if !o.is_closed() => Some(o.clone()),
+            Some(_) => {
+                dialed.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// Where a call to `to` goes in directory mode, or why it cannot go on.
+pub async fn route(
+    relay: &Arc<Relay>,
+    dir: &RedisDirectory,
+    to: &Number,
+) -> Result<Opener, (CallRefusal, String)> {
+    let local = || match relay.registry.receiver(to) {
+        Some(route) => Ok(route.opener),
+        None => Err((CallRefusal::Offline, format!("{to} is offline"))),
+    };
+    // Homed here: the local table is the authority.
+    if relay
+        .mesh
+        .record(to)
+        .is_some_and(|r| r.home_relay == dir.me)
+    {
+        return local();
+    }
+    let record = match dir.lookup(relay, to).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Err((
+                CallRefusal::UnknownNumber,
+                format!("{to} is not a known number"),
+            ));
+        }
+        Err(e) => {
+            return Err((
+                CallRefusal::Unreachable,
+                format!("{to} is not cached here and the directory is unreachable ({e})"),
+            ));
+        }
+    };
+    let home = &record.info.home_relay;
+    if *home == dir.me {
+        return local();
+    }
+    if !record.info.online {
+        return Err((
+            CallRefusal::Offline,
+            format!("{to} is offline (home relay {home})"),
+        ));
+    }
+    match dir.link_to(relay, home, &record.relay_addr).await {
+        Ok(opener) => Ok(opener),
+        Err(e) => {
+            // The record may be stale: its relay died and the lease ran out.
+            let detail = match dir.fetch(relay, to).await {
+                Ok(None) => format!(
+                    "relay {home}, where {to} was logged in, is unreachable ({e}) and {to} left the directory"
+                ),
+                _ => format!(
+                    "cannot reach relay {home} at {}, where {to} is logged in: {e}",
+                    record.relay_addr
+                ),
+            };
+            Err((CallRefusal::Unreachable, detail))
+        }
+    }
+}
+
+/// Writes local renewals as they come and every record each third of the
+/// lease, until `dir.stop` fires (then writes what is left, briefly).
+pub async fn keep_leases(relay: Arc<Relay>) {
+    let Some(dir) = relay.redis() else { return };
+    let mut tick = tokio::time::interval(dir.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+    // Everything first: records written before a restart carry the old address.
+    let mut full = true;
+    loop {
+        if !full {
+            tokio::select! {
+                biased;
+                _ = dir.stop.cancelled() => break,
+                // notify_one keeps a permit when nobody waits: a renewal
+                // made while a write was in flight is not missed.
+                _ = dir.wake.notified() => {}
+                _ = tick.tick() => full = true,
+            }
+        }
+        let result = if full {
+            dir.write_all(&relay).await
+        } else {
+            let numbers: Vec<Number> = lock(&dir.dirty).drain().collect();
+            dir.write(&relay, numbers).await
+        };
+        match result {
+            Ok(()) => {
+                dir.set_health(Health::Up);
+                full = false;
+                backoff.reset();
+            }
+            Err(e) => {
+                dir.set_health(Health::Down(e));
+                // Whatever was pending is rewritten in full once Redis answers.
+                full = true;
+                tokio::select! {
+                    _ = dir.stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.next_pause()) => {}
+                }
+            }
+        }
+    }
+    // The last renewals (devices going offline as links close).
+    let numbers: Vec<Number> = lock(&dir.dirty).drain().collect();
+    if !numbers.is_empty() {
+        match tokio::time::timeout(REDIS_TIMEOUT, dir.write(&relay, numbers)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "directory: last renewals not written"),
+            Err(_) => tracing::warn!("directory: last renewals not written (timeout)"),
+        }
+    }
+}
+
+/// Follows the renewals channel into the cache until the relay closes;
+/// after each (re)subscription, reads every record once.
+pub async fn follow_renewals(relay: Arc<Relay>) {
+    let Some(dir) = relay.redis() else { return };
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+    loop {
+        let ended = tokio::select! {
+            _ = relay.closing.cancelled() => return,
+            e = follow_once(&relay, dir, &mut backoff) => e,
+        };
+        tracing::debug!(error = %ended, "directory: renewals subscription ended; resubscribing");
+        tokio::select! {
+            _ = relay.closing.cancelled() => return,
+            _ = tokio::time::sleep(backoff.next_pause()) => {}
+        }
+    }
+}
+
+async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff) -> String {
+    let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, dir.client.get_async_pubsub()).await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return short(&e),
+        Err(_) => return "connect timed out".to_owned(),
+    };
+    if let Err(e) = pubsub.subscribe(&dir.channel).await {
+        return short(&e);
+    }
+    // Subscribed before the scan, so no renewal falls between the two.
+    match dir.resync(relay).await {
+        Ok(n) => {
+            tracing::info!(records = n, channel = %dir.channel, "directory: subscribed to renewals; cache refreshed")
+        }
+        Err(e) => return e,
+    }
+    backoff.reset();
+    let mut messages = pubsub.on_message();
+    while let Some(msg) = messages.next().await {
+        let record = msg
+            .get_payload::<String>()
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                serde_json::from_str::<DirectoryRecord>(&json).map_err(|e| e.to_string())
+            });
+        match record {
+            Ok(r) => dir.learn(relay, r),
+            Err(e) => tracing::warn!(error = %e, "unreadable renewal on {}; ignored", dir.channel),
+        }
+    }
+    "connection closed".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::directory::Version;
+
+    #[test]
+    fn records_read_plainly_in_redis_cli() {
+        let record = DirectoryRecord {
+            info: ConnectionInfo {
+                number: "1002".parse().unwrap(),
+                home_relay: "relay-b".into(),
+                gateway: Some("gw2".into()),
+                capabilities: None,
+                login_time: 7,
+                version: Version {
+                    counter: 3,
+                    origin: "relay-b".into(),
+                },
+                online: true,
+            },
+            relay_addr: "10.0.0.2:4710".into(),
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["number"], "1002");
+        assert_eq!(json["home_relay"], "relay-b");
+        assert_eq!(json["relay_addr"], "10.0.0.2:4710");
+        assert_eq!(json["version"]["counter"], 3);
+        let back: DirectoryRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+    }
+}

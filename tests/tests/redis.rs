@@ -1,0 +1,156 @@
+//! Directory database mode: relays keep connection information in a real
+//! redis-server (started per test on a free port) and carry calls straight
+//! to the callee's home relay, without configured peer links.
+
+use harness::{RedisServer, Relay, Testbed};
+
+/// The relays a delivered call went through, from faxsend's JSON report.
+fn via(sent: &harness::Sent) -> Vec<String> {
+    sent.report()["via"]
+        .as_array()
+        .expect("a via list")
+        .iter()
+        .map(|v| v.as_str().expect("a relay name").to_owned())
+        .collect()
+}
+
+fn relay(bed: &Testbed, redis: &RedisServer, name: &str, lease_secs: u64) -> Relay {
+    let mut relay = Relay::start_with(
+        bed.path(),
+        bed.fleet(),
+        name,
+        &redis.relay_flags(lease_secs),
+    );
+    // The status that came with READY=1 may already say so (statuses coalesce).
+    if !relay
+        .status()
+        .is_some_and(|s| s.contains("directory: redis ok"))
+    {
+        relay.wait_status_contains("directory: redis ok");
+    }
+    relay
+}
+
+#[test]
+fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
+    let bed = Testbed::new();
+    let redis = RedisServer::start(bed.path());
+    let a = relay(&bed, &redis, "relay-a", 30);
+    let _b = relay(&bed, &redis, "relay-b", 30);
+    let c = relay(&bed, &redis, "relay-c", 30);
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_c = bed.gateway("gw-c", &c);
+    let callee = bed.receiver(&gw_c, "1003", &[]);
+
+    // The record in Redis names the home relay and the address to dial it at.
+    let record = redis
+        .wait_device("1003", "an online record", |r| {
+            r.is_some_and(|r| r["online"] == true)
+        })
+        .expect("a record");
+    assert_eq!(record["home_relay"], "relay-c");
+    assert_eq!(record["relay_addr"], c.addr().to_string());
+    // relay-a hears the renewal through pub/sub: the home relay is the next hop.
+    a.wait_route("1003", &["relay-c"]);
+    assert_eq!(
+        a.query("peers"),
+        serde_json::json!([]),
+        "no links before a call"
+    );
+
+    let sent = bed
+        .faxsend(&gw_a, "1001", "1003", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-c"]);
+    assert_eq!(callee.faxes().len(), 1);
+    // relay-a dialed relay-c for the call and keeps the link for the next.
+    a.wait_peer_up("relay-c");
+    bed.faxsend(&gw_a, "1001", "1003", &[bed.note()])
+        .run()
+        .assert_delivered();
+    // A number nobody logged in is unknown.
+    bed.faxsend(&gw_a, "1001", "1999", &[bed.note()])
+        .run()
+        .assert_failed(5, &["unknown number", "1999"]);
+}
+
+#[test]
+fn a_killed_relays_devices_leave_redis_after_the_lease() {
+    let bed = Testbed::new();
+    let redis = RedisServer::start(bed.path());
+    let a = relay(&bed, &redis, "relay-a", 2);
+    let mut b = relay(&bed, &redis, "relay-b", 2);
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_b = bed.gateway("gw-b", &b);
+    let _callee = bed.receiver(&gw_b, "2002", &[]);
+    redis.wait_device("2002", "an online record", |r| {
+        r.is_some_and(|r| r["online"] == true)
+    });
+    let relay_key = format!("{}:relay:relay-b", redis.prefix());
+    assert_eq!(redis.get(&relay_key), Some(b.addr().to_string()));
+    a.wait_route("2002", &["relay-b"]);
+
+    b.kill();
+    // Nobody refreshes the lease: the record and the relay key expire.
+    redis.wait_device("2002", "no record", |r| r.is_none());
+    assert_eq!(redis.get(&relay_key), None);
+    // relay-a still has 2002 cached; dialing relay-b fails, the record is
+    // looked up again, found gone, and the caller hears why.
+    let sent = bed.faxsend(&gw_a, "1001", "2002", &[bed.note()]).run();
+    sent.assert_failed(3, &["relay-b", "left the directory"]);
+    let entry = a.entry("2002");
+    assert!(entry.is_none(), "relay-a still lists 2002: {entry:?}");
+}
+
+#[test]
+fn while_redis_is_down_cached_calls_go_on_and_devices_are_written_again_when_it_returns() {
+    let bed = Testbed::new();
+    let mut redis = RedisServer::start(bed.path());
+    let mut a = relay(&bed, &redis, "relay-a", 3);
+    let b = relay(&bed, &redis, "relay-b", 3);
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_b = bed.gateway("gw-b", &b);
+    let _callee = bed.receiver(&gw_b, "2002", &[]);
+    let _local = bed.receiver(&gw_a, "1002", &[]);
+    a.wait_route("2002", &["relay-b"]);
+
+    redis.stop();
+    // The relay says what is wrong, in its status and its log.
+    a.wait_status_contains("directory: redis unreachable");
+    assert!(
+        a.stderr().contains("directory: redis unreachable"),
+        "{}",
+        a.stderr_tail()
+    );
+    // Calls between cached devices still work: a to b (dialed from the
+    // cached address), and b to a.
+    let sent = bed
+        .faxsend(&gw_a, "1001", "2002", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-b"]);
+    // A device logging in meanwhile is kept, and written once Redis is back.
+    let _late = bed.receiver(&gw_b, "2003", &[]);
+
+    redis.start_again();
+    assert!(
+        redis.device("2002").is_none(),
+        "the new server starts empty"
+    );
+    a.wait_status_contains("directory: redis ok");
+    for n in ["1002", "2002", "2003"] {
+        redis.wait_device(n, "an online record written again", |r| {
+            r.is_some_and(|r| r["online"] == true)
+        });
+    }
+    a.wait_route("2003", &["relay-b"]);
+    bed.faxsend(&gw_a, "1001", "2003", &[bed.note()])
+        .run()
+        .assert_delivered();
+    bed.faxsend(&gw_b, "2001", "1002", &[bed.note()])
+        .run()
+        .assert_delivered();
+}
