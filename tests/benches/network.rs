@@ -275,15 +275,21 @@ async fn bulk() {
     let receiver = load::spawn_receiver(gw2.addr(), callee.clone(), &secrets, inbox.clone()).await;
     wait_routable(relay.data_dir(), "1002").await;
     let sender = load::sender(gw1.addr(), &number(1001), &secrets).await;
-    let started = Instant::now();
-    let report = load::deliver(&sender, &callee, pages).await;
-    let fax_secs = started.elapsed().as_secs_f64();
-    assert_eq!(report.pages_confirmed, 200);
-    let tcp_secs = tcp_copy(bytes);
+    // Best of three for both, measured alternately, so a passing hiccup on
+    // this shared machine does not decide the ratio.
+    let (mut fax_secs, mut tcp_secs) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let pages = pages.clone();
+        let started = Instant::now();
+        let report = load::deliver(&sender, &callee, pages).await;
+        fax_secs = fax_secs.min(started.elapsed().as_secs_f64());
+        assert_eq!(report.pages_confirmed, 200);
+        tcp_secs = tcp_secs.min(tcp_copy(bytes));
+    }
     let fax_rate = bytes as f64 / fax_secs / 1e6;
     let tcp_rate = bytes as f64 / tcp_secs / 1e6;
     println!(
-        "bulk: 200 dithered pages, {:.1} MB: fax {fax_rate:.0} MB/s ({fax_secs:.2} s), loopback TCP copy {tcp_rate:.0} MB/s; ratio {:.2} (target >= 0.25)",
+        "bulk: 200 dithered pages, {:.1} MB, best of 3: fax {fax_rate:.0} MB/s ({fax_secs:.2} s), loopback TCP copy {tcp_rate:.0} MB/s; ratio {:.2} (target >= 0.25)",
         bytes as f64 / 1e6,
         fax_rate / tcp_rate
     );
