@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::daemon::admin_http::{self, AdminPages};
-use common::daemon::logging::{LevelChange, LogControl};
+use common::daemon::logging::LogControl;
 use common::daemon::notify;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -274,14 +274,7 @@ fn reload(gw: &Arc<Gateway>, reloader: &Reloader) {
         gw.uplink.relays_changed();
     }
     if c.log_level.is_some() {
-        match reloader.log.set_level(&new.log_level) {
-            Ok(LevelChange::Changed(a, b)) => tracing::info!("log level: {a} -> {b}"),
-            Ok(LevelChange::OverriddenByEnv(env)) => {
-                tracing::info!("log level: {} (RUST_LOG={env} still wins)", new.log_level)
-            }
-            Ok(LevelChange::Unchanged) => {}
-            Err(e) => tracing::warn!("log level not changed: {e}"),
-        }
+        reloader.log.reload_level(&new.log_level);
     }
     if let Some((a, b)) = c.drain_secs {
         gw.drain_secs.store(b, Ordering::Relaxed);

@@ -102,4 +102,16 @@ impl LogControl {
         }
         Ok(LevelChange::Changed(old, level.to_owned()))
     }
+
+    /// [`LogControl::set_level`] on a reload, saying in the log what it did.
+    pub fn reload_level(&self, level: &str) {
+        match self.set_level(level) {
+            Ok(LevelChange::Changed(a, b)) => tracing::info!("log level: {a} -> {b}"),
+            Ok(LevelChange::OverriddenByEnv(env)) => {
+                tracing::info!("log level: {level} (RUST_LOG={env} still wins)")
+            }
+            Ok(LevelChange::Unchanged) => {}
+            Err(e) => tracing::warn!("log level not changed: {e}"),
+        }
+    }
 }
