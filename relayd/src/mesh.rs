@@ -127,10 +127,13 @@ impl Mesh {
 
     /// A renewal of one of this relay's devices: persist, then tell the peers.
     pub fn renew_local(&self, record: ConnectionInfo) {
-        if let Err(e) = self.store.apply(&record) {
-            tracing::error!(number = %record.number, error = %e, "cannot store connection information");
-        }
-        let change = lock(&self.table).renew_local(record);
+        let change = {
+            let mut table = lock(&self.table);
+            if record.supersedes(table.record(&record.number)) {
+                self.store.save([record.clone()]);
+            }
+            table.renew_local(record)
+        };
         self.propagate(change.into_iter().collect());
     }
 
@@ -144,19 +147,13 @@ impl Mesh {
     /// Persisted and merged by version; nothing goes to peers. Returns
     /// whether it was newer.
     pub fn learn(&self, record: &ConnectionInfo) -> bool {
-        let newer = {
-            let mut table = lock(&self.table);
-            if !record.supersedes(table.record(&record.number)) {
-                false
-            } else {
-                table.load([record.clone()]);
-                true
-            }
-        };
-        if newer && let Err(e) = self.store.apply(record) {
-            tracing::error!(number = %record.number, error = %e, "cannot store connection information");
+        let mut table = lock(&self.table);
+        if !record.supersedes(table.record(&record.number)) {
+            return false;
         }
-        newer
+        table.load([record.clone()]);
+        self.store.save([record.clone()]);
+        true
     }
 
     /// Applies announcements from `peer`; returns the records that became
@@ -171,9 +168,8 @@ impl Mesh {
                 stored.extend(applied.stored);
                 changes.extend(applied.change);
             }
-        }
-        if let Err(e) = self.store.put_many(&stored) {
-            tracing::error!(error = %e, "cannot store learned connection information");
+            // Queued under the lock, so the writes follow the table's order.
+            self.store.save(stored.iter().cloned());
         }
         self.propagate(changes);
         stored

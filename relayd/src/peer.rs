@@ -323,6 +323,9 @@ async fn run_peer(
                     }
                     match msg {
                         Ok(Some(Control::Ping { seq })) => {
+                            // A pong says that everything received before the
+                            // ping is applied and stored.
+                            relay.mesh.store().settled().await;
                             if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
                                 break format!("cannot write: {e}");
                             }
