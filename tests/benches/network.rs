@@ -46,7 +46,13 @@ fn main() {
         one_relay_rate = Some(runtime.block_on(calls(1, pairs, secs)));
     }
     if wants("bulk") {
-        runtime.block_on(bulk());
+        // Both devices on one thread of this process, which leaves the other
+        // core to the three daemons; faxsend and faxrecv need no more.
+        let single = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        single.block_on(bulk());
     }
     if wants("memory") {
         runtime.block_on(memory());
@@ -275,8 +281,9 @@ async fn bulk() {
     let receiver = load::spawn_receiver(gw2.addr(), callee.clone(), &secrets, inbox.clone()).await;
     wait_routable(relay.data_dir(), "1002").await;
     let sender = load::sender(gw1.addr(), &number(1001), &secrets).await;
-    // Best of three for both, measured alternately, so a passing hiccup on
-    // this shared machine does not decide the ratio.
+    // Best of three fax transfers and six TCP copies, measured alternately,
+    // so a passing hiccup on this shared machine does not decide the ratio
+    // (and the baseline gets the more chances to be fast).
     let (mut fax_secs, mut tcp_secs) = (f64::MAX, f64::MAX);
     for _ in 0..3 {
         let pages = pages.clone();
@@ -284,12 +291,14 @@ async fn bulk() {
         let report = load::deliver(&sender, &callee, pages).await;
         fax_secs = fax_secs.min(started.elapsed().as_secs_f64());
         assert_eq!(report.pages_confirmed, 200);
-        tcp_secs = tcp_secs.min(tcp_copy(bytes));
+        for _ in 0..2 {
+            tcp_secs = tcp_secs.min(tcp_copy(bytes));
+        }
     }
     let fax_rate = bytes as f64 / fax_secs / 1e6;
     let tcp_rate = bytes as f64 / tcp_secs / 1e6;
     println!(
-        "bulk: 200 dithered pages, {:.1} MB, best of 3: fax {fax_rate:.0} MB/s ({fax_secs:.2} s), loopback TCP copy {tcp_rate:.0} MB/s; ratio {:.2} (target >= 0.25)",
+        "bulk: 200 dithered pages, {:.1} MB, best runs: fax {fax_rate:.0} MB/s ({fax_secs:.2} s), loopback TCP copy {tcp_rate:.0} MB/s; ratio {:.2} (target >= 0.25)",
         bytes as f64 / 1e6,
         fax_rate / tcp_rate
     );
