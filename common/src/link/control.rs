@@ -12,6 +12,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
+use super::coalesce::Coalesce;
 use super::frame::{self, FrameError, MAX_FRAME_LEN};
 use super::message::{Control, Hello, PROTOCOL_VERSION};
 use super::mux::{self, MuxStream, Opener, Side};
@@ -102,7 +103,7 @@ pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
             source,
         })?;
     let _ = tcp.set_nodelay(true);
-    let (opener, inbound) = mux::start(tcp.compat(), Side::Dialer, cfg.max_streams);
+    let (opener, inbound) = mux::start(Coalesce::new(tcp).compat(), Side::Dialer, cfg.max_streams);
     let setup = async {
         let mut control = opener
             .open()
@@ -174,7 +175,8 @@ pub async fn accept(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "unknown peer".to_owned());
     let _ = tcp.set_nodelay(true);
-    let (opener, mut inbound) = mux::start(tcp.compat(), Side::Acceptor, cfg.max_streams);
+    let (opener, mut inbound) =
+        mux::start(Coalesce::new(tcp).compat(), Side::Acceptor, cfg.max_streams);
     let setup = async {
         let mut control = inbound
             .recv()
