@@ -2,6 +2,7 @@
 //! a cancel-safe message reader, a writer, and the heartbeat that finds a
 //! dead peer.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -139,27 +140,8 @@ pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
             None => Err(LinkError::Closed { addr: name.clone() }),
         }
     };
-    let result = tokio::time::timeout(cfg.handshake_timeout, setup).await;
-    let (peer, control) = match result {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            opener.close();
-            return Err(e);
-        }
-        Err(_) => {
-            opener.close();
-            return Err(timeout(&name));
-        }
-    };
-    let (reader, writer) = split_control(control);
-    Ok(Link {
-        peer,
-        peer_addr: name,
-        opener,
-        inbound,
-        reader,
-        writer,
-    })
+    let (peer, control) = within_handshake(cfg, &name, &opener, setup).await?;
+    Ok(link(peer, name, opener, inbound, control))
 }
 
 /// Runs the multiplexer as server on an accepted connection and answers the
@@ -230,30 +212,47 @@ pub async fn accept(
             }
         }
     };
-    let result = tokio::time::timeout(cfg.handshake_timeout, setup).await;
-    let (peer, control) = match result {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            opener.close();
-            return Err(e);
-        }
-        Err(_) => {
-            opener.close();
-            return Err(LinkError::Timeout {
-                addr: name,
-                secs: cfg.handshake_timeout.as_secs(),
-            });
-        }
+    let (peer, control) = within_handshake(cfg, &name, &opener, setup).await?;
+    Ok(link(peer, name, opener, inbound, control))
+}
+
+/// Runs a hello exchange under the handshake timeout; on failure or timeout
+/// the half-made link is closed.
+async fn within_handshake(
+    cfg: &LinkConfig,
+    name: &str,
+    opener: &Opener,
+    setup: impl Future<Output = Result<(Hello, MuxStream), LinkError>>,
+) -> Result<(Hello, MuxStream), LinkError> {
+    let result = match tokio::time::timeout(cfg.handshake_timeout, setup).await {
+        Ok(result) => result,
+        Err(_) => Err(LinkError::Timeout {
+            addr: name.to_owned(),
+            secs: cfg.handshake_timeout.as_secs(),
+        }),
     };
+    if result.is_err() {
+        opener.close();
+    }
+    result
+}
+
+fn link(
+    peer: Hello,
+    peer_addr: String,
+    opener: Opener,
+    inbound: mpsc::Receiver<MuxStream>,
+    control: MuxStream,
+) -> Link {
     let (reader, writer) = split_control(control);
-    Ok(Link {
+    Link {
         peer,
-        peer_addr: name,
+        peer_addr,
         opener,
         inbound,
         reader,
         writer,
-    })
+    }
 }
 
 fn split_control(control: MuxStream) -> (ControlReader, ControlWriter) {
