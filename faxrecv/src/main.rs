@@ -10,6 +10,11 @@ use faxrecv::cli::{Cli, EXIT_ERROR, EXIT_USAGE};
 use faxrecv::device::{self, DeviceConfig};
 use faxrecv::extras::Extras;
 
+/// The same allocator as the daemons (see relayd's main.rs): page chunks are
+/// allocated and freed per frame.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli: Cli = common::daemon::cli_docs::parse();
     common::daemon::logging::init("info");
