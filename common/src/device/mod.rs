@@ -3,6 +3,8 @@
 //! faxrecv are thin shells around this; the benchmarks drive it directly.
 
 pub mod answer;
+pub mod resume;
+pub mod retry;
 pub mod send;
 pub mod session;
 

@@ -14,6 +14,7 @@ use crate::link::message::{
 };
 use crate::number::{CallId, Number};
 
+use super::resume;
 use super::session::Session;
 
 /// Time limits of a call.
@@ -38,6 +39,8 @@ impl Default for SendOptions {
 pub trait SendProgress: Send + Sync {
     fn page_sent(&self, _index: u32) {}
     fn page_confirmed(&self, _index: u32) {}
+    /// An attempt is under way; the callee already holds `held` pages.
+    fn attempt_started(&self, _held: u32) {}
 }
 
 /// No progress display.
@@ -91,7 +94,7 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// What faxsend prints when a call is over.
+/// What faxsend prints when a call is over (after every attempt).
 #[derive(Clone, Debug, Serialize)]
 pub struct DeliveryReport {
     pub result: Outcome,
@@ -101,15 +104,120 @@ pub struct DeliveryReport {
     pub from: Number,
     pub to: Number,
     pub pages_total: u32,
+    /// Pages sent, over all attempts.
     pub pages_sent: u32,
+    /// Pages the callee holds: confirmed on this attempt or an earlier one.
+    pub pages_confirmed: u32,
+    /// Bytes of page data sent, over all attempts.
+    pub bytes_sent: u64,
+    pub elapsed_ms: u64,
+    /// Relays the (last) call went through, in order.
+    pub via: Vec<String>,
+    /// Every attempt, first to last.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One dialing of the callee.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    pub result: Outcome,
+    pub detail: String,
+    /// Pages the callee already held from an earlier attempt when it
+    /// answered (`None`: it did not answer).
+    pub pages_held: Option<u32>,
+    /// Pages sent on this attempt.
+    pub pages_sent: u32,
+    /// Pages confirmed on this attempt.
     pub pages_confirmed: u32,
     pub bytes_sent: u64,
     pub elapsed_ms: u64,
-    /// Relays the call went through, in order.
     pub via: Vec<String>,
+    /// Whether another attempt could go better (see [`Outcome::worth_retrying`]);
+    /// false for final outcomes such as a page limit.
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
-/// Places a call from `session` to `to` and sends `pages`.
+impl Attempt {
+    /// An attempt that ended before reaching the callee (e.g. no login).
+    pub fn failed(result: Outcome, detail: String, elapsed: Duration) -> Attempt {
+        Attempt {
+            result,
+            detail,
+            pages_held: None,
+            pages_sent: 0,
+            pages_confirmed: 0,
+            bytes_sent: 0,
+            elapsed_ms: elapsed.as_millis() as u64,
+            via: Vec::new(),
+            retryable: result.worth_retrying(),
+        }
+    }
+
+    /// Pages on the callee's disk after this attempt, when it answered.
+    pub fn pages_on_callee(&self) -> Option<u32> {
+        self.pages_held.map(|held| held + self.pages_confirmed)
+    }
+}
+
+impl Outcome {
+    /// Whether redialing may help: the line was busy or down, or the call
+    /// was cut. Unknown number, not authorized and rejected are final.
+    pub fn worth_retrying(self) -> bool {
+        match self {
+            Outcome::Offline
+            | Outcome::Busy
+            | Outcome::Unreachable
+            | Outcome::Timeout
+            | Outcome::LinkLost
+            | Outcome::Partial => true,
+            Outcome::Delivered
+            | Outcome::UnknownNumber
+            | Outcome::Rejected
+            | Outcome::NotAuthorized => false,
+        }
+    }
+}
+
+impl DeliveryReport {
+    /// The report of a fax from its attempts (at least one), the last one
+    /// deciding the result.
+    pub fn from_attempts(
+        call_id: CallId,
+        from: Number,
+        to: Number,
+        pages_total: u32,
+        attempts: Vec<Attempt>,
+    ) -> DeliveryReport {
+        let last = attempts.last();
+        // What the callee holds is known from the last attempt it answered.
+        let confirmed = attempts
+            .iter()
+            .rev()
+            .find_map(Attempt::pages_on_callee)
+            .unwrap_or(0);
+        let mut result = last.map_or(Outcome::LinkLost, |a| a.result);
+        if result == Outcome::LinkLost && confirmed > 0 {
+            result = Outcome::Partial;
+        }
+        DeliveryReport {
+            result,
+            detail: last.map(|a| a.detail.clone()).unwrap_or_default(),
+            call_id,
+            from,
+            to,
+            pages_total,
+            pages_sent: attempts.iter().map(|a| a.pages_sent).sum(),
+            pages_confirmed: confirmed,
+            bytes_sent: attempts.iter().map(|a| a.bytes_sent).sum(),
+            elapsed_ms: attempts.iter().map(|a| a.elapsed_ms).sum(),
+            via: last.map(|a| a.via.clone()).unwrap_or_default(),
+            attempts,
+        }
+    }
+}
+
+/// Places a call from `session` to `to` and sends `pages`: one attempt.
 pub async fn send_fax(
     session: &Session,
     call_id: CallId,
@@ -118,51 +226,116 @@ pub async fn send_fax(
     opts: &SendOptions,
     progress: Arc<dyn SendProgress>,
 ) -> DeliveryReport {
-    let started = Instant::now();
-    let mut report = DeliveryReport {
-        result: Outcome::LinkLost,
-        detail: String::new(),
-        call_id: call_id.clone(),
-        from: session.number.clone(),
-        to: to.clone(),
-        pages_total: pages.len() as u32,
-        pages_sent: 0,
-        pages_confirmed: 0,
-        bytes_sent: 0,
-        elapsed_ms: 0,
-        via: Vec::new(),
-    };
-    let (result, detail) =
-        match place_call(session, &call_id, to, pages, opts, progress, &mut report).await {
-            Ok(()) => (Outcome::Delivered, String::new()),
-            Err((outcome, detail)) => (outcome, detail),
-        };
-    report.result = result;
-    report.detail = detail;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    report
+    let total = pages.len() as u32;
+    let pages = Arc::new(pages);
+    let attempt = attempt(session, &call_id, to, &pages, opts, progress).await;
+    DeliveryReport::from_attempts(
+        call_id,
+        session.number.clone(),
+        to.clone(),
+        total,
+        vec![attempt],
+    )
 }
 
-type Failure = (Outcome, String);
+/// One attempt to deliver `pages` (encoded once, shared by every attempt)
+/// as call `call_id`: only the pages the callee does not hold yet are sent.
+pub async fn attempt(
+    session: &Session,
+    call_id: &CallId,
+    to: &Number,
+    pages: &Arc<Vec<EncodedPage>>,
+    opts: &SendOptions,
+    progress: Arc<dyn SendProgress>,
+) -> Attempt {
+    let started = Instant::now();
+    let mut attempt = Attempt::failed(Outcome::LinkLost, String::new(), Duration::ZERO);
+    let result = place_call(session, call_id, to, pages, opts, progress, &mut attempt).await;
+    match result {
+        Ok(()) => {
+            attempt.result = Outcome::Delivered;
+            attempt.retryable = false;
+        }
+        Err(f) => {
+            let on_callee = attempt.pages_on_callee().unwrap_or(0);
+            attempt.result = match f.outcome {
+                Outcome::LinkLost if on_callee > 0 => Outcome::Partial,
+                outcome => outcome,
+            };
+            attempt.detail = f.detail;
+            attempt.retryable = f.retry;
+        }
+    }
+    attempt.elapsed_ms = started.elapsed().as_millis() as u64;
+    attempt
+}
+
+/// Why an attempt failed, and whether another one may help.
+struct Failure {
+    outcome: Outcome,
+    detail: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Failure {
+        Failure {
+            outcome,
+            detail: detail.into(),
+            retry: outcome.worth_retrying(),
+        }
+    }
+
+    /// An outcome that another attempt would only repeat.
+    fn final_(outcome: Outcome, detail: String) -> Failure {
+        Failure {
+            retry: false,
+            ..Failure::new(outcome, detail)
+        }
+    }
+}
 
 fn link_lost(e: FrameError) -> Failure {
-    (Outcome::LinkLost, format!("call stream failed: {e}"))
+    Failure::new(Outcome::LinkLost, format!("call stream failed: {e}"))
+}
+
+/// The pages as sent to this callee: the originals where they fit (no
+/// copy), converted ones where they do not.
+struct Fitted {
+    originals: Arc<Vec<EncodedPage>>,
+    converted: Vec<Option<EncodedPage>>,
+}
+
+impl Fitted {
+    fn len(&self) -> usize {
+        self.converted.len()
+    }
+
+    fn get(&self, index: usize) -> &EncodedPage {
+        self.converted[index]
+            .as_ref()
+            .unwrap_or(&self.originals[index])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &EncodedPage> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 async fn place_call(
     session: &Session,
     call_id: &CallId,
     to: &Number,
-    pages: Vec<EncodedPage>,
+    pages: &Arc<Vec<EncodedPage>>,
     opts: &SendOptions,
     progress: Arc<dyn SendProgress>,
-    report: &mut DeliveryReport,
+    report: &mut Attempt,
 ) -> Result<(), Failure> {
     let mut stream = session
         .opener
         .open()
         .await
-        .map_err(|e| (Outcome::LinkLost, format!("cannot open a call: {e}")))?;
+        .map_err(|e| Failure::new(Outcome::LinkLost, format!("cannot open a call: {e}")))?;
     let request = CallRequest {
         call_id: call_id.clone(),
         from: session.number.clone(),
@@ -180,57 +353,63 @@ async fn place_call(
     )
     .await
     .map_err(|_| {
-        (
-            Outcome::Timeout,
-            format!("no answer within {} s", opts.answer_timeout.as_secs()),
-        )
+        let secs = opts.answer_timeout.as_secs();
+        Failure::new(Outcome::Timeout, format!("no answer within {secs} s"))
     })?
     .map_err(link_lost)?
-    .ok_or_else(|| {
-        (
-            Outcome::LinkLost,
-            "the call was dropped before an answer".to_owned(),
-        )
-    })?;
-    let capabilities = match answer {
+    .ok_or_else(|| Failure::new(Outcome::LinkLost, "the call was dropped before an answer"))?;
+    let (capabilities, held) = match answer {
         CallAnswer::Refused {
             reason,
             detail,
             via,
         } => {
             report.via = via;
-            return Err((reason.into(), detail));
+            return Err(Failure::new(reason.into(), detail));
         }
-        CallAnswer::Accepted { capabilities, via } => {
+        CallAnswer::Accepted {
+            capabilities,
+            via,
+            held,
+        } => {
             report.via = via;
-            capabilities
+            (capabilities, held)
         }
     };
 
     // Fit the pages to what the callee takes; beyond its page limit nothing is sent.
     let limit = capabilities.max_pages as usize;
     let over_limit = pages.len() > limit;
-    let to_send: Vec<EncodedPage> = tokio::task::spawn_blocking(move || {
-        pages
-            .into_iter()
+    let originals = pages.clone();
+    let converted = tokio::task::spawn_blocking(move || {
+        originals
+            .iter()
             .take(limit)
             // A page that already fits moves on as it is, without a copy.
             .map(|p| match capabilities.accepts(&p.info()) {
-                true => Ok(p),
-                false => codec::fit_page(&p, &capabilities),
+                true => Ok(None),
+                false => codec::fit_page(p, &capabilities).map(Some),
             })
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|e| (Outcome::LinkLost, format!("page conversion failed: {e}")))?
+    .map_err(|e| Failure::new(Outcome::LinkLost, format!("page conversion failed: {e}")))?
     .map_err(|e| {
-        (
-            Outcome::Rejected,
-            format!("cannot convert pages for the callee: {e}"),
-        )
+        let detail = format!("cannot convert pages for the callee: {e}");
+        Failure::final_(Outcome::Rejected, detail)
     })?;
+    let to_send = Fitted {
+        originals: pages.clone(),
+        converted,
+    };
     let count = to_send.len() as u32;
-    report.bytes_sent = to_send.iter().map(|p| p.data.len() as u64).sum();
+    // A retry sends only what the callee lacks, if what it holds is ours.
+    let first = resume::first_page_to_send(held.as_ref(), to_send.iter());
+    report.pages_held = Some(first);
+    progress.attempt_started(first);
+    report.bytes_sent = (first..count)
+        .map(|i| to_send.get(i as usize).data.len() as u64)
+        .sum();
 
     let (mut rx, mut tx) = tokio::io::split(stream);
     let sent = Arc::new(AtomicU32::new(0));
@@ -239,8 +418,8 @@ async fn place_call(
     // Pages go out while confirmations come back; the multiplexer's window
     // keeps the sender at most one window ahead of the slowest hop.
     let writer = tokio::spawn(async move {
-        for (index, page) in to_send.iter().enumerate() {
-            let index = index as u32;
+        for index in first..count {
+            let page = to_send.get(index as usize);
             frame::write_msg(
                 &mut tx,
                 &SenderFrame::Page {
@@ -262,7 +441,7 @@ async fn place_call(
     });
     let _abort_writer = AbortOnDrop(writer.abort_handle());
 
-    let mut confirmed = 0u32;
+    let mut next = first;
     let result = loop {
         let frame = tokio::time::timeout(
             opts.page_timeout,
@@ -272,57 +451,45 @@ async fn place_call(
         let frame = match frame {
             Err(_) => {
                 let detail = format!("no confirmation within {} s", opts.page_timeout.as_secs());
-                break Err((Outcome::Timeout, detail));
+                break Err(Failure::new(Outcome::Timeout, detail));
             }
-            Ok(Err(e)) => {
-                let detail = format!("call stream failed: {e}");
-                break Err(partial_or(Outcome::LinkLost, confirmed, detail));
-            }
+            Ok(Err(e)) => break Err(link_lost(e)),
             Ok(Ok(None)) => {
-                let detail = "the call was cut before the fax was complete".to_owned();
-                break Err(partial_or(Outcome::LinkLost, confirmed, detail));
+                let detail = "the call was cut before the fax was complete";
+                break Err(Failure::new(Outcome::LinkLost, detail));
             }
             Ok(Ok(Some(f))) => f,
         };
         match frame {
-            ReceiverFrame::PageConfirmed { index } if index == confirmed => {
+            ReceiverFrame::PageConfirmed { index } if index == next => {
                 progress.page_confirmed(index);
-                confirmed += 1;
+                next += 1;
             }
             ReceiverFrame::PageConfirmed { index } => {
                 let detail = format!("the callee confirmed page {index} out of order");
-                break Err((Outcome::LinkLost, detail));
+                break Err(Failure::new(Outcome::LinkLost, detail));
             }
             ReceiverFrame::Hangup { reason } => {
                 let detail = format!("the callee hung up: {reason}");
-                break Err(partial_or(Outcome::LinkLost, confirmed, detail));
+                break Err(Failure::new(Outcome::LinkLost, detail));
             }
-            ReceiverFrame::Complete { pages, .. } if pages != count || confirmed != count => {
+            ReceiverFrame::Complete { pages, .. } if pages != count || next != count => {
                 let detail = format!("the callee stored {pages} of {count} pages");
-                break Err((Outcome::Partial, detail));
+                break Err(Failure::final_(Outcome::Partial, detail));
             }
             ReceiverFrame::Complete { .. } if over_limit => {
                 let detail = format!(
                     "the callee takes at most {limit} pages; {count} of {} were sent",
-                    report.pages_total
+                    pages.len()
                 );
-                break Err((Outcome::Partial, detail));
+                break Err(Failure::final_(Outcome::Partial, detail));
             }
             ReceiverFrame::Complete { .. } => break Ok(()),
         }
     };
-    report.pages_confirmed = confirmed;
-    report.pages_sent = sent.load(Ordering::Relaxed).max(confirmed);
+    report.pages_confirmed = next - first;
+    report.pages_sent = sent.load(Ordering::Relaxed).max(next - first);
     result
-}
-
-/// A call that ends after some pages arrived is a partial delivery.
-fn partial_or(outcome: Outcome, confirmed: u32, detail: String) -> Failure {
-    if confirmed > 0 {
-        (Outcome::Partial, detail)
-    } else {
-        (outcome, detail)
-    }
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
