@@ -113,12 +113,12 @@ async fn send_with_retries(
         if let Some(pause) = pause {
             // One line per retry, so a person or a log sees why it redials.
             eprintln!(
-                "faxsend: attempt {n} of {}: {}: {}; {} of {total} pages on the callee; redialing in {:.1} s",
+                "faxsend: attempt {n} of {}: {}: {}; {} of {total} pages on the callee; redialing in {:?}",
                 retry.retries + 1,
                 attempt.result,
                 attempt.detail,
                 attempt.pages_on_callee().unwrap_or(0),
-                pause.as_secs_f64()
+                pause
             );
         }
         attempts.push(attempt);

@@ -87,6 +87,29 @@ impl Receiver {
         files
     }
 
+    /// Waits until faxrecv (started with `--pause-at-page N`) holds the
+    /// confirmation of page N; returns the status, which names the call.
+    #[track_caller]
+    pub fn wait_paused(&mut self, page: u32) -> String {
+        let text = format!("paused before confirming page {page} ");
+        self.daemon.wait_status_contains(&text)
+    }
+
+    /// Lets a paused call go on (SIGUSR1).
+    pub fn release(&mut self) {
+        self.daemon.signal(libc::SIGUSR1);
+    }
+
+    /// Asserts that the inbox holds no complete fax, only `<call id>.tif.part`
+    /// files (named so), and returns those.
+    #[track_caller]
+    pub fn assert_only_part_files(&self) -> Vec<PathBuf> {
+        let all = self.files_ending("");
+        let part = self.files_ending(".tif.part");
+        assert_eq!(all, part, "{} holds more than .part files", self.number);
+        part
+    }
+
     /// The complete faxes: `<call id>.tif` files.
     pub fn faxes(&self) -> Vec<PathBuf> {
         self.files_ending(".tif")
