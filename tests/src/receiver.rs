@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::bins::bin;
 use crate::daemon::{Daemon, WAIT};
 use crate::fleet::Fleet;
+use crate::images::{assert_same_pages, read_fax, sent_pages, tiffinfo_errors};
 
 /// A running faxrecv.
 #[derive(Debug)]
@@ -108,6 +109,32 @@ impl Receiver {
         let part = self.files_ending(".tif.part");
         assert_eq!(all, part, "{} holds more than .part files", self.number);
         part
+    }
+
+    /// Asserts that the inbox holds exactly one fax, call `call_id`, with the
+    /// pages of `document`, complete (.tif and .json, nothing else) and
+    /// clean in libtiff; returns the .tif.
+    #[track_caller]
+    pub fn assert_one_fax(&mut self, call_id: &str, document: &Path) -> PathBuf {
+        let faxes = self.wait_faxes(1);
+        let tif = self.inbox.join(format!("{call_id}.tif"));
+        assert_eq!(faxes, [tif.clone()], "one fax, named after the call id");
+        assert_eq!(
+            self.files_ending(""),
+            [tif.with_extension("json"), tif.clone()],
+            "exactly one .tif and its .json, nothing else"
+        );
+        assert_same_pages(&read_fax(&tif), &sent_pages(&[document.to_owned()]));
+        assert_eq!(tiffinfo_errors(&tif), "", "libtiff reads {tif:?} cleanly");
+        tif
+    }
+
+    /// The JSON description written beside the fax `tif`.
+    #[track_caller]
+    pub fn record(&self, tif: &Path) -> serde_json::Value {
+        let json = tif.with_extension("json");
+        let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{json:?}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{json:?}: {e}"))
     }
 
     /// The complete faxes: `<call id>.tif` files.

@@ -2,10 +2,7 @@
 //! from its first missing page, and a retry of a delivered fax confirmed
 //! without a second copy.
 
-use std::path::{Path, PathBuf};
-
-use harness::images::{assert_same_pages, read_fax, sent_pages, tiffinfo_errors};
-use harness::{Gateway, Receiver, Relay, Testbed};
+use harness::{Gateway, Relay, Testbed};
 
 /// relay-a with a gateway for callers (gw1) and one for callees (gw2).
 fn network(bed: &Testbed) -> (Relay, Gateway, Gateway) {
@@ -13,31 +10,6 @@ fn network(bed: &Testbed) -> (Relay, Gateway, Gateway) {
     let gw1 = bed.gateway("gw1", &relay);
     let gw2 = bed.gateway("gw2", &relay);
     (relay, gw1, gw2)
-}
-
-/// The JSON description faxrecv wrote beside the fax `tif`.
-#[track_caller]
-fn record(tif: &Path) -> serde_json::Value {
-    let json = tif.with_extension("json");
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{json:?}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{json:?}: {e}"))
-}
-
-/// Asserts that `callee` holds exactly one fax, call `call_id`, with the
-/// pages of `document`, complete (.tif + .json) and clean in libtiff.
-#[track_caller]
-fn assert_one_fax(callee: &mut Receiver, call_id: &str, document: &Path) -> PathBuf {
-    let faxes = callee.wait_faxes(1);
-    let tif = callee.inbox().join(format!("{call_id}.tif"));
-    assert_eq!(faxes, [tif.clone()], "one fax, named after the call id");
-    assert_eq!(
-        callee.files_ending(""),
-        [tif.with_extension("json"), tif.clone()],
-        "exactly one .tif and its .json, nothing else"
-    );
-    assert_same_pages(&read_fax(&tif), &sent_pages(&[document.to_owned()]));
-    assert_eq!(tiffinfo_errors(&tif), "", "libtiff reads {tif:?} cleanly");
-    tif
 }
 
 #[test]
@@ -76,10 +48,10 @@ fn a_cut_fax_is_resumed_from_its_first_missing_page() {
     );
 
     let call_id = report["call_id"].as_str().expect("a call id").to_owned();
-    let tif = assert_one_fax(&mut callee, &call_id, &document);
-    assert_eq!(record(&tif)["pages"], 4);
+    let tif = callee.assert_one_fax(&call_id, &document);
+    assert_eq!(callee.record(&tif)["pages"], 4);
     assert_eq!(
-        record(&tif)["pages_resumed"],
+        callee.record(&tif)["pages_resumed"],
         2,
         "the callee kept pages 1-2"
     );
@@ -100,7 +72,7 @@ fn a_retry_of_a_delivered_fax_is_confirmed_without_a_second_copy() {
     };
 
     send().assert_delivered();
-    let tif = assert_one_fax(&mut callee, call_id, &document);
+    let tif = callee.assert_one_fax(call_id, &document);
     let first_record = std::fs::read(tif.with_extension("json")).expect("the JSON");
 
     // The same fax again, as a sender does that never saw the final confirmation.
@@ -116,7 +88,7 @@ fn a_retry_of_a_delivered_fax_is_confirmed_without_a_second_copy() {
     assert_eq!(attempts[0]["pages_sent"], 0, "{again}");
     assert_eq!(again.report()["pages_confirmed"], 2, "{again}");
     callee.wait_stdout_contains("received 2 pages (2 held from an earlier attempt)");
-    assert_one_fax(&mut callee, call_id, &document);
+    callee.assert_one_fax(call_id, &document);
     assert_eq!(
         std::fs::read(tif.with_extension("json")).expect("the JSON"),
         first_record,
