@@ -266,3 +266,109 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::codec::{Bitmap, encode};
+    use common::number::CallId;
+
+    fn page(seed: u32) -> EncodedPage {
+        let mut bitmap = Bitmap::new_fax(1728, 40, Resolution::Fine);
+        bitmap.fill_rect(10 * seed, 5, 10 * seed + 300, 30);
+        encode(&bitmap, Compression::G4).expect("encodes")
+    }
+
+    fn request() -> CallRequest {
+        CallRequest {
+            call_id: CallId::random(),
+            from: "1001".parse().expect("a number"),
+            to: "1002".parse().expect("a number"),
+            pages: 3,
+            bytes: 0,
+            via: vec![],
+        }
+    }
+
+    fn store(store: &mut FaxStore, pages: &[EncodedPage]) {
+        for (i, p) in pages.iter().enumerate() {
+            store
+                .store_page(i as u32, &p.info(), p.data.clone())
+                .expect("stored");
+        }
+    }
+
+    #[test]
+    fn a_part_file_is_taken_up_without_its_unlinked_tail() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let req = request();
+        let pages = [page(1), page(2), page(3)];
+        let mut first = FaxStore::create(dir.path(), &req).expect("created");
+        assert_eq!(first.held(), None, "a new fax holds nothing");
+        store(&mut first, &pages[..2]);
+        drop(first);
+        // Half a strip written but never linked: the attempt died mid-page.
+        let part = dir.path().join(format!("{}.tif.part", req.call_id));
+        let linked = std::fs::metadata(&part).expect("the part").len();
+        let mut f = OpenOptions::new().append(true).open(&part).expect("opens");
+        f.write_all(&pages[2].data[..pages[2].data.len() / 2])
+            .expect("writes");
+        drop(f);
+
+        let mut again = FaxStore::create(dir.path(), &req).expect("taken up");
+
+        assert_eq!(again.held(), Some(resume::held(&pages[..2], false)));
+        assert_eq!(std::fs::metadata(&part).expect("the part").len(), linked);
+        again
+            .store_page(2, &pages[2].info(), pages[2].data.clone())
+            .expect("page 3");
+        let file = again.finish().expect("finished");
+        assert_eq!(read_pages(Path::new(&file)).expect("reads"), pages);
+        assert_eq!(again.record().pages_resumed, 2);
+    }
+
+    #[test]
+    fn a_complete_fax_is_offered_whole_and_never_written_again() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let req = request();
+        let pages = [page(1), page(2)];
+        let mut first = FaxStore::create(dir.path(), &req).expect("created");
+        store(&mut first, &pages);
+        let file = first.finish().expect("finished");
+        let json = dir.path().join(format!("{}.json", req.call_id));
+        let before = (std::fs::read(&file).unwrap(), std::fs::read(&json).unwrap());
+
+        let mut again = FaxStore::create(dir.path(), &req).expect("opened");
+
+        assert_eq!(again.held(), Some(resume::held(&pages, true)));
+        let err = again.start_over().expect_err("a complete fax is kept");
+        assert!(
+            err.to_string()
+                .contains("already holds a different, complete fax")
+        );
+        assert_eq!(again.finish().expect("confirmed"), file);
+        let after = (std::fs::read(&file).unwrap(), std::fs::read(&json).unwrap());
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn starting_over_drops_the_held_pages_and_a_damaged_part_is_not_taken_up() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let req = request();
+        let mut first = FaxStore::create(dir.path(), &req).expect("created");
+        store(&mut first, &[page(1)]);
+        drop(first);
+        let mut again = FaxStore::create(dir.path(), &req).expect("taken up");
+        again.start_over().expect("starts over");
+        assert_eq!(again.held(), None);
+        store(&mut again, &[page(7)]);
+        let file = again.finish().expect("finished");
+        assert_eq!(read_pages(Path::new(&file)).expect("reads"), [page(7)]);
+
+        let other = request();
+        let part = dir.path().join(format!("{}.tif.part", other.call_id));
+        std::fs::write(&part, b"not a tiff at all").expect("writes");
+        let fresh = FaxStore::create(dir.path(), &other).expect("started over");
+        assert_eq!(fresh.held(), None);
+    }
+}

@@ -31,7 +31,37 @@ impl Receiver {
         number: &str,
         extra: &[&str],
     ) -> Receiver {
-        let mut receiver = Receiver::spawn(dir, &fleet.secret_file(number), gateway, number, extra);
+        let inbox = new_dir(dir, &format!("inbox-{number}"));
+        Receiver::start_in(dir, fleet, gateway, number, inbox, extra)
+    }
+
+    /// Stops this faxrecv (SIGTERM) and starts another for the same number
+    /// and inbox with `extra` flags (e.g. other capabilities); returns once
+    /// it is logged in.
+    #[track_caller]
+    pub fn restart_with(&mut self, dir: &Path, fleet: &Fleet, gateway: SocketAddr, extra: &[&str]) {
+        let status = self.daemon.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.daemon.name()
+        );
+        let again =
+            Receiver::start_in(dir, fleet, gateway, &self.number, self.inbox.clone(), extra);
+        *self = again;
+    }
+
+    #[track_caller]
+    fn start_in(
+        dir: &Path,
+        fleet: &Fleet,
+        gateway: SocketAddr,
+        number: &str,
+        inbox: PathBuf,
+        extra: &[&str],
+    ) -> Receiver {
+        let secret = fleet.secret_file(number);
+        let mut receiver = Receiver::spawn_in(dir, &secret, gateway, number, inbox, extra);
         let status = receiver.daemon.wait_ready();
         let expected = format!("logged in as {number} at relay ");
         if !status.starts_with(&expected) {
@@ -51,6 +81,17 @@ impl Receiver {
         extra: &[&str],
     ) -> Receiver {
         let inbox = new_dir(dir, &format!("inbox-{number}"));
+        Receiver::spawn_in(dir, secret_file, gateway, number, inbox, extra)
+    }
+
+    fn spawn_in(
+        dir: &Path,
+        secret_file: &Path,
+        gateway: SocketAddr,
+        number: &str,
+        inbox: PathBuf,
+        extra: &[&str],
+    ) -> Receiver {
         let mut cmd = Command::new(bin("faxrecv"));
         cmd.arg("--gateway")
             .arg(gateway.to_string())

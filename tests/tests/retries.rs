@@ -2,6 +2,7 @@
 //! from its first missing page, and a retry of a delivered fax confirmed
 //! without a second copy.
 
+use harness::images::read_fax;
 use harness::{Gateway, Relay, Testbed};
 
 /// relay-a with a gateway for callers (gw1) and one for callees (gw2).
@@ -94,6 +95,72 @@ fn a_retry_of_a_delivered_fax_is_confirmed_without_a_second_copy() {
         first_record,
         "the stored fax's description is left as it was"
     );
+}
+
+#[test]
+fn a_retry_to_a_callee_whose_capabilities_changed_starts_over() {
+    let bed = Testbed::new();
+    let (_relay, gw1, gw2) = network(&bed);
+    let mut callee = bed.receiver(&gw2, "1002", &["--hangup-after-page", "1"]);
+    let document = bed.document(3);
+    let call_id = "0123456789abcdef0123456789abcdef";
+    let send = || {
+        bed.faxsend(&gw1, "1001", "1002", std::slice::from_ref(&document))
+            .args(["--json", "--call-id", call_id])
+            .run()
+    };
+    send().assert_failed(9, &["partial delivery"]);
+    let part = callee.inbox().join(format!("{call_id}.tif.part"));
+    assert_eq!(read_fax(&part).len(), 1, "page 1 (fine) is held");
+
+    // The device now prints standard resolution only: the caller's pages,
+    // fitted anew, differ from the one held, so the fax starts over.
+    callee.restart_with(
+        bed.path(),
+        bed.fleet(),
+        gw2.addr(),
+        &["--resolutions", "standard"],
+    );
+    let sent = send();
+
+    sent.assert_delivered();
+    let attempts = sent.attempts();
+    assert_eq!(attempts[0]["pages_held"], 0, "{sent}");
+    assert_eq!(attempts[0]["pages_sent"], 3, "{sent}");
+    let faxes = callee.wait_faxes(1);
+    assert_eq!(
+        callee.files_ending(""),
+        [faxes[0].with_extension("json"), faxes[0].clone()]
+    );
+    let pages = read_fax(&faxes[0]);
+    assert_eq!(pages.len(), 3);
+    assert!(
+        pages.iter().all(|p| p.y_dpi() == 98),
+        "every page standard: {pages:?}"
+    );
+    assert_eq!(callee.record(&faxes[0])["pages_resumed"], 0);
+}
+
+#[test]
+fn a_call_id_that_holds_another_delivered_fax_is_refused_not_overwritten() {
+    let bed = Testbed::new();
+    let (_relay, gw1, gw2) = network(&bed);
+    let mut callee = bed.receiver(&gw2, "1002", &[]);
+    let (first, other) = (bed.document(2), bed.document(3));
+    let call_id = "0123456789abcdef0123456789abcdef";
+    let send = |document: &std::path::Path| {
+        bed.faxsend(&gw1, "1001", "1002", &[document.to_owned()])
+            .args(["--json", "--call-id", call_id, "--retries", "3"])
+            .run()
+    };
+    send(&first).assert_delivered();
+    callee.assert_one_fax(call_id, &first);
+
+    let sent = send(&other);
+
+    sent.assert_failed(8, &["already holds a different fax (2 pages)", call_id]);
+    assert_eq!(sent.attempts().len(), 1, "final: not redialed; {sent}");
+    callee.assert_one_fax(call_id, &first);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::codec::{self, EncodedPage};
 use crate::link::frame::{self, FrameError};
 use crate::link::message::{
-    CHUNK_LEN, CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame,
+    CHUNK_LEN, CallAnswer, CallRefusal, CallRequest, HeldPages, ReceiverFrame, SenderFrame,
 };
 use crate::number::{CallId, Number};
 
@@ -405,6 +405,16 @@ async fn place_call(
     let count = to_send.len() as u32;
     // A retry sends only what the callee lacks, if what it holds is ours.
     let first = resume::first_page_to_send(held.as_ref(), to_send.iter());
+    let is_other_fax = |h: &&HeldPages| h.complete && (h.pages != first || h.pages != count);
+    if let Some(h) = held.as_ref().filter(is_other_fax) {
+        // Starting over would overwrite a delivered fax: the callee refuses
+        // that, and so would every retry.
+        let detail = format!(
+            "the callee already holds a different fax ({} pages) as call {call_id}",
+            h.pages
+        );
+        return Err(Failure::final_(Outcome::Rejected, detail));
+    }
     report.pages_held = Some(first);
     progress.attempt_started(first);
     report.bytes_sent = (first..count)
