@@ -275,7 +275,7 @@ fn callee_disk_full_mid_call_then_space_freed() {
 
     sent.assert_failed(
         9,
-        &["partial delivery", "cannot store page 1", "File too large"],
+        &["partial delivery", "cannot store page 2", "File too large"],
     );
     assert_eq!(sent.report()["pages_confirmed"], 1, "{sent}");
     wait_call_over(&callee);

@@ -230,7 +230,7 @@ where
         sink = match stored_page {
             Ok((sink, Ok(()))) => sink,
             Ok((_, Err(e))) => {
-                let reason = format!("cannot store page {index}: {e}");
+                let reason = format!("cannot store page {}: {e}", index + 1);
                 let _ = frame::write_msg(
                     stream,
                     &ReceiverFrame::Hangup {
