@@ -159,7 +159,11 @@ impl Receiver {
     pub fn assert_one_fax(&mut self, call_id: &str, document: &Path) -> PathBuf {
         let faxes = self.wait_faxes(1);
         let tif = self.inbox.join(format!("{call_id}.tif"));
-        assert_eq!(faxes, [tif.clone()], "one fax, named after the call id");
+        assert_eq!(
+            faxes,
+            std::slice::from_ref(&tif),
+            "one fax, named after the call id"
+        );
         assert_eq!(
             self.files_ending(""),
             [tif.with_extension("json"), tif.clone()],

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::images::{assert_same_pages, read_fax, sent_pages};
-use harness::{Gateway, Receiver, Relay, Sent, Testbed};
+use harness::{Gateway, Receiver, Sent, Testbed};
 
 /// The call id of every faulty call: a retry gives it again.
 const CALL_ID: &str = "00000000000000000000000000c0ffee";
@@ -66,7 +66,11 @@ fn pages_kept(inbox: &Path, document: &Path) -> Kept {
             complete: true,
         };
     }
-    assert_eq!(all, [part.clone()], "only the .part file is left");
+    assert_eq!(
+        all,
+        std::slice::from_ref(&part),
+        "only the .part file is left"
+    );
     let got = read_fax(&part);
     want.truncate(got.len());
     assert_same_pages(&got, &want);
