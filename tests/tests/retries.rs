@@ -193,6 +193,29 @@ fn busy_is_redialed_with_one_line_per_retry() {
 }
 
 #[test]
+fn an_unreachable_gateway_is_redialed() {
+    let bed = Testbed::new();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.local_addr().expect("its address")
+    };
+    let secret = bed.fleet().secret_file("1001");
+
+    let sent = harness::FaxSend::new(bed.path(), closed, "1001", &secret, "1002", &[bed.note()])
+        .args(["--json", "--retries", "2", "--retry-interval", "0"])
+        .run();
+
+    sent.assert_failed(3, &["cannot reach gateway", &closed.to_string()]);
+    let attempts = sent.attempts();
+    assert_eq!(attempts.len(), 3, "{sent}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["result"] == "unreachable" && a["pages_held"].is_null())
+    );
+}
+
+#[test]
 fn final_outcomes_are_not_redialed() {
     let bed = Testbed::new();
     let (_relay, gw1, gw2) = network(&bed);
