@@ -12,12 +12,13 @@ Examples:
   FAXMESH_SECRET=1002.secret faxrecv --gateway gw.lan:4700 --number 1002 --dir in --once --json
   faxrecv ... --busy                    # answer every call with \"busy\"
   faxrecv ... --hangup-after-page 2     # drop the line after confirming page 2
+  faxrecv ... --pause-at-page 2         # store page 2, confirm it on SIGUSR1
   faxrecv ... --png --pdf               # also DIR/<call id>-p1.png ... and DIR/<call id>.pdf
   faxrecv --generate-completions bash > /etc/bash_completion.d/faxrecv
   faxrecv --generate-man > /usr/local/share/man/man1/faxrecv.1
 
 Each fax is stored as DIR/<call id>.tif (TIFF Class F) with DIR/<call id>.json beside it;
-a fax still arriving is DIR/<call id>.tif.part. With --png/--pdf those are written once the
+a fax still arriving (or cut short) is DIR/<call id>.tif.part; a retry of the call resumes it. With --png/--pdf those are written once the
 .tif is complete, before the JSON. One line is printed per fax received. Every flag may also
 come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET.
 
@@ -62,6 +63,10 @@ pub struct Cli {
     /// Hang up right after confirming page N (for testing).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub hangup_after_page: Option<u32>,
+    /// Store page N, then hold its confirmation until SIGUSR1 (for testing
+    /// faults at a known point of a call; the systemd status says "paused").
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pause_at_page: Option<u32>,
     /// Take at most N pages per fax (announced to the caller).
     #[arg(long, value_name = "N", env = "FAXRECV_MAX_PAGES", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pages: Option<u32>,

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{EXIT_INCOMPLETE, EXIT_NOT_AUTHORIZED, EXIT_REPLACED};
 use crate::extras::Extras;
+use crate::pause::PagePause;
 use crate::store::FaxStore;
 
 /// What the device needs to run.
@@ -35,6 +36,8 @@ pub struct DeviceConfig {
     pub link: LinkConfig,
     /// PNG pages and/or a PDF beside each fax.
     pub extras: Extras,
+    /// Hold one page's confirmation until SIGUSR1 (`--pause-at-page`).
+    pub pause: Option<PagePause>,
 }
 
 /// Why the device stopped, as an exit code and a message for stderr.
@@ -192,8 +195,9 @@ async fn take_call(
     tracing::info!(call = %request.call_id, from = %request.from, "answering");
     let dir = cfg.dir.clone();
     let extras = cfg.extras;
+    let pause = cfg.pause.clone();
     let answered = answer::answer(&mut stream, &request, &cfg.policy, |req| {
-        FaxStore::create_with(&dir, req, extras)
+        FaxStore::create_with(&dir, req, extras).map(|store| store.with_pause(pause))
     })
     .await;
     line_busy.store(false, Ordering::SeqCst);
@@ -204,8 +208,8 @@ async fn take_call(
 /// sentence otherwise. Refusals and incomplete faxes go to the log only.
 fn report(cfg: &DeviceConfig, request: &CallRequest, answered: &Answered) {
     match answered {
-        Answered::Received { pages, file } => {
-            tracing::info!(call = %request.call_id, pages, %file, "fax received");
+        Answered::Received { pages, file, held } => {
+            tracing::info!(call = %request.call_id, pages, held, %file, "fax received");
             if cfg.json {
                 let json = cfg.dir.join(format!("{}.json", request.call_id));
                 match std::fs::read_to_string(&json) {
@@ -222,8 +226,12 @@ fn report(cfg: &DeviceConfig, request: &CallRequest, answered: &Answered) {
                 } else {
                     format!(" via {}", request.via.join(", "))
                 };
+                let resumed = match held {
+                    0 => String::new(),
+                    n => format!(" ({n} held from an earlier attempt)"),
+                };
                 println!(
-                    "received {pages} {noun} from {} (call {}){via}: {file}",
+                    "received {pages} {noun}{resumed} from {} (call {}){via}: {file}",
                     request.from, request.call_id
                 );
             }

@@ -6,8 +6,10 @@
 //! - [`store`]: writing a fax page by page, synced before each confirmation.
 //! - [`device`]: the login, answer and reconnect loop.
 //! - [`extras`]: PNG pages and a PDF of each fax (`--png`, `--pdf`).
+//! - [`pause`]: holding a page's confirmation until SIGUSR1 (`--pause-at-page`).
 
 pub mod cli;
 pub mod device;
 pub mod extras;
+pub mod pause;
 pub mod store;

@@ -9,6 +9,7 @@ use common::link::control::LinkConfig;
 use faxrecv::cli::{Cli, EXIT_ERROR, EXIT_USAGE};
 use faxrecv::device::{self, DeviceConfig};
 use faxrecv::extras::Extras;
+use faxrecv::pause::PagePause;
 
 /// The same allocator as the daemons (see relayd's main.rs): page chunks are
 /// allocated and freed per frame.
@@ -27,6 +28,15 @@ fn main() -> ExitCode {
     };
     let run = async {
         let shutdown = common::daemon::shutdown::on_signals()?;
+        // A file size limit (systemd's LimitFSIZE=) must fail a write, which
+        // hangs up the call with the reason, not kill the device: with a
+        // handler installed, SIGXFSZ no longer terminates and write() says EFBIG.
+        let mut xfsz =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))?;
+        tokio::spawn(async move { while xfsz.recv().await.is_some() {} });
+        if let Some(pause) = &config.pause {
+            pause.listen_for_sigusr1()?;
+        }
         anyhow::Ok(device::run(config, shutdown).await)
     };
     let stop = tokio::runtime::Runtime::new()
@@ -66,6 +76,7 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
     policy.busy = cli.busy;
     policy.reject = cli.reject;
     policy.hangup_after_page = cli.hangup_after_page;
+    let pause = cli.pause_at_page.map(PagePause::new);
     Ok(DeviceConfig {
         gateway: cli.gateway.clone(),
         number: cli.number.clone(),
@@ -74,6 +85,7 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
         once: cli.once,
         json: cli.json,
         policy,
+        pause,
         link: LinkConfig {
             heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
             ..LinkConfig::default()

@@ -4,13 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser};
 use common::codec::{Compression, EncodeOptions, Paper, Resolution};
-use common::number::Number;
+use common::number::{CallId, Number};
 
 const EXAMPLES: &str = "\
 Examples:
   Send a letter and a scan from 1001 to 1002 through the LAN's gateway:
     faxsend --gateway 127.0.0.1:4700 --from 1001 --secret-file 1001.secret --to 1002 \\
             letter.png scan.tif
+
+  Redial up to 5 times, 1 minute apart then 2, 4, ... (busy, offline, cut):
+    faxsend --gateway gw.lan:4700 --from 1001 --secret-file 1001.secret --to 1002 \\
+            --retries 5 --retry-interval 60 letter.png
 
   The same, with the delivery report as one JSON object:
     FAXMESH_SECRET=1001.secret faxsend --gateway gw.lan:4700 --from 1001 --to 1002 --json letter.png
@@ -33,7 +37,8 @@ Exit codes:
    8  rejected by the callee
    9  partial delivery (some pages confirmed; see the report)
   10  timeout
-  11  the call was cut before any page was confirmed";
+  11  the call was cut before any page was confirmed
+With --retries, the code is that of the last attempt.";
 
 /// The sending fax device: turns images into fax pages and sends them.
 #[derive(Parser, Debug)]
@@ -87,6 +92,43 @@ pub struct CallArgs {
     /// Seconds to wait for each page's confirmation.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub page_timeout: u64,
+
+    /// Redial up to N more times when the call was busy, offline, cut,
+    /// timed out or found no path; a cut fax resumes at its first missing page.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
+    /// Seconds to wait before the first redial.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub retry_interval: f64,
+
+    /// Each further wait is the previous one times F (1 keeps it fixed); at
+    /// most 10 minutes, or the first wait if longer.
+    #[arg(long, value_name = "F", default_value = "2", value_parser = parse_backoff)]
+    pub retry_backoff: f64,
+
+    /// Send as this call id (32 hex digits) instead of a new one: a later run
+    /// retrying a fax (the id is in the report) resumes it at the callee.
+    #[arg(long, value_name = "ID")]
+    pub call_id: Option<CallId>,
+}
+
+/// Seconds: a finite number, 0 or more.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "invalid seconds '{s}': use a number from 0 to 86400"
+        )),
+    }
+}
+
+/// A backoff factor from 1 to 10.
+fn parse_backoff(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (1.0..=10.0).contains(&v) => Ok(v),
+        _ => Err(format!("invalid factor '{s}': use a number from 1 to 10")),
+    }
 }
 
 /// How images become fax pages.

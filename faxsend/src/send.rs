@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use common::codec::{EncodedPage, load_document_with_progress};
 use common::credential::read_secret_file;
-use common::device::send::{DeliveryReport, Outcome, SendOptions, SendProgress, send_fax};
+use common::device::retry::RetryPolicy;
+use common::device::send::{self, Attempt, DeliveryReport, Outcome, SendOptions, SendProgress};
 use common::device::session::{Session, SessionError};
 use common::link::control::LinkConfig;
 use common::link::message::LoginRefusal;
@@ -43,8 +44,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         answer_timeout: Duration::from_secs(call.answer_timeout),
         page_timeout: Duration::from_secs(call.page_timeout),
     };
+    let retry = RetryPolicy {
+        retries: call.retries,
+        interval: Duration::from_secs_f64(call.retry_interval),
+        backoff: call.retry_backoff,
+    };
+    let call_id = call.call_id.clone().unwrap_or_else(CallId::random);
+    let fax = Fax {
+        gateway,
+        from,
+        secret: &secret,
+        to,
+        call_id,
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-    let report = runtime.block_on(call_and_send(gateway, from, &secret, to, pages, &opts));
+    let report = runtime.block_on(send_with_retries(&fax, pages, &opts, &retry));
     print_report(&report, call.json);
     Ok(exit::for_outcome(report.result))
 }
@@ -63,17 +77,79 @@ fn encode(cli: &Cli) -> anyhow::Result<Vec<EncodedPage>> {
     Ok(pages?)
 }
 
-async fn call_and_send(
-    gateway: &str,
-    from: &Number,
-    secret: &str,
-    to: &Number,
+/// One fax to send: who calls whom, through which gateway, as which call.
+struct Fax<'a> {
+    gateway: &'a str,
+    from: &'a Number,
+    secret: &'a str,
+    to: &'a Number,
+    call_id: CallId,
+}
+
+/// Calls until the fax is delivered, the outcome is final, or the retries
+/// are used up; every attempt sends only what the callee still lacks.
+async fn send_with_retries(
+    fax: &Fax<'_>,
     pages: Vec<EncodedPage>,
     opts: &SendOptions,
+    retry: &RetryPolicy,
 ) -> DeliveryReport {
     let started = Instant::now();
-    let call_id = CallId::random();
-    let session = match Session::login(gateway, from, secret, None, &LinkConfig::default()).await {
+    let total = pages.len() as u32;
+    // Encoded once; every attempt shares them.
+    let pages = Arc::new(pages);
+    let progress: Arc<dyn SendProgress> = match PageBars::new(total.into()) {
+        Some(bars) => Arc::new(bars),
+        None => Arc::new(common::device::send::NoProgress),
+    };
+    let mut attempts = Vec::new();
+    loop {
+        let attempt = call_once(fax, &pages, opts, progress.clone()).await;
+        let n = attempts.len() as u32 + 1;
+        let pause = match attempt.retryable {
+            true => retry.pause_before_retry(n),
+            false => None,
+        };
+        if let Some(pause) = pause {
+            // One line per retry, so a person or a log sees why it redials.
+            eprintln!(
+                "faxsend: attempt {n} of {}: {}: {}; {} of {total} pages on the callee; redialing in {:?}",
+                retry.retries + 1,
+                attempt.result,
+                attempt.detail,
+                attempt.pages_on_callee().unwrap_or(0),
+                pause
+            );
+        }
+        attempts.push(attempt);
+        match pause {
+            Some(pause) => tokio::time::sleep(pause).await,
+            None => break,
+        }
+    }
+    let mut report = DeliveryReport::from_attempts(
+        fax.call_id.clone(),
+        fax.from.clone(),
+        fax.to.clone(),
+        total,
+        attempts,
+    );
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// One attempt: log in through the gateway (anew, as the link may be what
+/// failed), call, send.
+async fn call_once(
+    fax: &Fax<'_>,
+    pages: &Arc<Vec<EncodedPage>>,
+    opts: &SendOptions,
+    progress: Arc<dyn SendProgress>,
+) -> Attempt {
+    let started = Instant::now();
+    let link = LinkConfig::default();
+    let login = Session::login(fax.gateway, fax.from, fax.secret, None, &link);
+    let session = match login.await {
         Ok(s) => s,
         Err(e) => {
             let result = match &e {
@@ -83,28 +159,12 @@ async fn call_and_send(
                 } => Outcome::NotAuthorized,
                 _ => Outcome::Unreachable,
             };
-            return DeliveryReport {
-                result,
-                detail: e.to_string(),
-                call_id,
-                from: from.clone(),
-                to: to.clone(),
-                pages_total: pages.len() as u32,
-                pages_sent: 0,
-                pages_confirmed: 0,
-                bytes_sent: 0,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                via: Vec::new(),
-            };
+            return Attempt::failed(result, e.to_string(), started.elapsed());
         }
     };
-    let progress: Arc<dyn SendProgress> = match PageBars::new(pages.len() as u64) {
-        Some(bars) => Arc::new(bars),
-        None => Arc::new(common::device::send::NoProgress),
-    };
-    let mut report = send_fax(&session, call_id, to, pages, opts, progress.clone()).await;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    report
+    let mut attempt = send::attempt(&session, &fax.call_id, fax.to, pages, opts, progress).await;
+    attempt.elapsed_ms = started.elapsed().as_millis() as u64;
+    attempt
 }
 
 /// Two bars on a terminal: pages sent and pages confirmed.
@@ -142,6 +202,10 @@ impl PageBars {
 }
 
 impl SendProgress for PageBars {
+    fn attempt_started(&self, held: u32) {
+        self.sent.set_position(held.into());
+        self.confirmed.set_position(held.into());
+    }
     fn page_sent(&self, _index: u32) {
         self.sent.inc(1);
     }
@@ -193,6 +257,14 @@ fn print_report(r: &DeliveryReport, json: bool) {
         println!("time:      {:.3} s", r.elapsed_ms as f64 / 1000.0);
         println!("call id:   {}", r.call_id);
         println!("via:       {via}");
+        let attempts = r.attempts.len();
+        match r.attempts.last().and_then(|a| a.pages_held) {
+            Some(held) if held > 0 => println!(
+                "attempts:  {attempts} (the last sent from page {}: the callee held {held})",
+                held + 1
+            ),
+            _ => println!("attempts:  {attempts}"),
+        }
     }
     if r.result != Outcome::Delivered {
         eprintln!("faxsend: {}: {}", r.result, r.detail);

@@ -281,15 +281,31 @@ impl Daemon {
     /// stdout. A short polling loop with a deadline: output gives no signal.
     #[track_caller]
     pub fn wait_stdout_contains(&self, text: &str) -> String {
+        self.wait_output_contains("stdout", &[text], Daemon::stdout)
+    }
+
+    /// Waits until the process has logged any of `texts` (stderr); returns all of it.
+    #[track_caller]
+    pub fn wait_stderr_contains_any(&self, texts: &[&str]) -> String {
+        self.wait_output_contains("stderr", texts, Daemon::stderr)
+    }
+
+    #[track_caller]
+    fn wait_output_contains(
+        &self,
+        which: &str,
+        text: &[&str],
+        read: fn(&Daemon) -> String,
+    ) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let out = self.stdout();
-            if out.contains(text) {
+            let out = read(self);
+            if text.iter().any(|t| out.contains(t)) {
                 return out;
             }
             if Instant::now() >= deadline {
                 self.fail(&format!(
-                    "did not print {text:?} within {} s; stdout: {out:?}",
+                    "did not write {text:?} to {which} within {} s",
                     WAIT.as_secs()
                 ));
             }

@@ -65,6 +65,14 @@ impl Gateway {
             "{} exited with {status} on SIGTERM",
             self.name
         );
+        self.start_again();
+    }
+
+    /// Starts gatewayd again after it stopped (or was killed), with the same
+    /// name, relays and address; returns once ready.
+    #[track_caller]
+    pub fn start_again(&mut self) {
+        assert!(!self.daemon.is_running(), "{} is still running", self.name);
         let again = Gateway::start_on(&self.dir, &self.name, &self.relays, self.addr);
         assert_eq!(
             again.addr, self.addr,

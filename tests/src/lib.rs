@@ -46,5 +46,5 @@ pub use gateway::Gateway;
 pub use receiver::Receiver;
 pub use redis_server::RedisServer;
 pub use relay::Relay;
-pub use sender::{FaxSend, Sent};
+pub use sender::{FaxSend, Running, Sent};
 pub use testbed::Testbed;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::bins::bin;
 use crate::daemon::{Daemon, WAIT};
 use crate::fleet::Fleet;
+use crate::images::{assert_same_pages, read_fax, sent_pages, tiffinfo_errors};
 
 /// A running faxrecv.
 #[derive(Debug)]
@@ -30,7 +31,37 @@ impl Receiver {
         number: &str,
         extra: &[&str],
     ) -> Receiver {
-        let mut receiver = Receiver::spawn(dir, &fleet.secret_file(number), gateway, number, extra);
+        let inbox = new_dir(dir, &format!("inbox-{number}"));
+        Receiver::start_in(dir, fleet, gateway, number, inbox, extra)
+    }
+
+    /// Stops this faxrecv (SIGTERM) and starts another for the same number
+    /// and inbox with `extra` flags (e.g. other capabilities); returns once
+    /// it is logged in.
+    #[track_caller]
+    pub fn restart_with(&mut self, dir: &Path, fleet: &Fleet, gateway: SocketAddr, extra: &[&str]) {
+        let status = self.daemon.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.daemon.name()
+        );
+        let again =
+            Receiver::start_in(dir, fleet, gateway, &self.number, self.inbox.clone(), extra);
+        *self = again;
+    }
+
+    #[track_caller]
+    fn start_in(
+        dir: &Path,
+        fleet: &Fleet,
+        gateway: SocketAddr,
+        number: &str,
+        inbox: PathBuf,
+        extra: &[&str],
+    ) -> Receiver {
+        let secret = fleet.secret_file(number);
+        let mut receiver = Receiver::spawn_in(dir, &secret, gateway, number, inbox, extra);
         let status = receiver.daemon.wait_ready();
         let expected = format!("logged in as {number} at relay ");
         if !status.starts_with(&expected) {
@@ -50,6 +81,17 @@ impl Receiver {
         extra: &[&str],
     ) -> Receiver {
         let inbox = new_dir(dir, &format!("inbox-{number}"));
+        Receiver::spawn_in(dir, secret_file, gateway, number, inbox, extra)
+    }
+
+    fn spawn_in(
+        dir: &Path,
+        secret_file: &Path,
+        gateway: SocketAddr,
+        number: &str,
+        inbox: PathBuf,
+        extra: &[&str],
+    ) -> Receiver {
         let mut cmd = Command::new(bin("faxrecv"));
         cmd.arg("--gateway")
             .arg(gateway.to_string())
@@ -85,6 +127,59 @@ impl Receiver {
             .collect();
         files.sort();
         files
+    }
+
+    /// Waits until faxrecv (started with `--pause-at-page N`) holds the
+    /// confirmation of page N; returns the status, which names the call.
+    #[track_caller]
+    pub fn wait_paused(&mut self, page: u32) -> String {
+        let text = format!("paused before confirming page {page} ");
+        self.daemon.wait_status_contains(&text)
+    }
+
+    /// Lets a paused call go on (SIGUSR1).
+    pub fn release(&mut self) {
+        self.daemon.signal(libc::SIGUSR1);
+    }
+
+    /// Asserts that the inbox holds no complete fax, only `<call id>.tif.part`
+    /// files (named so), and returns those.
+    #[track_caller]
+    pub fn assert_only_part_files(&self) -> Vec<PathBuf> {
+        let all = self.files_ending("");
+        let part = self.files_ending(".tif.part");
+        assert_eq!(all, part, "{} holds more than .part files", self.number);
+        part
+    }
+
+    /// Asserts that the inbox holds exactly one fax, call `call_id`, with the
+    /// pages of `document`, complete (.tif and .json, nothing else) and
+    /// clean in libtiff; returns the .tif.
+    #[track_caller]
+    pub fn assert_one_fax(&mut self, call_id: &str, document: &Path) -> PathBuf {
+        let faxes = self.wait_faxes(1);
+        let tif = self.inbox.join(format!("{call_id}.tif"));
+        assert_eq!(
+            faxes,
+            std::slice::from_ref(&tif),
+            "one fax, named after the call id"
+        );
+        assert_eq!(
+            self.files_ending(""),
+            [tif.with_extension("json"), tif.clone()],
+            "exactly one .tif and its .json, nothing else"
+        );
+        assert_same_pages(&read_fax(&tif), &sent_pages(&[document.to_owned()]));
+        assert_eq!(tiffinfo_errors(&tif), "", "libtiff reads {tif:?} cleanly");
+        tif
+    }
+
+    /// The JSON description written beside the fax `tif`.
+    #[track_caller]
+    pub fn record(&self, tif: &Path) -> serde_json::Value {
+        let json = tif.with_extension("json");
+        let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{json:?}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{json:?}: {e}"))
     }
 
     /// The complete faxes: `<call id>.tif` files.

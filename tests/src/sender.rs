@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ pub struct Sent {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// From start to exit.
+    pub elapsed: Duration,
 }
 
 impl FaxSend {
@@ -84,7 +86,13 @@ impl FaxSend {
 
     /// Runs faxsend to the end (failing the test if it takes over a minute).
     #[track_caller]
-    pub fn run(mut self) -> Sent {
+    pub fn run(self) -> Sent {
+        self.spawn().wait()
+    }
+
+    /// Starts faxsend and returns at once, so a test can break something
+    /// while the call is under way; [`Running::wait`] collects the result.
+    pub fn spawn(mut self) -> Running {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let out_path = self.dir.join(format!("faxsend.{seq}.stdout"));
@@ -93,26 +101,51 @@ impl FaxSend {
             std::fs::File::create(p).unwrap_or_else(|e| panic!("cannot create {p:?}: {e}"))
         };
         // Files, not pipes: nothing to drain while waiting.
-        let mut child = self
+        let child = self
             .cmd
             .stdin(Stdio::null())
             .stdout(create(&out_path))
             .stderr(create(&err_path))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run faxsend: {e}"));
-        let deadline = Instant::now() + RUN_LIMIT;
+        Running {
+            child,
+            cmd: format!("{:?}", self.cmd),
+            out_path,
+            err_path,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A faxsend run under way; killed if dropped before [`Running::wait`].
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    cmd: String,
+    out_path: PathBuf,
+    err_path: PathBuf,
+    started: Instant,
+}
+
+impl Running {
+    /// Waits for faxsend to exit (failing the test if the whole run takes
+    /// over [`RUN_LIMIT`]: a hang is a failure) and reads what it said.
+    #[track_caller]
+    pub fn wait(mut self) -> Sent {
+        let deadline = self.started + RUN_LIMIT;
         let status = loop {
-            if let Some(status) = child.try_wait().expect("waitpid on our own child") {
+            if let Some(status) = self.child.try_wait().expect("waitpid on our own child") {
                 break status;
             }
             if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = self.child.kill();
+                let _ = self.child.wait();
                 panic!(
-                    "faxsend ran for over {} s: {:?}\nstderr:\n{}",
+                    "faxsend ran for over {} s: {}\nstderr:\n{}",
                     RUN_LIMIT.as_secs(),
                     self.cmd,
-                    std::fs::read_to_string(&err_path).unwrap_or_default()
+                    std::fs::read_to_string(&self.err_path).unwrap_or_default()
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -120,8 +153,18 @@ impl FaxSend {
         Sent {
             code: status.code(),
             status,
-            stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+            stdout: std::fs::read_to_string(&self.out_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.err_path).unwrap_or_default(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -152,6 +195,15 @@ impl Sent {
     pub fn report(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("faxsend's report is not one JSON object ({e}); {self}"))
+    }
+
+    /// The `--json` report's attempts, first to last.
+    #[track_caller]
+    pub fn attempts(&self) -> Vec<serde_json::Value> {
+        match self.report()["attempts"].as_array() {
+            Some(a) if !a.is_empty() => a.clone(),
+            _ => panic!("faxsend's report lists no attempts; {self}"),
+        }
     }
 
     /// The value of a `name:` line of the plain report.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::fleet::Fleet;
 use crate::gateway::Gateway;
-use crate::images::write_text_png;
+use common::codec::Resolution;
+
+use crate::images::{text_bitmap, write_text_png, write_tiff};
 use crate::receiver::Receiver;
 use crate::relay::Relay;
 use crate::sender::FaxSend;
@@ -89,6 +91,18 @@ impl Testbed {
     pub fn faxsend(&self, gateway: &Gateway, from: &str, to: &str, files: &[PathBuf]) -> FaxSend {
         let secret = self.fleet.secret_file(from);
         FaxSend::new(&self.path, gateway.addr(), from, &secret, to, files)
+    }
+
+    /// A document of `n` short text pages, each different (a multi-page TIFF).
+    pub fn document(&self, n: u64) -> PathBuf {
+        let path = self.path.join(format!("document-{n}.tif"));
+        if !path.exists() {
+            let pages: Vec<_> = (1..=n)
+                .map(|seed| text_bitmap(seed, 1728, 300, Resolution::Fine))
+                .collect();
+            write_tiff(&path, &pages);
+        }
+        path
     }
 
     /// A small one-page text document (quick to encode and send).

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use crate::codec::{Capabilities, PageInfo};
 use crate::link::frame::{self, FrameError};
 use crate::link::message::{
-    CHUNK_LEN, CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame,
+    CHUNK_LEN, CallAnswer, CallRefusal, CallRequest, HeldPages, ReceiverFrame, SenderFrame,
 };
 pub use crate::link::splice::{read_request, refuse};
 
@@ -51,13 +51,24 @@ pub trait PageSink: Send + 'static {
     fn store_page(&mut self, index: u32, info: &PageInfo, data: Vec<u8>) -> std::io::Result<()>;
     /// All pages are in: make the fax complete and return where it is.
     fn finish(&mut self) -> std::io::Result<String>;
+    /// What the sink already holds of this call id from an earlier attempt
+    /// (a retry); offered to the caller, who then sends only the rest.
+    fn held(&self) -> Option<HeldPages> {
+        None
+    }
+    /// The caller starts over at page 0 (its pages differ from those held):
+    /// drop the held pages.
+    fn start_over(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How an answered call ended.
 #[derive(Debug)]
 pub enum Answered {
-    /// Every page stored; the fax is at `file`.
-    Received { pages: u32, file: String },
+    /// Every page stored; the fax is at `file`. `held` of the pages were
+    /// already there from an earlier attempt of the same call id.
+    Received { pages: u32, file: String, held: u32 },
     /// Refused before any page.
     Refused(CallRefusal),
     /// Ended early, keeping `pages` stored pages.
@@ -99,9 +110,15 @@ where
             return Answered::Refused(CallRefusal::Rejected);
         }
     };
+    let held = sink.held();
+    if let Some(h) = &held {
+        tracing::info!(call = %request.call_id, pages = h.pages, complete = h.complete,
+            "a retry: offering the pages already held");
+    }
     let accepted = CallAnswer::Accepted {
         capabilities: policy.capabilities.clone(),
         via: request.via.clone(),
+        held: held.clone(),
     };
     if let Err(e) = frame::write_msg(stream, &accepted).await {
         return Answered::Incomplete {
@@ -109,15 +126,23 @@ where
             reason: format!("cannot answer: {e}"),
         };
     }
-    receive_pages(stream, policy, sink).await
+    let held = held.map_or(0, |h| h.pages);
+    receive_pages(stream, policy, sink, held).await
 }
 
-async fn receive_pages<S, K>(stream: &mut S, policy: &AnswerPolicy, mut sink: K) -> Answered
+async fn receive_pages<S, K>(
+    stream: &mut S,
+    policy: &AnswerPolicy,
+    mut sink: K,
+    mut held: u32,
+) -> Answered
 where
     S: AsyncRead + AsyncWrite + Unpin,
     K: PageSink,
 {
-    let mut stored = 0u32;
+    // Pages on disk for this call id; a retry starts with those held.
+    let mut stored = held;
+    let mut first_frame = true;
     let incomplete = |pages, reason: String| Answered::Incomplete { pages, reason };
     loop {
         let buf = match read_frame(stream, policy.idle_timeout).await {
@@ -130,6 +155,22 @@ where
             Ok(SenderFrame::EndOfDocument) => break,
             Err(e) => return incomplete(stored, e),
         };
+        if std::mem::take(&mut first_frame) && index == 0 && held > 0 {
+            // The caller's pages differ from the ones held: start over.
+            if let Err(e) = sink.start_over() {
+                let reason = format!("cannot start the fax over: {e}");
+                let hangup = ReceiverFrame::Hangup {
+                    reason: reason.clone(),
+                };
+                let _ = frame::write_msg(stream, &hangup).await;
+                return incomplete(stored, reason);
+            }
+            tracing::info!(
+                held,
+                "the caller's pages differ from those held; starting over"
+            );
+            (stored, held) = (0, 0);
+        }
         if index != stored {
             return incomplete(stored, format!("page {index} arrived, expected {stored}"));
         }
@@ -189,7 +230,7 @@ where
         sink = match stored_page {
             Ok((sink, Ok(()))) => sink,
             Ok((_, Err(e))) => {
-                let reason = format!("cannot store page {index}: {e}");
+                let reason = format!("cannot store page {}: {e}", index + 1);
                 let _ = frame::write_msg(
                     stream,
                     &ReceiverFrame::Hangup {
@@ -224,6 +265,7 @@ where
             Answered::Received {
                 pages: stored,
                 file,
+                held,
             }
         }
         Ok(Err(e)) => {

@@ -1,19 +1,19 @@
-//! The caller's side of a call: request, answer, pages, confirmations, and
-//! the delivery report.
+//! The caller's side of a call: request, answer (with the pages the callee
+//! already holds, on a retry), pages, confirmations. The report is in `report`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::codec::{self, EncodedPage};
 use crate::link::frame::{self, FrameError};
 use crate::link::message::{
-    CHUNK_LEN, CallAnswer, CallRefusal, CallRequest, ReceiverFrame, SenderFrame,
+    CHUNK_LEN, CallAnswer, CallRequest, HeldPages, ReceiverFrame, SenderFrame,
 };
 use crate::number::{CallId, Number};
 
+pub use super::report::{Attempt, DeliveryReport, Outcome};
+use super::resume;
 use super::session::Session;
 
 /// Time limits of a call.
@@ -38,6 +38,8 @@ impl Default for SendOptions {
 pub trait SendProgress: Send + Sync {
     fn page_sent(&self, _index: u32) {}
     fn page_confirmed(&self, _index: u32) {}
+    /// An attempt is under way; the callee already holds `held` pages.
+    fn attempt_started(&self, _held: u32) {}
 }
 
 /// No progress display.
@@ -45,71 +47,7 @@ pub trait SendProgress: Send + Sync {
 pub struct NoProgress;
 impl SendProgress for NoProgress {}
 
-/// How a call ended, from the caller's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Delivered,
-    Partial,
-    UnknownNumber,
-    Offline,
-    Busy,
-    Rejected,
-    NotAuthorized,
-    Unreachable,
-    Timeout,
-    LinkLost,
-}
-
-impl From<CallRefusal> for Outcome {
-    fn from(r: CallRefusal) -> Outcome {
-        match r {
-            CallRefusal::UnknownNumber => Outcome::UnknownNumber,
-            CallRefusal::Offline => Outcome::Offline,
-            CallRefusal::Busy => Outcome::Busy,
-            CallRefusal::Rejected => Outcome::Rejected,
-            CallRefusal::NotAuthorized => Outcome::NotAuthorized,
-            CallRefusal::Unreachable => Outcome::Unreachable,
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Partial => "partial delivery",
-            Outcome::UnknownNumber => "unknown number",
-            Outcome::Offline => "offline",
-            Outcome::Busy => "busy",
-            Outcome::Rejected => "rejected",
-            Outcome::NotAuthorized => "not authorized",
-            Outcome::Unreachable => "unreachable",
-            Outcome::Timeout => "timeout",
-            Outcome::LinkLost => "link lost",
-        })
-    }
-}
-
-/// What faxsend prints when a call is over.
-#[derive(Clone, Debug, Serialize)]
-pub struct DeliveryReport {
-    pub result: Outcome,
-    /// A sentence on why, when the call was not delivered.
-    pub detail: String,
-    pub call_id: CallId,
-    pub from: Number,
-    pub to: Number,
-    pub pages_total: u32,
-    pub pages_sent: u32,
-    pub pages_confirmed: u32,
-    pub bytes_sent: u64,
-    pub elapsed_ms: u64,
-    /// Relays the call went through, in order.
-    pub via: Vec<String>,
-}
-
-/// Places a call from `session` to `to` and sends `pages`.
+/// Places a call from `session` to `to` and sends `pages`: one attempt.
 pub async fn send_fax(
     session: &Session,
     call_id: CallId,
@@ -118,51 +56,116 @@ pub async fn send_fax(
     opts: &SendOptions,
     progress: Arc<dyn SendProgress>,
 ) -> DeliveryReport {
-    let started = Instant::now();
-    let mut report = DeliveryReport {
-        result: Outcome::LinkLost,
-        detail: String::new(),
-        call_id: call_id.clone(),
-        from: session.number.clone(),
-        to: to.clone(),
-        pages_total: pages.len() as u32,
-        pages_sent: 0,
-        pages_confirmed: 0,
-        bytes_sent: 0,
-        elapsed_ms: 0,
-        via: Vec::new(),
-    };
-    let (result, detail) =
-        match place_call(session, &call_id, to, pages, opts, progress, &mut report).await {
-            Ok(()) => (Outcome::Delivered, String::new()),
-            Err((outcome, detail)) => (outcome, detail),
-        };
-    report.result = result;
-    report.detail = detail;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    report
+    let total = pages.len() as u32;
+    let pages = Arc::new(pages);
+    let attempt = attempt(session, &call_id, to, &pages, opts, progress).await;
+    DeliveryReport::from_attempts(
+        call_id,
+        session.number.clone(),
+        to.clone(),
+        total,
+        vec![attempt],
+    )
 }
 
-type Failure = (Outcome, String);
+/// One attempt to deliver `pages` (encoded once, shared by every attempt)
+/// as call `call_id`: only the pages the callee does not hold yet are sent.
+pub async fn attempt(
+    session: &Session,
+    call_id: &CallId,
+    to: &Number,
+    pages: &Arc<Vec<EncodedPage>>,
+    opts: &SendOptions,
+    progress: Arc<dyn SendProgress>,
+) -> Attempt {
+    let started = Instant::now();
+    let mut attempt = Attempt::failed(Outcome::LinkLost, String::new(), Duration::ZERO);
+    let result = place_call(session, call_id, to, pages, opts, progress, &mut attempt).await;
+    match result {
+        Ok(()) => {
+            attempt.result = Outcome::Delivered;
+            attempt.retryable = false;
+        }
+        Err(f) => {
+            let on_callee = attempt.pages_on_callee().unwrap_or(0);
+            attempt.result = match f.outcome {
+                Outcome::LinkLost if on_callee > 0 => Outcome::Partial,
+                outcome => outcome,
+            };
+            attempt.detail = f.detail;
+            attempt.retryable = f.retry;
+        }
+    }
+    attempt.elapsed_ms = started.elapsed().as_millis() as u64;
+    attempt
+}
+
+/// Why an attempt failed, and whether another one may help.
+struct Failure {
+    outcome: Outcome,
+    detail: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Failure {
+        Failure {
+            outcome,
+            detail: detail.into(),
+            retry: outcome.worth_retrying(),
+        }
+    }
+
+    /// An outcome that another attempt would only repeat.
+    fn final_(outcome: Outcome, detail: String) -> Failure {
+        Failure {
+            retry: false,
+            ..Failure::new(outcome, detail)
+        }
+    }
+}
 
 fn link_lost(e: FrameError) -> Failure {
-    (Outcome::LinkLost, format!("call stream failed: {e}"))
+    Failure::new(Outcome::LinkLost, format!("call stream failed: {e}"))
+}
+
+/// The pages as sent to this callee: the originals where they fit (no
+/// copy), converted ones where they do not.
+struct Fitted {
+    originals: Arc<Vec<EncodedPage>>,
+    converted: Vec<Option<EncodedPage>>,
+}
+
+impl Fitted {
+    fn len(&self) -> usize {
+        self.converted.len()
+    }
+
+    fn get(&self, index: usize) -> &EncodedPage {
+        self.converted[index]
+            .as_ref()
+            .unwrap_or(&self.originals[index])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &EncodedPage> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 async fn place_call(
     session: &Session,
     call_id: &CallId,
     to: &Number,
-    pages: Vec<EncodedPage>,
+    pages: &Arc<Vec<EncodedPage>>,
     opts: &SendOptions,
     progress: Arc<dyn SendProgress>,
-    report: &mut DeliveryReport,
+    report: &mut Attempt,
 ) -> Result<(), Failure> {
     let mut stream = session
         .opener
         .open()
         .await
-        .map_err(|e| (Outcome::LinkLost, format!("cannot open a call: {e}")))?;
+        .map_err(|e| Failure::new(Outcome::LinkLost, format!("cannot open a call: {e}")))?;
     let request = CallRequest {
         call_id: call_id.clone(),
         from: session.number.clone(),
@@ -180,57 +183,73 @@ async fn place_call(
     )
     .await
     .map_err(|_| {
-        (
-            Outcome::Timeout,
-            format!("no answer within {} s", opts.answer_timeout.as_secs()),
-        )
+        let secs = opts.answer_timeout.as_secs();
+        Failure::new(Outcome::Timeout, format!("no answer within {secs} s"))
     })?
     .map_err(link_lost)?
-    .ok_or_else(|| {
-        (
-            Outcome::LinkLost,
-            "the call was dropped before an answer".to_owned(),
-        )
-    })?;
-    let capabilities = match answer {
+    .ok_or_else(|| Failure::new(Outcome::LinkLost, "the call was dropped before an answer"))?;
+    let (capabilities, held) = match answer {
         CallAnswer::Refused {
             reason,
             detail,
             via,
         } => {
             report.via = via;
-            return Err((reason.into(), detail));
+            return Err(Failure::new(reason.into(), detail));
         }
-        CallAnswer::Accepted { capabilities, via } => {
+        CallAnswer::Accepted {
+            capabilities,
+            via,
+            held,
+        } => {
             report.via = via;
-            capabilities
+            (capabilities, held)
         }
     };
 
     // Fit the pages to what the callee takes; beyond its page limit nothing is sent.
     let limit = capabilities.max_pages as usize;
     let over_limit = pages.len() > limit;
-    let to_send: Vec<EncodedPage> = tokio::task::spawn_blocking(move || {
-        pages
-            .into_iter()
+    let originals = pages.clone();
+    let converted = tokio::task::spawn_blocking(move || {
+        originals
+            .iter()
             .take(limit)
             // A page that already fits moves on as it is, without a copy.
             .map(|p| match capabilities.accepts(&p.info()) {
-                true => Ok(p),
-                false => codec::fit_page(&p, &capabilities),
+                true => Ok(None),
+                false => codec::fit_page(p, &capabilities).map(Some),
             })
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|e| (Outcome::LinkLost, format!("page conversion failed: {e}")))?
+    .map_err(|e| Failure::new(Outcome::LinkLost, format!("page conversion failed: {e}")))?
     .map_err(|e| {
-        (
-            Outcome::Rejected,
-            format!("cannot convert pages for the callee: {e}"),
-        )
+        let detail = format!("cannot convert pages for the callee: {e}");
+        Failure::final_(Outcome::Rejected, detail)
     })?;
+    let to_send = Fitted {
+        originals: pages.clone(),
+        converted,
+    };
     let count = to_send.len() as u32;
-    report.bytes_sent = to_send.iter().map(|p| p.data.len() as u64).sum();
+    // A retry sends only what the callee lacks, if what it holds is ours.
+    let first = resume::first_page_to_send(held.as_ref(), to_send.iter());
+    let is_other_fax = |h: &&HeldPages| h.complete && (h.pages != first || h.pages != count);
+    if let Some(h) = held.as_ref().filter(is_other_fax) {
+        // Starting over would overwrite a delivered fax: the callee refuses
+        // that, and so would every retry.
+        let detail = format!(
+            "the callee already holds a different fax ({} pages) as call {call_id}",
+            h.pages
+        );
+        return Err(Failure::final_(Outcome::Rejected, detail));
+    }
+    report.pages_held = Some(first);
+    progress.attempt_started(first);
+    report.bytes_sent = (first..count)
+        .map(|i| to_send.get(i as usize).data.len() as u64)
+        .sum();
 
     let (mut rx, mut tx) = tokio::io::split(stream);
     let sent = Arc::new(AtomicU32::new(0));
@@ -239,8 +258,8 @@ async fn place_call(
     // Pages go out while confirmations come back; the multiplexer's window
     // keeps the sender at most one window ahead of the slowest hop.
     let writer = tokio::spawn(async move {
-        for (index, page) in to_send.iter().enumerate() {
-            let index = index as u32;
+        for index in first..count {
+            let page = to_send.get(index as usize);
             frame::write_msg(
                 &mut tx,
                 &SenderFrame::Page {
@@ -262,7 +281,7 @@ async fn place_call(
     });
     let _abort_writer = AbortOnDrop(writer.abort_handle());
 
-    let mut confirmed = 0u32;
+    let mut next = first;
     let result = loop {
         let frame = tokio::time::timeout(
             opts.page_timeout,
@@ -272,57 +291,45 @@ async fn place_call(
         let frame = match frame {
             Err(_) => {
                 let detail = format!("no confirmation within {} s", opts.page_timeout.as_secs());
-                break Err((Outcome::Timeout, detail));
+                break Err(Failure::new(Outcome::Timeout, detail));
             }
-            Ok(Err(e)) => {
-                let detail = format!("call stream failed: {e}");
-                break Err(partial_or(Outcome::LinkLost, confirmed, detail));
-            }
+            Ok(Err(e)) => break Err(link_lost(e)),
             Ok(Ok(None)) => {
-                let detail = "the call was cut before the fax was complete".to_owned();
-                break Err(partial_or(Outcome::LinkLost, confirmed, detail));
+                let detail = "the call was cut before the fax was complete";
+                break Err(Failure::new(Outcome::LinkLost, detail));
             }
             Ok(Ok(Some(f))) => f,
         };
         match frame {
-            ReceiverFrame::PageConfirmed { index } if index == confirmed => {
+            ReceiverFrame::PageConfirmed { index } if index == next => {
                 progress.page_confirmed(index);
-                confirmed += 1;
+                next += 1;
             }
             ReceiverFrame::PageConfirmed { index } => {
                 let detail = format!("the callee confirmed page {index} out of order");
-                break Err((Outcome::LinkLost, detail));
+                break Err(Failure::new(Outcome::LinkLost, detail));
             }
             ReceiverFrame::Hangup { reason } => {
                 let detail = format!("the callee hung up: {reason}");
-                break Err(partial_or(Outcome::LinkLost, confirmed, detail));
+                break Err(Failure::new(Outcome::LinkLost, detail));
             }
-            ReceiverFrame::Complete { pages, .. } if pages != count || confirmed != count => {
+            ReceiverFrame::Complete { pages, .. } if pages != count || next != count => {
                 let detail = format!("the callee stored {pages} of {count} pages");
-                break Err((Outcome::Partial, detail));
+                break Err(Failure::final_(Outcome::Partial, detail));
             }
             ReceiverFrame::Complete { .. } if over_limit => {
                 let detail = format!(
                     "the callee takes at most {limit} pages; {count} of {} were sent",
-                    report.pages_total
+                    pages.len()
                 );
-                break Err((Outcome::Partial, detail));
+                break Err(Failure::final_(Outcome::Partial, detail));
             }
             ReceiverFrame::Complete { .. } => break Ok(()),
         }
     };
-    report.pages_confirmed = confirmed;
-    report.pages_sent = sent.load(Ordering::Relaxed).max(confirmed);
+    report.pages_confirmed = next - first;
+    report.pages_sent = sent.load(Ordering::Relaxed).max(next - first);
     result
-}
-
-/// A call that ends after some pages arrived is a partial delivery.
-fn partial_or(outcome: Outcome, confirmed: u32, detail: String) -> Failure {
-    if confirmed > 0 {
-        (Outcome::Partial, detail)
-    } else {
-        (outcome, detail)
-    }
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

@@ -11,6 +11,8 @@
 //!    page's bytes as raw frames, ..., end of document) and the callee answers each page with a
 //!    `ReceiverFrame::PageConfirmed` once it is on disk, then `Complete`.
 //!    Hops splice the stream and never parse step 3's answer or step 4.
+//!    A retry (same call id) may be answered with `HeldPages`: the caller
+//!    then sends only the pages the callee lacks (see `HeldPages`).
 //! 5. Between relays, after the hellos: `PeerChallenge` (acceptor),
 //!    `PeerProof` with a nonce (dialer), `PeerProof` (acceptor); then each
 //!    side sends its `Snapshot` and, from then on, `Announce` / `Withdraw`
@@ -186,12 +188,29 @@ pub enum CallAnswer {
     Accepted {
         capabilities: Capabilities,
         via: Vec<String>,
+        /// What the callee already holds of this call id from an earlier
+        /// attempt; `None` for a fax it has never seen.
+        held: Option<HeldPages>,
     },
     Refused {
         reason: CallRefusal,
         detail: String,
         via: Vec<String>,
     },
+}
+
+/// The pages of a call id the callee already has on disk (confirmed on an
+/// earlier attempt). The caller compares `digest` with its own first
+/// `pages` pages as fitted for this callee: if they match it sends from page
+/// `pages` on (just `EndOfDocument` when nothing is missing); if not, it
+/// starts over at page 0 and the callee drops what it held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldPages {
+    pub pages: u32,
+    /// SHA-256 over those pages, see `device::resume::digest`.
+    pub digest: [u8; 32],
+    /// The fax is complete on the callee's disk: a retry of a delivered fax.
+    pub complete: bool,
 }
 
 /// Caller to callee, after `Accepted`. After a `Page` header, the page's
