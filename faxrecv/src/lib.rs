@@ -6,8 +6,10 @@
 //! - [`store`]: writing a fax page by page, synced before each confirmation.
 //! - [`device`]: the login, answer and reconnect loop.
 //! - [`extras`]: PNG pages and a PDF of each fax (`--png`, `--pdf`).
+//! - [`slow_line`]: reading calls at a set rate (`--read-rate-kib`, for tests).
 
 pub mod cli;
 pub mod device;
 pub mod extras;
+pub mod slow_line;
 pub mod store;
