@@ -281,15 +281,32 @@ impl Daemon {
     /// stdout. A short polling loop with a deadline: output gives no signal.
     #[track_caller]
     pub fn wait_stdout_contains(&self, text: &str) -> String {
+        self.wait_output_contains("stdout", Daemon::stdout, text)
+    }
+
+    /// Waits until the process has logged `text` (to stderr); returns all
+    /// of stderr. Polls like [`Daemon::wait_stdout_contains`].
+    #[track_caller]
+    pub fn wait_stderr_contains(&self, text: &str) -> String {
+        self.wait_output_contains("stderr", Daemon::stderr, text)
+    }
+
+    #[track_caller]
+    fn wait_output_contains(&self, which: &str, read: fn(&Daemon) -> String, text: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let out = self.stdout();
+            let out = read(self);
             if out.contains(text) {
                 return out;
             }
             if Instant::now() >= deadline {
+                let shown = if which == "stdout" {
+                    format!("; stdout: {out:?}")
+                } else {
+                    String::new()
+                };
                 self.fail(&format!(
-                    "did not print {text:?} within {} s; stdout: {out:?}",
+                    "did not write {text:?} to {which} within {} s{shown}",
                     WAIT.as_secs()
                 ));
             }
