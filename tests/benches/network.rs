@@ -163,7 +163,7 @@ async fn calls_between(
     gw_send.wait_linked();
     gw_recv.wait_linked();
     let secrets = Secrets::load(bed.fleet().key_file());
-    let inbox = tmpfs_dir("calls");
+    let inbox = load::tmpfs_dir("calls");
     let callees: Vec<_> = (0..pairs).map(|i| number(30_000 + i)).collect();
     let mut receivers = Vec::new();
     for n in &callees {
@@ -241,17 +241,6 @@ async fn admin_directory(data_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap_or_default()
 }
 
-fn tmpfs_dir(name: &str) -> PathBuf {
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!("faxmesh-bench-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a tmpfs dir");
-    dir
-}
-
 /// A 200-page dithered fax through gateway, relay, gateway, with the callee
 /// writing to tmpfs, against a plain loopback TCP copy of the same bytes.
 async fn bulk() {
@@ -276,7 +265,7 @@ async fn bulk() {
     let bytes: u64 = pages.iter().map(|p| p.data.len() as u64).sum();
 
     let secrets = Secrets::load(bed.fleet().key_file());
-    let inbox = tmpfs_dir("bulk");
+    let inbox = load::tmpfs_dir("bulk");
     let callee = number(1002);
     let receiver = load::spawn_receiver(gw2.addr(), callee.clone(), &secrets, inbox.clone()).await;
     wait_routable(relay.data_dir(), "1002").await;
