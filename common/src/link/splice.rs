@@ -4,16 +4,22 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
 
-/// Buffer per direction of a splice: one page chunk, so a chunk crosses the
-/// hop in one read and one write (tokio's default of 8 KiB quarters it).
-const SPLICE_BUF: usize = super::message::CHUNK_LEN;
+/// Buffer of a splice direction while page data flows: one page chunk, so
+/// a chunk crosses the hop in one read and one write (tokio's default of
+/// 8 KiB quarters it).
+const BUSY_BUF: usize = super::message::CHUNK_LEN;
+/// Buffer of a splice direction otherwise, inside the call's task. Most of
+/// a call's life is requests, answers and confirmations, tens of bytes
+/// each: a relay carrying a thousand calls holds a thousand of these, and
+/// a page buffer only for the calls whose pages are crossing it right now.
+const IDLE_BUF: usize = 2 * 1024;
 
 /// Longest wait for the request frame on a new call stream.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,14 +121,10 @@ pub async fn carry_async(
             return HopEnd::Refused(CallRefusal::Unreachable);
         }
         tracing::debug!("relaying");
-        match tokio::io::copy_bidirectional_with_sizes(
-            &mut upstream,
-            &mut downstream,
-            SPLICE_BUF,
-            SPLICE_BUF,
-        )
-        .await
-        {
+        let (mut up_r, mut up_w) = tokio::io::split(upstream);
+        let (mut down_r, mut down_w) = tokio::io::split(downstream);
+        // One direction failing ends the call: the other is dropped with it.
+        match tokio::try_join!(pump(&mut up_r, &mut down_w), pump(&mut down_r, &mut up_w)) {
             Ok((to_callee, to_caller)) => {
                 tracing::debug!(to_callee, to_caller, "call ended");
                 HopEnd::Relayed {
@@ -138,4 +140,43 @@ pub async fn carry_async(
     }
     .instrument(span)
     .await
+}
+
+/// Copies one direction of a splice until EOF, then closes the write side.
+/// Reads go to a small buffer until one fills it (a page is flowing); then
+/// to a page-sized buffer, which is let go when a read brings no more than
+/// the small one holds (the page is over: a page header, the end of the
+/// document, confirmations). So memory per call follows what crosses the
+/// hop now, not what might.
+async fn pump<R, W>(reader: &mut R, writer: &mut W) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut idle = [0u8; IDLE_BUF];
+    let mut busy: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let n = if busy.is_empty() {
+            let n = reader.read(&mut idle).await?;
+            writer.write_all(&idle[..n]).await?;
+            if n == IDLE_BUF {
+                busy = vec![0; BUSY_BUF];
+            }
+            n
+        } else {
+            let n = reader.read(&mut busy).await?;
+            writer.write_all(&busy[..n]).await?;
+            if n < IDLE_BUF {
+                busy = Vec::new();
+            }
+            n
+        };
+        if n == 0 {
+            writer.shutdown().await?;
+            return Ok(total);
+        }
+        writer.flush().await?;
+        total += n as u64;
+    }
 }
