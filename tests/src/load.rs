@@ -89,7 +89,11 @@ pub async fn spawn_receivers(
 ) -> Vec<JoinHandle<()>> {
     logins(gateways, numbers, |gateway, number| {
         let (secrets, inbox) = (secrets.clone(), inbox.to_owned());
-        async move { spawn_receiver(gateway, number, &secrets, inbox).await }
+        // The login yields the answering task's handle, which is kept, not awaited.
+        #[allow(clippy::async_yields_async)]
+        async move {
+            spawn_receiver(gateway, number, &secrets, inbox).await
+        }
     })
     .await
 }
@@ -285,12 +289,11 @@ pub fn tmpfs_dir(name: &str) -> PathBuf {
     } else {
         std::env::temp_dir()
     };
-    let dir = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(&format!("faxmesh-{name}-"))
         .tempdir_in(base)
         .unwrap_or_else(|e| panic!("cannot make a scratch dir: {e}"))
-        .keep();
-    dir
+        .keep()
 }
 
 /// Raises this process's open-file limit to its hard limit (one socket per
