@@ -83,6 +83,8 @@ fn a_stopped_relay_is_left_for_the_next_one_and_its_devices_are_reachable_again(
 
     gw1.wait_status_contains("linked to relay relay-b");
     wait_found_silent(&gw1, "relay");
+    // The other relay drops its peer link the same way.
+    wait_found_silent(&relay_b, "peer");
     relay_b.wait_route("1002", &["relay-b"]);
     let sent = bed
         .faxsend(&gw2, "1001", "1002", &[bed.note()])
