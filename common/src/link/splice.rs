@@ -2,9 +2,12 @@
 //! request, let the hop decide where it goes, forward the request, then
 //! splice the two streams without parsing what follows.
 
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::Instrument;
 
 use super::frame;
@@ -144,10 +147,9 @@ pub async fn carry_async(
 
 /// Copies one direction of a splice until EOF, then closes the write side.
 /// Reads go to a small buffer until one fills it (a page is flowing); then
-/// to a page-sized buffer, which is let go when a read brings no more than
-/// the small one holds (the page is over: a page header, the end of the
-/// document, confirmations). So memory per call follows what crosses the
-/// hop now, not what might.
+/// to a page-sized buffer, which is let go as soon as a read has to wait
+/// (this hop has caught up with what arrived). So memory per call follows
+/// what crosses the hop now, not what might.
 async fn pump<R, W>(reader: &mut R, writer: &mut W) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin,
@@ -157,26 +159,65 @@ where
     let mut busy: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
-        let n = if busy.is_empty() {
-            let n = reader.read(&mut idle).await?;
-            writer.write_all(&idle[..n]).await?;
-            if n == IDLE_BUF {
-                busy = vec![0; BUSY_BUF];
+        let (n, into_busy) = poll_fn(|cx| {
+            if !busy.is_empty() {
+                let mut buf = ReadBuf::new(&mut busy);
+                match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+                    Poll::Ready(r) => return Poll::Ready(r.map(|()| (buf.filled().len(), true))),
+                    // Nothing to read now: wait with the small buffer
+                    // (a reader may be polled with another buffer each time).
+                    Poll::Pending => busy = Vec::new(),
+                }
             }
-            n
-        } else {
-            let n = reader.read(&mut busy).await?;
-            writer.write_all(&busy[..n]).await?;
-            if n < IDLE_BUF {
-                busy = Vec::new();
-            }
-            n
-        };
+            let mut buf = ReadBuf::new(&mut idle);
+            ready!(Pin::new(&mut *reader).poll_read(cx, &mut buf))?;
+            Poll::Ready(Ok((buf.filled().len(), false)))
+        })
+        .await?;
         if n == 0 {
             writer.shutdown().await?;
             return Ok(total);
         }
+        if into_busy {
+            writer.write_all(&busy[..n]).await?;
+        } else {
+            writer.write_all(&idle[..n]).await?;
+            if n == IDLE_BUF {
+                busy = vec![0; BUSY_BUF];
+            }
+        }
         writer.flush().await?;
         total += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn pump_carries_small_and_page_sized_writes_and_closes_after() {
+        // Confirmation-sized writes, then page chunks, then small ones again.
+        let sizes = [13usize, 40, 2048, 65_540, 65_536, 100_000, 7, 3000, 1];
+        let data: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let (mut caller, mut hop_in) = tokio::io::duplex(16 * 1024);
+        let (mut hop_out, mut callee) = tokio::io::duplex(16 * 1024);
+        let hop = tokio::spawn(async move { pump(&mut hop_in, &mut hop_out).await });
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            let mut at = 0;
+            for n in sizes {
+                caller.write_all(&sent[at..at + n]).await.unwrap();
+                at += n;
+            }
+        });
+        let mut got = Vec::new();
+        callee.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(hop.await.unwrap().unwrap(), data.len() as u64);
+        assert_eq!(got, data);
     }
 }
