@@ -322,6 +322,39 @@ mod tests {
         drop(second);
         open_a.open().await.expect("a stream once one ended");
     }
+
+    #[tokio::test]
+    async fn a_stream_the_peer_opens_over_the_limit_is_refused_and_the_link_stays() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (open_a, _in_a) = start(a.compat(), Side::Dialer, 8);
+        let (open_b, mut in_b) = start(b.compat(), Side::Acceptor, 2);
+        let mut streams = Vec::new();
+        for word in [b"one!", b"two!", b"3rd!"] {
+            let mut s = open_a.open().await.unwrap();
+            s.write_all(word).await.unwrap();
+            s.flush().await.unwrap();
+            streams.push(s);
+        }
+        let (mut one, mut two) = (in_b.recv().await.unwrap(), in_b.recv().await.unwrap());
+
+        // The third is reset: its opener reads an error or the end, never data.
+        let mut buf = [0u8; 4];
+        let third = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            streams[2].read(&mut buf),
+        )
+        .await
+        .expect("the refused stream was never reset");
+        assert!(matches!(third, Err(_) | Ok(0)), "{third:?}");
+        assert!(
+            !open_b.is_closed(),
+            "the link must outlive a refused stream"
+        );
+        one.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"one!");
+        two.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"two!");
+    }
 }
 
 #[cfg(test)]
