@@ -13,6 +13,7 @@ Examples:
   faxrecv ... --busy                    # answer every call with \"busy\"
   faxrecv ... --hangup-after-page 2     # drop the line after confirming page 2
   faxrecv ... --pause-at-page 2         # store page 2, confirm it on SIGUSR1
+  faxrecv ... --read-rate-kib 64        # a slow line: read calls at 64 KiB/s
   faxrecv ... --png --pdf               # also DIR/<call id>-p1.png ... and DIR/<call id>.pdf
   faxrecv --generate-completions bash > /etc/bash_completion.d/faxrecv
   faxrecv --generate-man > /usr/local/share/man/man1/faxrecv.1
@@ -67,6 +68,9 @@ pub struct Cli {
     /// faults at a known point of a call; the systemd status says "paused").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub pause_at_page: Option<u32>,
+    /// Read each call at most N KiB per second, like a slow line (for testing backpressure).
+    #[arg(long, value_name = "N", env = "FAXRECV_READ_RATE_KIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_rate_kib: Option<u64>,
     /// Take at most N pages per fax (announced to the caller).
     #[arg(long, value_name = "N", env = "FAXRECV_MAX_PAGES", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pages: Option<u32>,

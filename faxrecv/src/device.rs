@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{EXIT_INCOMPLETE, EXIT_NOT_AUTHORIZED, EXIT_REPLACED};
 use crate::extras::Extras;
 use crate::pause::PagePause;
+use crate::slow_line::SlowLine;
 use crate::store::FaxStore;
 
 /// What the device needs to run.
@@ -33,6 +34,8 @@ pub struct DeviceConfig {
     pub once: bool,
     pub json: bool,
     pub policy: AnswerPolicy,
+    /// Bytes per second a call is read at, at most (a slow line); `None`: full speed.
+    pub read_rate: Option<u64>,
     pub link: LinkConfig,
     /// PNG pages and/or a PDF beside each fax.
     pub extras: Extras,
@@ -196,7 +199,8 @@ async fn take_call(
     let dir = cfg.dir.clone();
     let extras = cfg.extras;
     let pause = cfg.pause.clone();
-    let answered = answer::answer(&mut stream, &request, &cfg.policy, |req| {
+    let mut line = SlowLine::new(stream, cfg.read_rate);
+    let answered = answer::answer(&mut line, &request, &cfg.policy, |req| {
         FaxStore::create_with(&dir, req, extras).map(|store| store.with_pause(pause))
     })
     .await;

@@ -7,9 +7,11 @@
 //! - [`device`]: the login, answer and reconnect loop.
 //! - [`extras`]: PNG pages and a PDF of each fax (`--png`, `--pdf`).
 //! - [`pause`]: holding a page's confirmation until SIGUSR1 (`--pause-at-page`).
+//! - [`slow_line`]: reading calls at a set rate (`--read-rate-kib`, for tests).
 
 pub mod cli;
 pub mod device;
 pub mod extras;
 pub mod pause;
+pub mod slow_line;
 pub mod store;

@@ -86,6 +86,7 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
         json: cli.json,
         policy,
         pause,
+        read_rate: cli.read_rate_kib.map(|kib| kib.saturating_mul(1024)),
         link: LinkConfig {
             heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
             ..LinkConfig::default()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::daemon::admin_http::{self, AdminPages};
 use common::daemon::logging::LogControl;
+use common::daemon::memory::IdleTrim;
 use common::daemon::notify;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -174,6 +175,7 @@ pub async fn run_with(
     tasks.spawn(uplink::maintain(gw.clone()));
     let mut refresh = tokio::time::interval(STATUS_REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle_trim = IdleTrim::default();
     // Petted from this loop, so a wedged accept loop stops the petting.
     let mut watchdog = notify::watchdog_interval();
     loop {
@@ -201,6 +203,7 @@ pub async fn run_with(
                 }
             },
             _ = refresh.tick() => {
+                idle_trim.tick(gw.calls.len());
                 let now = gw.status_line();
                 if now != status {
                     notify::status(&now);

@@ -83,12 +83,33 @@ impl Uplink {
             .entry(login.number.clone())
             .or_default()
             .push(tx);
-        if handle.outbox.send(Control::Login(login)).await.is_err() {
-            return no_relay;
-        }
-        match tokio::time::timeout(wait, result).await {
-            Ok(Ok(outcome)) => outcome,
-            _ => no_relay,
+        let number = login.number.clone();
+        let sent = handle.outbox.send(Control::Login(login)).await.is_ok();
+        let outcome = if sent {
+            tokio::time::timeout(wait, result)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            drop(result);
+            None
+        };
+        outcome.unwrap_or_else(|| {
+            // Nobody waits on this login any more: forget it, so that a relay
+            // that never answers cannot make the waiting list grow.
+            self.forget_abandoned(&number);
+            no_relay
+        })
+    }
+
+    /// Drops the waiters of `number` that gave up.
+    fn forget_abandoned(&self, number: &Number) {
+        let mut pending = self.pending_lock();
+        if let Some(waiters) = pending.get_mut(number) {
+            waiters.retain(|w| !w.is_closed());
+            if waiters.is_empty() {
+                pending.remove(number);
+            }
         }
     }
 
@@ -266,5 +287,40 @@ pub async fn report_departures(gw: &Gateway, departures: Vec<Departure>) {
             // this gateway's devices then, and only live ones are replayed.
             let _ = relay.outbox.send(msg).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::link::mux::{self, Side};
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    #[tokio::test]
+    async fn a_login_the_relay_never_answers_is_not_kept_waiting() {
+        let uplink = Uplink::default();
+        let (io, _far) = tokio::io::duplex(1024);
+        let (opener, _inbound) = mux::start(io.compat(), Side::Dialer, 8);
+        let (outbox, mut relay_hears) = mpsc::channel(4);
+        uplink.current.send_replace(Some(RelayHandle {
+            name: "relay-a".into(),
+            addr: "relay-a:4710".into(),
+            opener,
+            outbox,
+        }));
+        let login = Login {
+            number: "1002".parse().expect("a number"),
+            secret: "secret".into(),
+            receive: None,
+        };
+
+        let outcome = uplink.login(login, Duration::from_millis(20)).await;
+
+        assert!(
+            matches!(outcome, LoginOutcome::Refused(LoginRefusal::NoRelay)),
+            "{outcome:?}"
+        );
+        assert!(matches!(relay_hears.recv().await, Some(Control::Login(_))));
+        assert!(uplink.pending_lock().is_empty(), "a waiter was kept");
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::daemon::admin_http::{self, AdminPages};
 use common::daemon::logging::LogControl;
+use common::daemon::memory::IdleTrim;
 use common::daemon::notify;
 use common::directory::ConnectionInfo;
 use tokio::net::TcpListener;
@@ -277,6 +278,7 @@ pub async fn run_with(
     }
     let mut refresh = tokio::time::interval(STATUS_REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle_trim = IdleTrim::default();
     // Petted from this loop, so a wedged accept loop stops the petting.
     let mut watchdog = notify::watchdog_interval();
     loop {
@@ -305,6 +307,7 @@ pub async fn run_with(
                 }
             },
             _ = refresh.tick() => {
+                idle_trim.tick(relay.calls.len());
                 let now = relay.status_line();
                 if now != status {
                     notify::status(&now);

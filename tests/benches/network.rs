@@ -4,9 +4,11 @@
 //!     cargo bench -p faxmesh-tests --bench network [-- SECTION...]
 //!
 //! Sections (all by default): calls, bulk, memory, mesh, snapshot, chain,
-//! redis (needs redis-server).
+//! redis (needs redis-server), load.
 //! Environment: BENCH_SECS (length of each calls/s run, default 5),
-//! BENCH_PAIRS (concurrent sender/receiver pairs, default 64).
+//! BENCH_PAIRS (concurrent sender/receiver pairs, default 64),
+//! BENCH_LOAD_DEVICES and BENCH_LOAD_CALLS (the load section's devices and
+//! calls at once, default 10,000 and 1,000).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use common::codec::{self, EncodeOptions, EncodedPage};
 use common::credential::nonce;
+use common::device::send::Outcome;
 use common::directory::{ConnectionInfo, Version};
 use common::link::control::{self, Link, LinkConfig};
 use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSION, Role};
 use common::routing::Announcement;
-use harness::load::{self, Secrets, number, quantile, rss_kib};
+use harness::Daemon;
+use harness::load::{self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib};
 use harness::{Gateway, RedisServer, Relay, Testbed};
 
 /// The allocator of the programs the in-process devices stand for.
@@ -78,6 +82,11 @@ fn main() {
     }
     if wants("redis") {
         runtime.block_on(redis_vs_mesh(pairs, secs));
+    }
+    if wants("load") {
+        let devices = env_or("BENCH_LOAD_DEVICES", 10_000);
+        let calls = env_or("BENCH_LOAD_CALLS", 1_000);
+        runtime.block_on(full_load(devices, calls, secs));
     }
 }
 
@@ -167,7 +176,7 @@ async fn calls_between(
     gw_send.wait_linked();
     gw_recv.wait_linked();
     let secrets = Secrets::load(bed.fleet().key_file());
-    let inbox = tmpfs_dir("calls");
+    let inbox = load::tmpfs_dir("calls");
     let callees: Vec<_> = (0..pairs).map(|i| number(30_000 + i)).collect();
     let mut receivers = Vec::new();
     for n in &callees {
@@ -245,17 +254,6 @@ async fn admin_directory(data_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&body).unwrap_or_default()
 }
 
-fn tmpfs_dir(name: &str) -> PathBuf {
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!("faxmesh-bench-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a tmpfs dir");
-    dir
-}
-
 /// A 200-page dithered fax through gateway, relay, gateway, with the callee
 /// writing to tmpfs, against a plain loopback TCP copy of the same bytes.
 async fn bulk() {
@@ -280,7 +278,7 @@ async fn bulk() {
     let bytes: u64 = pages.iter().map(|p| p.data.len() as u64).sum();
 
     let secrets = Secrets::load(bed.fleet().key_file());
-    let inbox = tmpfs_dir("bulk");
+    let inbox = load::tmpfs_dir("bulk");
     let callee = number(1002);
     let receiver = load::spawn_receiver(gw2.addr(), callee.clone(), &secrets, inbox.clone()).await;
     wait_routable(relay.data_dir(), "1002").await;
@@ -607,4 +605,141 @@ async fn snapshot() {
         (done - started).as_secs_f64() * 1e3
     );
     let _ = relay;
+}
+
+/// The issue's full scale: `devices` devices (all but `calls` of them
+/// receiving) across 20 gateways and 3 peered relays, real processes;
+/// `calls` senders calling at once, one call after another, for `secs`.
+/// Prints calls/s, latency, errors, and each daemon's memory before the
+/// load, at its peak, and once the calls are over.
+async fn full_load(devices: u64, calls: u64, secs: u64) {
+    const GATEWAYS: usize = 20;
+    let fds = load::raise_fd_limit();
+    if fds < devices + 1000 {
+        println!("load: skipped: the open-file limit is {fds}, too low for {devices} devices");
+        return;
+    }
+    let bed = Testbed::new();
+    let r0 = bed.relay("r0");
+    let r1 = bed.peered_relay("r1", &[&r0]);
+    let r2 = bed.peered_relay("r2", &[&r0, &r1]);
+    let mut relays = [r0, r1, r2];
+    let relays_count = relays.len();
+    let mut gateways: Vec<Gateway> = (0..GATEWAYS)
+        .map(|i| bed.gateway(&format!("gw{i}"), &relays[i % relays.len()]))
+        .collect();
+    let addrs: Vec<_> = gateways.iter().map(|g| g.addr()).collect();
+    let secrets = Secrets::load(bed.fleet().key_file());
+    let inbox = load::tmpfs_dir("load");
+    let receiving = devices - calls;
+    let receivers: Vec<_> = (0..receiving).map(|i| number(1_000_000 + i)).collect();
+    let senders: Vec<_> = (0..calls).map(|i| number(3_000_000 + i)).collect();
+
+    let started = Instant::now();
+    let _answering = load::spawn_receivers(&addrs, &receivers, &secrets, &inbox).await;
+    let senders = load::senders(&addrs, &senders, &secrets).await;
+    let logged_in = started.elapsed();
+    for r in &relays {
+        wait_all_routable(r.data_dir(), receiving as usize).await;
+    }
+    let routable = started.elapsed();
+    let mut daemons: Vec<&mut Daemon> = relays
+        .iter_mut()
+        .map(|r| &mut **r)
+        .chain(gateways.iter_mut().map(|g| &mut **g))
+        .collect();
+    let before: Vec<u64> = daemons.iter().map(|d| rss_kib(d.pid())).collect();
+
+    let started = Instant::now();
+    let callee =
+        move |i: usize, k: usize| number(1_000_000 + (i as u64 * 9 + k as u64 * 7919) % receiving);
+    let until = Calls::Until(Instant::now() + Duration::from_secs(secs));
+    let results = load::call_many(senders, callee, letter_page(), until).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let errors: Vec<_> = results
+        .iter()
+        .filter(|r| r.report.result != Outcome::Delivered)
+        .collect();
+    let mut times: Vec<_> = results.iter().map(|r| r.took).collect();
+    println!(
+        "load: {devices} devices ({GATEWAYS} gateways, 3 relays), {calls} calls at once for {secs} s: \
+         {:.0} one-page calls/s, p50 {:.1} ms, p99 {:.1} ms, {} calls, errors {} (target 0)",
+        results.len() as f64 / elapsed,
+        quantile(&mut times, 0.5).as_secs_f64() * 1e3,
+        quantile(&mut times, 0.99).as_secs_f64() * 1e3,
+        results.len(),
+        errors.len()
+    );
+    if let Some(e) = errors.first() {
+        println!("  first error: {:?}", e.report);
+    }
+    println!(
+        "  logins: {devices} devices in {:.1} s; every relay routes to all {receiving} receivers after {:.1} s",
+        logged_in.as_secs_f64(),
+        routable.as_secs_f64()
+    );
+    for d in daemons.iter_mut() {
+        wait_no_calls(d);
+    }
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    let (mut gw_peak, mut gw_change) = (0u64, f64::MIN);
+    for (i, (d, before)) in daemons.iter().zip(&before).enumerate() {
+        let (peak, after) = (peak_rss_kib(d.pid()), rss_kib(d.pid()));
+        let change = (after as f64 / *before as f64 - 1.0) * 100.0;
+        if i < relays_count {
+            println!(
+                "  relayd {}: before {:.1} MB, peak {:.1} MB (target < 64 MB), after {:.1} MB ({change:+.1}%, target within 10%)",
+                d.name(),
+                mb(*before),
+                mb(peak),
+                mb(after)
+            );
+        } else {
+            gw_peak = gw_peak.max(peak);
+            gw_change = gw_change.max(change);
+        }
+    }
+    println!(
+        "  gatewayd (each of {GATEWAYS}): highest peak {:.1} MB; largest change after the load {gw_change:+.1}%",
+        mb(gw_peak)
+    );
+    let _ = std::fs::remove_dir_all(&inbox);
+}
+
+/// Waits until the relay with `data_dir` routes to `n` online numbers.
+async fn wait_all_routable(data_dir: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = admin_directory(data_dir).await;
+        let routable = v.as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|e| e["online"] == true && !e["next_hop"].is_null())
+                .count()
+        });
+        if routable >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} routes to {routable} of {n} numbers",
+            data_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to 30 s) until a relay or gateway reports no call in flight.
+fn wait_no_calls(daemon: &mut Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        daemon.take_notifications();
+        let idle = daemon
+            .status()
+            .is_some_and(|s| s.contains("calls in flight: 0"));
+        if idle {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

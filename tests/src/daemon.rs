@@ -284,6 +284,13 @@ impl Daemon {
         self.wait_output_contains("stdout", &[text], Daemon::stdout)
     }
 
+    /// Waits until the process has logged `text` (to stderr); returns all
+    /// of stderr. Polls like [`Daemon::wait_stdout_contains`].
+    #[track_caller]
+    pub fn wait_stderr_contains(&self, text: &str) -> String {
+        self.wait_output_contains("stderr", &[text], Daemon::stderr)
+    }
+
     /// Waits until the process has logged any of `texts` (stderr); returns all of it.
     #[track_caller]
     pub fn wait_stderr_contains_any(&self, texts: &[&str]) -> String {
@@ -304,8 +311,13 @@ impl Daemon {
                 return out;
             }
             if Instant::now() >= deadline {
+                let shown = if which == "stdout" {
+                    format!("; stdout: {out:?}")
+                } else {
+                    String::new()
+                };
                 self.fail(&format!(
-                    "did not write {text:?} to {which} within {} s",
+                    "did not write {text:?} to {which} within {} s{shown}",
                     WAIT.as_secs()
                 ));
             }

@@ -21,6 +21,8 @@ pub struct Gateway {
     addr: SocketAddr,
     dir: PathBuf,
     relays: Vec<SocketAddr>,
+    /// Flags beyond the basics (e.g. `--heartbeat-secs 0.5`), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl Gateway {
@@ -29,12 +31,25 @@ impl Gateway {
     /// mean linked: see [`Gateway::wait_linked`]).
     #[track_caller]
     pub fn start(dir: &Path, name: &str, relays: &[SocketAddr]) -> Gateway {
+        Gateway::start_with(dir, name, relays, &[])
+    }
+
+    /// [`Gateway::start`] with `extra` flags (`--heartbeat-secs 0.5`, ...).
+    #[track_caller]
+    pub fn start_with(dir: &Path, name: &str, relays: &[SocketAddr], extra: &[&str]) -> Gateway {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-        Gateway::start_on(dir, name, relays, any_port)
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Gateway::start_on(dir, name, relays, any_port, &extra)
     }
 
     #[track_caller]
-    fn start_on(dir: &Path, name: &str, relays: &[SocketAddr], listen: SocketAddr) -> Gateway {
+    fn start_on(
+        dir: &Path,
+        name: &str,
+        relays: &[SocketAddr],
+        listen: SocketAddr,
+        extra: &[String],
+    ) -> Gateway {
         let mut cmd = Command::new(bin("gatewayd"));
         cmd.args(["--name", name])
             .arg("--listen")
@@ -43,6 +58,7 @@ impl Gateway {
         for relay in relays {
             cmd.arg("--relay").arg(relay.to_string());
         }
+        cmd.args(extra);
         let mut daemon = Daemon::spawn(name, cmd, dir);
         let status = daemon.wait_ready();
         let addr = daemon.listen_addr(&status);
@@ -52,6 +68,7 @@ impl Gateway {
             addr,
             dir: dir.to_owned(),
             relays: relays.to_vec(),
+            extra: extra.to_vec(),
         }
     }
 
@@ -73,7 +90,7 @@ impl Gateway {
     #[track_caller]
     pub fn start_again(&mut self) {
         assert!(!self.daemon.is_running(), "{} is still running", self.name);
-        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, self.addr);
+        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, self.addr, &self.extra);
         assert_eq!(
             again.addr, self.addr,
             "{} came back on another address",

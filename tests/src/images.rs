@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::codec::{Bitmap, EncodeOptions, Resolution, decode, load_document, read_pages};
+use common::codec::page::{Compression, EncodedPage};
+use common::codec::{Bitmap, EncodeOptions, Resolution, decode, encode, load_document, read_pages};
 use image::{GrayImage, Luma};
 
 /// A small deterministic generator (SplitMix64): enough to vary glyphs.
@@ -198,6 +199,22 @@ pub fn photo_image(width: u32, height: u32) -> GrayImage {
         let ring = ((fx - 0.3).hypot(fy - 0.6) * 55.0).cos() * 0.3;
         Luma([((fy * 0.7 + fx * 0.3 + ring).clamp(0.0, 1.0) * 255.0) as u8])
     })
+}
+
+/// A fine A4-wide page of `rows` rows of random pixels, Group 4 encoded:
+/// incompressible, so about 0.4 MB per 1,000 rows on the wire, made quickly
+/// (no image decoding or dithering). For tests that need many bytes in flight.
+pub fn noise_page(seed: u64, rows: u32) -> EncodedPage {
+    const WIDTH: u32 = 1728;
+    let mut rng = Rng(seed);
+    let bytes = (WIDTH / 8) as usize * rows as usize;
+    let packed: Vec<u8> = (0..bytes.div_ceil(8))
+        .flat_map(|_| rng.next().to_le_bytes())
+        .take(bytes)
+        .collect();
+    let fine = Resolution::Fine.lines_per_inch();
+    let page = Bitmap::from_packed(WIDTH, rows, 204, fine, packed).expect("rows of 216 bytes");
+    encode(&page, Compression::G4).expect("a fax-geometry page encodes")
 }
 
 #[cfg(test)]

@@ -212,6 +212,21 @@ impl Relay {
             .unwrap_or_default()
     }
 
+    /// Waits until this relay knows `number` and holds it offline; returns
+    /// its entry.
+    #[track_caller]
+    pub fn wait_offline(&self, number: &str) -> serde_json::Value {
+        let v = self.wait_query("directory", |v| {
+            v.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|e| e["number"] == number && e["online"] == false)
+            })
+        });
+        v.as_array()
+            .and_then(|a| a.iter().find(|e| e["number"] == number).cloned())
+            .unwrap_or_default()
+    }
+
     /// Waits until this relay has no path to `number` (it may still know it).
     #[track_caller]
     pub fn wait_no_route(&self, number: &str) {

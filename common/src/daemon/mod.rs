@@ -1,11 +1,13 @@
 //! Plumbing every long-running program shares: systemd notifications,
 //! shutdown and reload on signals, logging, configuration files, metrics and
-//! the admin listener, completions and man pages.
+//! the admin listener, completions and man pages, and giving memory back
+//! after a burst of calls.
 
 pub mod admin_http;
 pub mod cli_docs;
 pub mod config_file;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod shutdown;

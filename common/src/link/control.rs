@@ -15,6 +15,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::coalesce::Coalesce;
 use super::frame::{self, FrameError, MAX_FRAME_LEN};
+use super::keepalive;
 use super::message::{Control, Hello, PROTOCOL_VERSION};
 use super::mux::{self, MuxStream, Opener, Side};
 
@@ -103,7 +104,7 @@ pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
             addr: name.clone(),
             source,
         })?;
-    let _ = tcp.set_nodelay(true);
+    prepare(&tcp);
     let (opener, inbound) = mux::start(Coalesce::new(tcp).compat(), Side::Dialer, cfg.max_streams);
     let setup = async {
         let mut control = opener
@@ -156,7 +157,7 @@ pub async fn accept(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "unknown peer".to_owned());
-    let _ = tcp.set_nodelay(true);
+    prepare(&tcp);
     let (opener, mut inbound) =
         mux::start(Coalesce::new(tcp).compat(), Side::Acceptor, cfg.max_streams);
     let setup = async {
@@ -214,6 +215,16 @@ pub async fn accept(
     };
     let (peer, control) = within_handshake(cfg, &name, &opener, setup).await?;
     Ok(link(peer, name, opener, inbound, control))
+}
+
+/// Socket options of every link: no Nagle delay (confirmations are small
+/// and must go at once) and kernel keepalive under the heartbeats.
+fn prepare(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    if let Err(e) = keepalive::enable(tcp) {
+        // The heartbeats still find a dead peer; only the backstop is missing.
+        tracing::debug!(error = %e, "cannot turn TCP keepalive on");
+    }
 }
 
 /// Runs a hello exchange under the handshake timeout; on failure or timeout

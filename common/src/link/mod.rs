@@ -4,6 +4,7 @@
 pub mod coalesce;
 pub mod control;
 pub mod frame;
+pub mod keepalive;
 pub mod message;
 pub mod mux;
 pub mod splice;

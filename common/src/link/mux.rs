@@ -8,15 +8,50 @@
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
-use std::task::Poll;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use futures::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use tokio_util::sync::CancellationToken;
 
-/// A multiplexed stream, speaking tokio's I/O traits.
-pub type MuxStream = Compat<yamux::Stream>;
+/// A multiplexed stream, speaking tokio's I/O traits. It holds one of its
+/// link's stream permits until it is dropped.
+#[derive(Debug)]
+pub struct MuxStream {
+    inner: Compat<yamux::Stream>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for MuxStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MuxStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// Which end of the TCP connection we are: the dialer is the yamux client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,13 +63,16 @@ pub enum Side {
 /// Streams the other side may open and we have not yet taken; beyond this the
 /// newest is refused (reset), which the caller sees as a failed hop.
 const INBOUND_QUEUE: usize = 1024;
-/// Open requests waiting for the driver.
+/// Open requests waiting for the driver, in the channel and again in the
+/// driver's own queue (for when yamux cannot open a stream yet).
 const OPEN_QUEUE: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MuxError {
     #[error("link closed")]
     Closed,
+    #[error("too many calls on this link at once")]
+    TooManyStreams,
     #[error("multiplexer: {0}")]
     Yamux(#[from] yamux::ConnectionError),
 }
@@ -70,15 +108,25 @@ impl Opener {
     }
 }
 
+/// yamux's own stream limit: above ours, because yamux tears the whole
+/// connection down when either side goes over it, and a stream we dropped
+/// (its permit back) stays in yamux's count, here and at the peer, until the
+/// connection has been polled again. Our permits refuse one call instead.
+fn yamux_stream_limit(max_streams: usize) -> usize {
+    max_streams + max_streams / 4 + 16
+}
+
 /// yamux settings for every link: more streams than the default 512 (a busy
 /// gateway carries many calls at once); the per-stream window keeps its
-/// 256 KiB default, which is what bounds memory per call.
+/// 256 KiB default and never grows (the connection window is exactly the
+/// streams times that), which is what bounds memory per call.
 fn config(max_streams: usize) -> yamux::Config {
+    let limit = yamux_stream_limit(max_streams);
     let mut cfg = yamux::Config::default();
     // yamux asserts window >= streams * credit at every step, so lift the window first.
     cfg.set_max_connection_receive_window(None);
-    cfg.set_max_num_streams(max_streams);
-    cfg.set_max_connection_receive_window(Some(max_streams * yamux::DEFAULT_CREDIT as usize));
+    cfg.set_max_num_streams(limit);
+    cfg.set_max_connection_receive_window(Some(limit * yamux::DEFAULT_CREDIT as usize));
     // A page chunk (64 KiB) goes out as one frame rather than four.
     cfg.set_split_send_size(64 * 1024);
     cfg
@@ -88,9 +136,14 @@ fn config(max_streams: usize) -> yamux::Config {
 /// inbound streams. The driver ends when the connection fails, the peer
 /// closes it, or `Opener::close` is called; then `Opener::closed` fires and
 /// the inbound receiver yields `None`.
+///
+/// At most `max_streams` streams are open at once, both directions together:
+/// beyond that `Opener::open` fails with [`MuxError::TooManyStreams`] and a
+/// stream the peer opens is refused (reset), while the link and its other
+/// streams go on.
 pub fn start<T>(io: T, side: Side, max_streams: usize) -> (Opener, mpsc::Receiver<MuxStream>)
 where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mode = match side {
         Side::Dialer => yamux::Mode::Client,
@@ -104,7 +157,8 @@ where
         requests: open_tx,
         closed: closed.clone(),
     };
-    tokio::spawn(drive(conn, open_rx, in_tx, closed));
+    let permits = Arc::new(Semaphore::new(max_streams));
+    tokio::spawn(drive(conn, open_rx, in_tx, closed, permits));
     (opener, in_rx)
 }
 
@@ -113,8 +167,9 @@ async fn drive<T>(
     mut open_rx: mpsc::Receiver<OpenReply>,
     in_tx: mpsc::Sender<MuxStream>,
     closed: CancellationToken,
+    permits: Arc<Semaphore>,
 ) where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
 {
     let mut waiting: VecDeque<OpenReply> = VecDeque::new();
     // Kept across polls so that Opener::close wakes this task.
@@ -128,7 +183,16 @@ async fn drive<T>(
         loop {
             match conn.poll_next_inbound(cx) {
                 Poll::Ready(Some(Ok(stream))) => {
-                    if in_tx.try_send(stream.compat()).is_err() {
+                    // Dropping a stream refuses it (yamux resets it).
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        tracing::warn!("too many streams on this link; refusing one");
+                        continue;
+                    };
+                    let stream = MuxStream {
+                        inner: stream.compat(),
+                        _permit: permit,
+                    };
+                    if in_tx.try_send(stream).is_err() {
                         tracing::warn!("inbound stream queue full; refusing a stream");
                     }
                 }
@@ -137,18 +201,35 @@ async fn drive<T>(
                 Poll::Pending => break,
             }
         }
-        while let Poll::Ready(Some(reply)) = open_rx.poll_recv(cx) {
+        // Take open requests only while few wait: when yamux cannot open
+        // more (too many streams, or too many not yet acknowledged), the
+        // requests stay in the bounded channel and `Opener::open` waits there,
+        // instead of piling up here without limit.
+        while waiting.len() < OPEN_QUEUE
+            && let Poll::Ready(Some(reply)) = open_rx.poll_recv(cx)
+        {
             waiting.push_back(reply);
         }
+        let at_cap = waiting.len() == OPEN_QUEUE;
         let mut opened = false;
         while let Some(reply) = waiting.pop_front() {
             if reply.is_closed() {
                 continue;
             }
+            // At the limit: refuse this one call, keep the link and every
+            // call on it.
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let _ = reply.send(Err(MuxError::TooManyStreams));
+                continue;
+            };
             match conn.poll_new_outbound(cx) {
                 Poll::Ready(Ok(stream)) => {
                     opened = true;
-                    let _ = reply.send(Ok(stream.compat()));
+                    let stream = MuxStream {
+                        inner: stream.compat(),
+                        _permit: permit,
+                    };
+                    let _ = reply.send(Ok(stream));
                 }
                 Poll::Ready(Err(e)) => {
                     let _ = reply.send(Err(MuxError::Closed));
@@ -160,10 +241,11 @@ async fn drive<T>(
                 }
             }
         }
-        if opened {
-            // A new stream's outgoing queue is only watched once the
-            // connection is polled again; without this its first write
-            // would wait for unrelated traffic.
+        // A new stream's outgoing queue is only watched once the connection
+        // is polled again; without this its first write would wait for
+        // unrelated traffic. And requests left in the channel because the
+        // queue was full are taken on that next poll.
+        if opened || (at_cap && waiting.len() < OPEN_QUEUE) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
@@ -213,6 +295,65 @@ mod tests {
         open_a.close();
         open_b.closed().await;
         assert!(in_b.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_over_the_limit_is_refused_and_the_link_stays() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (open_a, _in_a) = start(a.compat(), Side::Dialer, 2);
+        let (_open_b, mut in_b) = start(b.compat(), Side::Acceptor, 2);
+        let mut first = open_a.open().await.unwrap();
+        let second = open_a.open().await.unwrap();
+
+        let third = open_a.open().await;
+
+        assert!(matches!(third, Err(MuxError::TooManyStreams)), "{third:?}");
+        assert!(
+            !open_a.is_closed(),
+            "the link must outlive a refused stream"
+        );
+        first.write_all(b"still").await.unwrap();
+        first.flush().await.unwrap();
+        let mut r = in_b.recv().await.unwrap();
+        let mut buf = [0u8; 5];
+        r.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"still");
+        // A stream that ends gives its place back.
+        drop(second);
+        open_a.open().await.expect("a stream once one ended");
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_peer_opens_over_the_limit_is_refused_and_the_link_stays() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (open_a, _in_a) = start(a.compat(), Side::Dialer, 8);
+        let (open_b, mut in_b) = start(b.compat(), Side::Acceptor, 2);
+        let mut streams = Vec::new();
+        for word in [b"one!", b"two!", b"3rd!"] {
+            let mut s = open_a.open().await.unwrap();
+            s.write_all(word).await.unwrap();
+            s.flush().await.unwrap();
+            streams.push(s);
+        }
+        let (mut one, mut two) = (in_b.recv().await.unwrap(), in_b.recv().await.unwrap());
+
+        // The third is reset: its opener reads an error or the end, never data.
+        let mut buf = [0u8; 4];
+        let third = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            streams[2].read(&mut buf),
+        )
+        .await
+        .expect("the refused stream was never reset");
+        assert!(matches!(third, Err(_) | Ok(0)), "{third:?}");
+        assert!(
+            !open_b.is_closed(),
+            "the link must outlive a refused stream"
+        );
+        one.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"one!");
+        two.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"two!");
     }
 }
 

@@ -2,18 +2,27 @@
 //! request, let the hop decide where it goes, forward the request, then
 //! splice the two streams without parsing what follows.
 
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::Instrument;
 
 use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
 
-/// Buffer per direction of a splice: one page chunk, so a chunk crosses the
-/// hop in one read and one write (tokio's default of 8 KiB quarters it).
-const SPLICE_BUF: usize = super::message::CHUNK_LEN;
+/// Buffer of a splice direction while page data flows: one page chunk, so
+/// a chunk crosses the hop in one read and one write (tokio's default of
+/// 8 KiB quarters it).
+const BUSY_BUF: usize = super::message::CHUNK_LEN;
+/// Buffer of a splice direction otherwise, inside the call's task. Most of
+/// a call's life is requests, answers and confirmations, tens of bytes
+/// each: a relay carrying a thousand calls holds a thousand of these, and
+/// a page buffer only for the calls whose pages are crossing it right now.
+const IDLE_BUF: usize = 2 * 1024;
 
 /// Longest wait for the request frame on a new call stream.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,14 +124,10 @@ pub async fn carry_async(
             return HopEnd::Refused(CallRefusal::Unreachable);
         }
         tracing::debug!("relaying");
-        match tokio::io::copy_bidirectional_with_sizes(
-            &mut upstream,
-            &mut downstream,
-            SPLICE_BUF,
-            SPLICE_BUF,
-        )
-        .await
-        {
+        let (mut up_r, mut up_w) = tokio::io::split(upstream);
+        let (mut down_r, mut down_w) = tokio::io::split(downstream);
+        // One direction failing ends the call: the other is dropped with it.
+        match tokio::try_join!(pump(&mut up_r, &mut down_w), pump(&mut down_r, &mut up_w)) {
             Ok((to_callee, to_caller)) => {
                 tracing::debug!(to_callee, to_caller, "call ended");
                 HopEnd::Relayed {
@@ -138,4 +143,81 @@ pub async fn carry_async(
     }
     .instrument(span)
     .await
+}
+
+/// Copies one direction of a splice until EOF, then closes the write side.
+/// Reads go to a small buffer until one fills it (a page is flowing); then
+/// to a page-sized buffer, which is let go as soon as a read has to wait
+/// (this hop has caught up with what arrived). So memory per call follows
+/// what crosses the hop now, not what might.
+async fn pump<R, W>(reader: &mut R, writer: &mut W) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut idle = [0u8; IDLE_BUF];
+    let mut busy: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let (n, into_busy) = poll_fn(|cx| {
+            if !busy.is_empty() {
+                let mut buf = ReadBuf::new(&mut busy);
+                match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+                    Poll::Ready(r) => return Poll::Ready(r.map(|()| (buf.filled().len(), true))),
+                    // Nothing to read now: wait with the small buffer
+                    // (a reader may be polled with another buffer each time).
+                    Poll::Pending => busy = Vec::new(),
+                }
+            }
+            let mut buf = ReadBuf::new(&mut idle);
+            ready!(Pin::new(&mut *reader).poll_read(cx, &mut buf))?;
+            Poll::Ready(Ok((buf.filled().len(), false)))
+        })
+        .await?;
+        if n == 0 {
+            writer.shutdown().await?;
+            return Ok(total);
+        }
+        if into_busy {
+            writer.write_all(&busy[..n]).await?;
+        } else {
+            writer.write_all(&idle[..n]).await?;
+            if n == IDLE_BUF {
+                busy = vec![0; BUSY_BUF];
+            }
+        }
+        writer.flush().await?;
+        total += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn pump_carries_small_and_page_sized_writes_and_closes_after() {
+        // Confirmation-sized writes, then page chunks, then small ones again.
+        let sizes = [13usize, 40, 2048, 65_540, 65_536, 100_000, 7, 3000, 1];
+        let data: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let (mut caller, mut hop_in) = tokio::io::duplex(16 * 1024);
+        let (mut hop_out, mut callee) = tokio::io::duplex(16 * 1024);
+        let hop = tokio::spawn(async move { pump(&mut hop_in, &mut hop_out).await });
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            let mut at = 0;
+            for n in sizes {
+                caller.write_all(&sent[at..at + n]).await.unwrap();
+                at += n;
+            }
+        });
+        let mut got = Vec::new();
+        callee.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(hop.await.unwrap().unwrap(), data.len() as u64);
+        assert_eq!(got, data);
+    }
 }
