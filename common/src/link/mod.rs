@@ -1,5 +1,6 @@
-//! The link: TCP, then the yamux multiplexer, then one control stream plus one
-//! stream per call. The same protocol on every hop.
+//! The link: TCP, then TLS on links that leave the LAN, then the yamux
+//! multiplexer, then one control stream plus one stream per call. The same
+//! protocol on every hop.
 
 pub mod coalesce;
 pub mod control;
@@ -7,3 +8,5 @@ pub mod frame;
 pub mod message;
 pub mod mux;
 pub mod splice;
+pub mod tls;
+pub mod transport;
