@@ -76,6 +76,7 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
         policy,
         link: LinkConfig {
             heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
+            tls: common::link::tls::ClientTls::new(cli.ca_file.as_deref())?,
             ..LinkConfig::default()
         },
         extras: Extras {

@@ -11,6 +11,7 @@ use common::credential::read_secret_file;
 use common::device::send::{DeliveryReport, Outcome, SendOptions, SendProgress, send_fax};
 use common::device::session::{Session, SessionError};
 use common::link::control::LinkConfig;
+use common::link::tls::ClientTls;
 use common::link::message::LoginRefusal;
 use common::number::{CallId, Number};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -38,13 +39,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     let secret = read_secret_file(secret_file)
         .with_context(|| format!("cannot read secret file {}", secret_file.display()))?;
+    let link = LinkConfig {
+        tls: ClientTls::new(call.ca_file.as_deref()).map_err(|e| Usage(e.to_string()))?,
+        ..LinkConfig::default()
+    };
     let pages = encode(cli)?;
     let opts = SendOptions {
         answer_timeout: Duration::from_secs(call.answer_timeout),
         page_timeout: Duration::from_secs(call.page_timeout),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-    let report = runtime.block_on(call_and_send(gateway, from, &secret, to, pages, &opts));
+    let report = runtime.block_on(call_and_send(gateway, &link, from, &secret, to, pages, &opts));
     print_report(&report, call.json);
     Ok(exit::for_outcome(report.result))
 }
@@ -65,6 +70,7 @@ fn encode(cli: &Cli) -> anyhow::Result<Vec<EncodedPage>> {
 
 async fn call_and_send(
     gateway: &str,
+    link: &LinkConfig,
     from: &Number,
     secret: &str,
     to: &Number,
@@ -73,7 +79,7 @@ async fn call_and_send(
 ) -> DeliveryReport {
     let started = Instant::now();
     let call_id = CallId::random();
-    let session = match Session::login(gateway, from, secret, None, &LinkConfig::default()).await {
+    let session = match Session::login(gateway, from, secret, None, link).await {
         Ok(s) => s,
         Err(e) => {
             let result = match &e {
