@@ -11,8 +11,8 @@ use common::credential::read_secret_file;
 use common::device::send::{DeliveryReport, Outcome, SendOptions, SendProgress, send_fax};
 use common::device::session::{Session, SessionError};
 use common::link::control::LinkConfig;
-use common::link::tls::ClientTls;
 use common::link::message::LoginRefusal;
+use common::link::tls::ClientTls;
 use common::number::{CallId, Number};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -49,7 +49,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         page_timeout: Duration::from_secs(call.page_timeout),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-    let report = runtime.block_on(call_and_send(gateway, &link, from, &secret, to, pages, &opts));
+    let report = runtime.block_on(call_and_send(
+        gateway, &link, from, &secret, to, pages, &opts,
+    ));
     print_report(&report, call.json);
     Ok(exit::for_outcome(report.result))
 }

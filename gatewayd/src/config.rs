@@ -288,7 +288,10 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
     );
     let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
     restart("admin", admin(&old.admin), admin(&new.admin));
-    let path = |p: &Option<PathBuf>| p.as_ref().map_or("(system roots)".into(), |p| p.display().to_string());
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("(system roots)".into(), |p| p.display().to_string())
+    };
     restart("ca_file", path(&old.ca_file), path(&new.ca_file));
     c
 }

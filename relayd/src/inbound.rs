@@ -110,7 +110,11 @@ impl InboundPolicy {
     /// what changed. A file that does not load is logged and the
     /// certificate in use stays.
     pub fn reload(&self, new: &TlsSettings) {
-        let current = self.server.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let current = self
+            .server
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match (&new.cert_key, current) {
             (Some((cert, key)), Some(server)) => match server.reload(Some((cert, key))) {
                 Ok(()) => tracing::info!(
@@ -118,9 +122,9 @@ impl InboundPolicy {
                     "TLS certificate reloaded from {}",
                     cert.display()
                 ),
-                Err(e) => tracing::error!(
-                    "TLS certificate not reloaded; the one in use stays: {e}"
-                ),
+                Err(e) => {
+                    tracing::error!("TLS certificate not reloaded; the one in use stays: {e}")
+                }
             },
             (Some((cert, key)), None) => match ServerTls::load(cert, key) {
                 Ok(server) => {

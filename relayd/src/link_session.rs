@@ -26,7 +26,12 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     if relay.draining.is_cancelled() {
         return;
     }
-    let opened = match relay.config.inbound.open(tcp, peer, &relay.config.link).await {
+    let opened = match relay
+        .config
+        .inbound
+        .open(tcp, peer, &relay.config.link)
+        .await
+    {
         Ok(opened) => opened,
         Err(e) => {
             tracing::info!(%peer, error = %e, "link refused");
@@ -64,7 +69,8 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
         peer::accept(relay, link).instrument(span).await;
         return;
     }
-    let span = tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name, %scheme);
+    let span =
+        tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name, %scheme);
     run_link(relay, link).instrument(span).await;
 }
 

@@ -218,12 +218,13 @@ pub async fn run_with(
         Directory::Mesh => None,
         Directory::Redis(r) => {
             // A relay without a certificate can only be dialed in plaintext.
-            let advertise = r.advertise.clone().unwrap_or_else(|| {
-                match config.inbound.has_certificate() {
-                    true => addr.to_string(),
-                    false => format!("plain://{addr}"),
-                }
-            });
+            let advertise =
+                r.advertise
+                    .clone()
+                    .unwrap_or_else(|| match config.inbound.has_certificate() {
+                        true => addr.to_string(),
+                        false => format!("plain://{addr}"),
+                    });
             Some(RedisDirectory::new(&config.name, r, advertise)?)
         }
     };

@@ -138,10 +138,7 @@ fn make_cert(
             cert_path.display(),
             sans.join(", ")
         ),
-        format!(
-            "{}: its key, mode 0600 (--tls-key)",
-            key_path.display()
-        ),
+        format!("{}: its key, mode 0600 (--tls-key)", key_path.display()),
     ])
 }
 
@@ -167,7 +164,8 @@ fn load_ca(dir: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
     let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
     let hint = || format!("create the CA first: relayd tls ca --dir {}", dir.display());
     let read = |p: &Path| {
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {} ({})", p.display(), hint()))
+        std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read {} ({})", p.display(), hint()))
     };
     let (cert_pem, key_pem) = (read(&cert_path)?, read(&key_path)?);
     let key = KeyPair::from_pem(&key_pem)
@@ -259,11 +257,20 @@ mod tests {
             force: false,
         })
         .unwrap();
-        cert(&dir, "relay-a", &["127.0.0.1", "relay-a.example.com"], false).unwrap();
+        cert(
+            &dir,
+            "relay-a",
+            &["127.0.0.1", "relay-a.example.com"],
+            false,
+        )
+        .unwrap();
         ServerTls::load(&dir.join("relay-a.pem"), &dir.join("relay-a.key")).unwrap();
         ClientTls::new(Some(&dir.join("ca.pem"))).unwrap();
         for key in ["ca.key", "relay-a.key"] {
-            let mode = std::fs::metadata(dir.join(key)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join(key))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{key}");
         }
     }
@@ -272,9 +279,15 @@ mod tests {
     fn bad_input_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let err = cert(tmp.path(), "relay-a", &["127.0.0.1"], false).unwrap_err();
-        assert!(format!("{err:#}").contains("relayd tls ca --dir"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("relayd tls ca --dir"),
+            "{err:#}"
+        );
         let err = cert(tmp.path(), "relay-a", &["not a host"], false).unwrap_err();
-        assert!(err.to_string().contains("invalid --san 'not a host'"), "{err}");
+        assert!(
+            err.to_string().contains("invalid --san 'not a host'"),
+            "{err}"
+        );
         let err = cert(tmp.path(), "relay a", &["127.0.0.1"], false).unwrap_err();
         assert!(err.to_string().contains("invalid relay name"), "{err}");
     }

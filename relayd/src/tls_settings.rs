@@ -98,10 +98,20 @@ mod tests {
             None,
             None,
             None,
-            vec!["127.0.0.0/8".into(), "192.168.1.10".into(), "fd00::/8".into()],
+            vec![
+                "127.0.0.0/8".into(),
+                "192.168.1.10".into(),
+                "fd00::/8".into(),
+            ],
         )
         .unwrap();
-        for ok in ["127.0.0.1", "127.9.9.9", "192.168.1.10", "::ffff:127.0.0.1", "fd00::5"] {
+        for ok in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "192.168.1.10",
+            "::ffff:127.0.0.1",
+            "fd00::5",
+        ] {
             assert!(s.plaintext_allowed(ok.parse().unwrap()), "{ok}");
         }
         for no in ["10.0.0.1", "192.168.1.11", "::1", "203.0.113.5"] {
@@ -113,7 +123,10 @@ mod tests {
     #[test]
     fn the_secure_choice_is_the_default() {
         let err = merge(None, None, None, vec![]).unwrap_err();
-        assert!(err.contains("--tls-cert") && err.contains("--allow-plaintext"), "{err}");
+        assert!(
+            err.contains("--tls-cert") && err.contains("--allow-plaintext"),
+            "{err}"
+        );
         let s = merge(Some("c.pem".into()), Some("c.key".into()), None, vec![]).unwrap();
         assert!(s.allow_plaintext.is_empty());
         assert!(!s.plaintext_allowed("127.0.0.1".parse().unwrap()));

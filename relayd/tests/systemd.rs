@@ -151,7 +151,9 @@ fn sighup_adds_a_peer_without_restart() {
         assert!(out.status.success(), "{out:?}");
         let peers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let up = peers.as_array().unwrap().iter().any(|p| {
-            p["address"] == format!("plain://{a_addr}").as_str() && p["state"] == "up" && p["name"] == "relay-a"
+            p["address"] == format!("plain://{a_addr}").as_str()
+                && p["state"] == "up"
+                && p["name"] == "relay-a"
         });
         if up {
             break;
@@ -264,6 +266,8 @@ fn admin_serves_metrics_and_healthz() {
             data.to_str().unwrap(),
             "--admin",
             "127.0.0.1:0",
+            "--allow-plaintext",
+            "127.0.0.0/8",
         ],
         &notify.path,
     );
