@@ -45,6 +45,12 @@ pub enum TlsError {
         key: PathBuf,
         detail: String,
     },
+    #[error("{}: the certificate is not valid now (valid from {from} until {until}); issue a new one", path.display())]
+    OutOfDate {
+        path: PathBuf,
+        from: String,
+        until: String,
+    },
     #[error("{}: none of its certificates can be used as a trust anchor: {detail}", path.display())]
     BadCa { path: PathBuf, detail: String },
     #[error("no usable system root certificates ({detail}); give --ca-file F")]
@@ -116,6 +122,9 @@ impl ServerTls {
 
     fn build(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
         let chain = load_certs(cert)?;
+        // rustls would serve an expired certificate, and every dialer would
+        // then refuse this relay: refuse it here, where the file is named.
+        check_dates(cert, &chain[0])?;
         let private = load_key(key)?;
         let pair = |e: rustls::Error| TlsError::Pair {
             cert: cert.to_owned(),
@@ -167,6 +176,24 @@ impl ServerTls {
         let now = self.current.read().unwrap_or_else(|p| p.into_inner());
         (now.cert.clone(), now.key.clone())
     }
+}
+
+/// Refuses a certificate outside its validity period.
+fn check_dates(path: &Path, cert: &CertificateDer<'_>) -> Result<(), TlsError> {
+    let bad = |detail: String| TlsError::BadCertificate {
+        path: path.to_owned(),
+        detail,
+    };
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| bad(e.to_string()))?;
+    let validity = parsed.validity();
+    if validity.is_valid() {
+        return Ok(());
+    }
+    Err(TlsError::OutOfDate {
+        path: path.to_owned(),
+        from: validity.not_before.to_string(),
+        until: validity.not_after.to_string(),
+    })
 }
 
 /// What a dialer trusts: the CA certificates of a file, or the system's
@@ -281,6 +308,14 @@ pub fn explain(e: &std::io::Error) -> String {
 pub(crate) mod test_pki {
     /// A CA and a leaf for `sans`, as PEM: (ca cert, leaf cert, leaf key).
     pub(crate) fn issue(sans: &[&str]) -> (String, String, String) {
+        issue_with(sans, |_| {})
+    }
+
+    /// Like [`issue`], with the leaf's parameters adjusted by `adjust`.
+    pub(crate) fn issue_with(
+        sans: &[&str],
+        adjust: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> (String, String, String) {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         // Each CA its own name, as `relayd tls ca` makes them.
@@ -292,10 +327,9 @@ pub(crate) mod test_pki {
         let issuer = rcgen::Issuer::new(ca, ca_key);
         let key = rcgen::KeyPair::generate().unwrap();
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let leaf = rcgen::CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+        let mut params = rcgen::CertificateParams::new(sans).unwrap();
+        adjust(&mut params);
+        let leaf = params.signed_by(&key, &issuer).unwrap();
         (ca_cert.pem(), leaf.pem(), key.serialize_pem())
     }
 }
@@ -417,6 +451,26 @@ mod tests {
         assert!(err.contains("no PEM certificate"), "{err}");
         assert_eq!(server.files(), (cert_path, key_path));
         round_trip(&server, &client, "127.0.0.1").await.unwrap();
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused_with_its_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cert, key) = super::test_pki::issue_with(&["127.0.0.1"], |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        });
+        let err = ServerTls::load(
+            &file(dir.path(), "old.pem", &cert),
+            &file(dir.path(), "old.key", &key),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("old.pem: the certificate is not valid now"),
+            "{err}"
+        );
+        assert!(err.contains("2021"), "{err}");
     }
 
     #[test]
