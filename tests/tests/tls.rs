@@ -260,3 +260,40 @@ fn a_relay_without_a_certificate_or_an_allowed_network_does_not_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_ca_file_that_cannot_be_read_is_named_before_anything_is_dialed() {
+    let bed = Testbed::new();
+    let missing = bed.path().join("missing-ca.pem");
+    let gatewayd = Command::new(bin("gatewayd"))
+        .args(["--listen", "127.0.0.1:0", "--relay", "127.0.0.1:1"])
+        .arg("--ca-file")
+        .arg(&missing)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("gatewayd runs");
+    assert_eq!(gatewayd.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&gatewayd.stderr);
+    let named = format!("gatewayd: cannot read {}", missing.display());
+    assert!(stderr.starts_with(&named), "{stderr}");
+
+    // faxsend: bad usage (2), nothing sent.
+    let note = bed.note();
+    let secret = bed.fleet().secret_file("1001");
+    let args = [
+        "--gateway",
+        "tls://127.0.0.1:1",
+        "--ca-file",
+        missing.to_str().expect("a utf-8 path"),
+        "--from",
+        "1001",
+        "--secret-file",
+        secret.to_str().expect("a utf-8 path"),
+        "--to",
+        "1002",
+        note.to_str().expect("a utf-8 path"),
+    ];
+    FaxSend::with_args(bed.path(), &args)
+        .run()
+        .assert_failed(2, &["cannot read", "missing-ca.pem"]);
+}
