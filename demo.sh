@@ -2,6 +2,8 @@
 # faxmesh demo: two relays peered on loopback, a gateway on each, a receiving
 # fax device behind one and a fax sent from behind the other. The fax crosses
 # gateway -> relay A -> relay B -> gateway and is stored as TIFF Class F.
+# Gateway-relay and relay-relay links are TLS, with a private CA made by
+# `relayd tls`; the devices talk to their gateways in plaintext (the LAN).
 #
 #   ./demo.sh            build (release) and run; everything stops at the end
 #   KEEP=1 ./demo.sh     keep the working directory for a look afterwards
@@ -44,15 +46,25 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/fleet.key"
 "$bin/relayd" credential --fleet-key-file "$work/fleet.key" 1001 > "$work/1001.secret"
 "$bin/relayd" credential --fleet-key-file "$work/fleet.key" 1002 > "$work/1002.secret"
 
-echo "== relays A ($relay_a) and B ($relay_b), B peers with A"
-"$bin/relayd" --name relay-a --listen "$relay_a" --data-dir "$work/relay-a" \
-  --fleet-key-file "$work/fleet.key" 2> "$work/relay-a.log" & pids+=($!)
-"$bin/relayd" --name relay-b --listen "$relay_b" --data-dir "$work/relay-b" \
-  --fleet-key-file "$work/fleet.key" --peer "$relay_a" 2> "$work/relay-b.log" & pids+=($!)
+echo "== a private CA and the relays' certificates in $work/pki"
+"$bin/relayd" tls ca --dir "$work/pki"
+"$bin/relayd" tls cert --dir "$work/pki" --name relay-a --san 127.0.0.1 --san localhost
+"$bin/relayd" tls cert --dir "$work/pki" --name relay-b --san 127.0.0.1 --san localhost
+tls() { echo --tls-cert "$work/pki/$1.pem" --tls-key "$work/pki/$1.key" --ca-file "$work/pki/ca.pem"; }
 
-echo "== gateway 1 ($gw_1) on relay A, gateway 2 ($gw_2) on relay B"
-"$bin/gatewayd" --name office-1 --listen "$gw_1" --relay "$relay_a" 2> "$work/gw-1.log" & pids+=($!)
-"$bin/gatewayd" --name office-2 --listen "$gw_2" --relay "$relay_b" 2> "$work/gw-2.log" & pids+=($!)
+echo "== relays A ($relay_a) and B ($relay_b) over TLS, B peers with A"
+# shellcheck disable=SC2046 # tls prints flags, split on purpose
+"$bin/relayd" --name relay-a --listen "$relay_a" --data-dir "$work/relay-a" \
+  --fleet-key-file "$work/fleet.key" $(tls relay-a) 2> "$work/relay-a.log" & pids+=($!)
+# shellcheck disable=SC2046
+"$bin/relayd" --name relay-b --listen "$relay_b" --data-dir "$work/relay-b" \
+  --fleet-key-file "$work/fleet.key" $(tls relay-b) --peer "$relay_a" 2> "$work/relay-b.log" & pids+=($!)
+
+echo "== gateway 1 ($gw_1) on relay A, gateway 2 ($gw_2) on relay B, both trusting the CA"
+"$bin/gatewayd" --name office-1 --listen "$gw_1" --relay "$relay_a" \
+  --ca-file "$work/pki/ca.pem" 2> "$work/gw-1.log" & pids+=($!)
+"$bin/gatewayd" --name office-2 --listen "$gw_2" --relay "$relay_b" \
+  --ca-file "$work/pki/ca.pem" 2> "$work/gw-2.log" & pids+=($!)
 
 echo "== fax device 1002 answers behind gateway 2"
 "$bin/faxrecv" --gateway "$gw_2" --number 1002 --secret-file "$work/1002.secret" \

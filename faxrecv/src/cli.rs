@@ -10,6 +10,7 @@ const EXAMPLES: &str = "\
 Examples:
   faxrecv --gateway 127.0.0.1:4700 --number 1002 --secret-file 1002.secret --dir ~/faxes
   FAXMESH_SECRET=1002.secret faxrecv --gateway gw.lan:4700 --number 1002 --dir in --once --json
+  faxrecv --gateway tls://relay-a.example.net:4710 --ca-file ca.pem --number 1002 ...   # no gateway
   faxrecv ... --busy                    # answer every call with \"busy\"
   faxrecv ... --hangup-after-page 2     # drop the line after confirming page 2
   faxrecv ... --pause-at-page 2         # store page 2, confirm it on SIGUSR1
@@ -37,9 +38,14 @@ pub const EXIT_INCOMPLETE: u8 = 9;
 #[derive(Debug, Parser)]
 #[command(name = "faxrecv", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Gateway (or relay) to dial, HOST:PORT.
+    /// Gateway to dial, HOST:PORT (plaintext, on the LAN); a relay dialed
+    /// directly: tls://HOST:PORT.
     #[arg(long, value_name = "ADDR", env = "FAXRECV_GATEWAY")]
     pub gateway: String,
+    /// CA certificates (PEM) a relay dialed with tls:// is checked against
+    /// [default: the system's roots].
+    #[arg(long, value_name = "F", env = "FAXRECV_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// This device's fax number.
     #[arg(long, value_name = "N", env = "FAXRECV_NUMBER")]
     pub number: Number,

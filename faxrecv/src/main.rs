@@ -89,6 +89,7 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
         read_rate: cli.read_rate_kib.map(|kib| kib.saturating_mul(1024)),
         link: LinkConfig {
             heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
+            tls: common::link::tls::ClientTls::new(cli.ca_file.as_deref())?,
             ..LinkConfig::default()
         },
         extras: Extras {

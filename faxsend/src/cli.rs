@@ -19,6 +19,9 @@ Examples:
   The same, with the delivery report as one JSON object:
     FAXMESH_SECRET=1001.secret faxsend --gateway gw.lan:4700 --from 1001 --to 1002 --json letter.png
 
+  Without a gateway, dialing a relay directly over TLS:
+    faxsend --gateway tls://relay-a.example.net:4710 --ca-file ca.pem --from 1001 ... letter.png
+
   Encode into a fax file, without sending anything:
     faxsend letter.png scan.tif --output fax.tif
 
@@ -65,9 +68,15 @@ pub struct Cli {
 /// Who calls whom, through which gateway.
 #[derive(Args, Debug, Clone)]
 pub struct CallArgs {
-    /// Gateway (or relay) to dial, HOST:PORT.
+    /// Gateway to dial, HOST:PORT (plaintext, on the LAN); a relay dialed
+    /// directly: tls://HOST:PORT.
     #[arg(long, value_name = "ADDR")]
     pub gateway: Option<String>,
+
+    /// CA certificates (PEM) a relay dialed with tls:// is checked against
+    /// [default: the system's roots].
+    #[arg(long, value_name = "F")]
+    pub ca_file: Option<PathBuf>,
 
     /// This device's fax number (the caller).
     #[arg(long, value_name = "N")]

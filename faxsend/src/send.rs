@@ -13,6 +13,7 @@ use common::device::send::{self, Attempt, DeliveryReport, Outcome, SendOptions, 
 use common::device::session::{Session, SessionError};
 use common::link::control::LinkConfig;
 use common::link::message::LoginRefusal;
+use common::link::tls::ClientTls;
 use common::number::{CallId, Number};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -39,6 +40,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     let secret = read_secret_file(secret_file)
         .with_context(|| format!("cannot read secret file {}", secret_file.display()))?;
+    let link = LinkConfig {
+        tls: ClientTls::new(call.ca_file.as_deref()).map_err(|e| Usage(e.to_string()))?,
+        ..LinkConfig::default()
+    };
     let pages = encode(cli)?;
     let opts = SendOptions {
         answer_timeout: Duration::from_secs(call.answer_timeout),
@@ -52,6 +57,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let call_id = call.call_id.clone().unwrap_or_else(CallId::random);
     let fax = Fax {
         gateway,
+        link: &link,
         from,
         secret: &secret,
         to,
@@ -80,6 +86,7 @@ fn encode(cli: &Cli) -> anyhow::Result<Vec<EncodedPage>> {
 /// One fax to send: who calls whom, through which gateway, as which call.
 struct Fax<'a> {
     gateway: &'a str,
+    link: &'a LinkConfig,
     from: &'a Number,
     secret: &'a str,
     to: &'a Number,
@@ -147,8 +154,7 @@ async fn call_once(
     progress: Arc<dyn SendProgress>,
 ) -> Attempt {
     let started = Instant::now();
-    let link = LinkConfig::default();
-    let login = Session::login(fax.gateway, fax.from, fax.secret, None, &link);
+    let login = Session::login(fax.gateway, fax.from, fax.secret, None, fax.link);
     let session = match login.await {
         Ok(s) => s,
         Err(e) => {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::link::control::LinkConfig;
+use common::link::tls::ClientTls;
+use common::link::transport::{Scheme, check_addr};
 use serde::Deserialize;
 
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
@@ -19,7 +21,8 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 const EXAMPLES: &str = "\
 Examples:
   gatewayd --listen 0.0.0.0:4700 --relay relay-a.example.net:4710 --relay relay-b.example.net:4710
-  gatewayd --name office-3 --listen 192.168.1.10:4700 --relay 203.0.113.5:4710
+  gatewayd --name office-3 --listen 192.168.1.10:4700 --relay 203.0.113.5:4710 --ca-file ca.pem
+  gatewayd --listen 127.0.0.1:4700 --relay plain://127.0.0.1:4710     # plaintext, for a lab
   gatewayd --config /etc/faxmesh/gatewayd.toml --admin 127.0.0.1:9700   # under systemd
   GATEWAYD_RELAYS=relay-a.example.net:4710,relay-b.example.net:4710 gatewayd --listen 0.0.0.0:4700
   gatewayd --generate-completions zsh > _gatewayd; gatewayd --generate-man > gatewayd.1
@@ -30,7 +33,11 @@ GATEWAYD_* environment variables, else the --config file (TOML; unknown keys are
 else defaults. Ready is signalled to systemd (READY=1) with STATUS=\"listening on ADDR;
 [admin on ADDR2; ]linked to relay NAME at ADDR|no relay link; calls in flight: N; devices
 online: N\". SIGHUP reloads the relay list, log level and drain time from the file; SIGTERM
-lets calls in flight finish, then exits 0.";
+lets calls in flight finish, then exits 0.
+
+Relays are dialed over TLS and their certificates checked against --ca-file (or the system's
+roots); a relay written plain://HOST:PORT is dialed in plaintext (the relay must allow it).
+The LAN side (devices dialing --listen) is plaintext.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,7 +53,7 @@ pub struct Cli {
     /// Address the LAN's devices dial, e.g. 0.0.0.0:4700 (port 0 picks one) [required].
     #[arg(long, value_name = "ADDR", env = "GATEWAYD_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Relay to link to (HOST:PORT); repeat for failover, in order of preference
+    /// Relay to link to (HOST:PORT over TLS, or plain://HOST:PORT); repeat for failover, in order of preference
     /// (GATEWAYD_RELAYS: comma-separated) [required]. Given here, they replace the
     /// file's `relays`, and SIGHUP cannot change them.
     #[arg(
@@ -74,6 +81,10 @@ pub struct Cli {
     /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
     #[arg(long, value_name = "LEVEL", env = "GATEWAYD_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// CA certificates (PEM) that relays' certificates are checked against
+    /// [default: the system's roots].
+    #[arg(long, value_name = "F", env = "GATEWAYD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One layer of settings: the config file, or the flags and environment.
@@ -88,6 +99,7 @@ pub struct Layer {
     pub drain_secs: Option<u64>,
     pub admin: Option<SocketAddr>,
     pub log_level: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Layer {
@@ -102,6 +114,7 @@ impl Layer {
             drain_secs: self.drain_secs.or(lower.drain_secs),
             admin: self.admin.or(lower.admin),
             log_level: self.log_level.or(lower.log_level),
+            ca_file: self.ca_file.or(lower.ca_file),
         }
     }
 }
@@ -117,6 +130,7 @@ pub struct Settings {
     pub drain_secs: u64,
     pub admin: Option<SocketAddr>,
     pub log_level: String,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Merges flags-and-environment over the file, applies defaults, checks.
@@ -131,8 +145,8 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
     if relays.is_empty() {
         return Err("missing setting relays: give --relay ADDR (or GATEWAYD_RELAYS) or `relays = [\"relay-a.example.net:4710\"]` in the config file".into());
     }
-    if let Some(bad) = relays.iter().find(|r| !r.contains(':')) {
-        return Err(format!("invalid relay '{bad}': use HOST:PORT"));
+    if let Some(e) = relays.iter().find_map(|r| check_addr(r).err()) {
+        return Err(format!("invalid relay: {e}"));
     }
     let heartbeat_secs = l.heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS);
     let max_backoff_secs = l.max_backoff_secs.unwrap_or(DEFAULT_MAX_BACKOFF_SECS);
@@ -157,6 +171,7 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         drain_secs: l.drain_secs.unwrap_or(DEFAULT_DRAIN_SECS),
         admin: l.admin,
         log_level,
+        ca_file: l.ca_file,
     })
 }
 
@@ -172,6 +187,7 @@ impl Cli {
             drain_secs: self.drain_secs,
             admin: self.admin,
             log_level: self.log_level.clone(),
+            ca_file: self.ca_file.clone(),
         }
     }
 
@@ -181,7 +197,7 @@ impl Cli {
     }
 
     pub fn into_config(self) -> anyhow::Result<GatewayConfig> {
-        Ok(GatewayConfig::from_settings(self.settings()?))
+        GatewayConfig::from_settings(self.settings()?)
     }
 }
 
@@ -210,20 +226,25 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    pub fn from_settings(s: Settings) -> GatewayConfig {
-        GatewayConfig {
+    /// Also reads the CA file, so a bad one stops the start.
+    pub fn from_settings(s: Settings) -> anyhow::Result<GatewayConfig> {
+        Ok(GatewayConfig {
             name: s.name.clone(),
             listen: s.listen,
             relays: s.relays.clone(),
             link: LinkConfig {
                 heartbeat: Duration::from_secs_f64(s.heartbeat_secs),
+                // Relays over TLS unless their address says plain://. The
+                // LAN side accepts plain TCP whatever this says.
+                default_scheme: Scheme::Tls,
+                tls: ClientTls::new(s.ca_file.as_deref())?,
                 ..LinkConfig::default()
             },
             max_backoff: Duration::from_secs_f64(s.max_backoff_secs),
             drain_timeout: Duration::from_secs(s.drain_secs),
             admin: s.admin,
             settings: Some(s),
-        }
+        })
     }
 }
 
@@ -267,6 +288,11 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
     );
     let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
     restart("admin", admin(&old.admin), admin(&new.admin));
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("(system roots)".into(), |p| p.display().to_string())
+    };
+    restart("ca_file", path(&old.ca_file), path(&new.ca_file));
     c
 }
 

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         let cli = Arc::new(cli);
         let settings = cli.settings()?;
         let log = common::daemon::logging::init_with(Some(&settings.log_level), "info");
-        let config = GatewayConfig::from_settings(settings);
+        let config = GatewayConfig::from_settings(settings)?;
         // One thread: a gateway serves one LAN, and keeping each link's
         // multiplexer and its calls on the same thread saves a cross-thread
         // wake-up per frame (the bulk benchmark moves 13% more bytes so).

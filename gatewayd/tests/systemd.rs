@@ -18,7 +18,7 @@ use common::{Daemon, NotifySocket, field, http_get, listen_addr};
 const GATEWAYD: &str = env!("CARGO_BIN_EXE_gatewayd");
 
 /// A stand-in relay: answers the link handshake and keeps each link open
-/// (answering pings) on a thread of its own. Returns its address.
+/// (answering pings) on a thread of its own. Returns its address, plain://HOST:PORT.
 fn fake_relay() -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -54,7 +54,8 @@ fn fake_relay() -> String {
             }
         });
     });
-    rx.recv().unwrap()
+    // Plain TCP: dialed as plain://, which the gateway does only when told.
+    format!("plain://{}", rx.recv().unwrap())
 }
 
 #[test]

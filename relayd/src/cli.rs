@@ -10,11 +10,17 @@ use crate::config::{self, Layer, Settings};
 
 const EXAMPLES: &str = "\
 Examples:
+  relayd tls ca --dir /etc/faxmesh/pki                # the fleet's private CA, once
+  relayd tls cert --dir /etc/faxmesh/pki --name relay-a --san relay-a.example.net --san 203.0.113.5
   relayd --name relay-a --listen 0.0.0.0:4710 --data-dir /var/lib/relayd \\
-         --fleet-key-file /etc/faxmesh/fleet.key
+         --fleet-key-file /etc/faxmesh/fleet.key \\
+         --tls-cert /etc/faxmesh/pki/relay-a.pem --tls-key /etc/faxmesh/pki/relay-a.key
   relayd --name relay-b --listen 0.0.0.0:4710 --data-dir /var/lib/relayd \\
-         --fleet-key-file /etc/faxmesh/fleet.key --peer relay-a.example.net:4710
+         --fleet-key-file /etc/faxmesh/fleet.key --tls-cert relay-b.pem --tls-key relay-b.key \\
+         --ca-file /etc/faxmesh/pki/ca.pem --peer relay-a.example.net:4710
   relayd credential --fleet-key-file /etc/faxmesh/fleet.key 4930123 > 4930123.secret
+  relayd --name lab --listen 127.0.0.1:4711 --data-dir lab.data --allow-plaintext 127.0.0.0/8 \\
+         --peer plain://127.0.0.1:4710               # plaintext, loopback only
   relayd peers --data-dir /var/lib/relayd          # peers of a running relay
   relayd directory --data-dir /var/lib/relayd --json
   relayd --config /etc/faxmesh/relayd.toml --admin 127.0.0.1:9710   # under systemd
@@ -26,7 +32,13 @@ Settings come from flags, else RELAYD_* environment variables, else the --config
 (TOML; unknown keys are refused), else defaults. Ready is signalled to systemd (READY=1)
 with STATUS=\"listening on ADDR; admin on ADDR2; peers up: N; devices online: N; calls in
 flight: N\", ADDR being the bound address (useful with port 0). SIGHUP reloads the peers,
-log level and drain time from the file; SIGTERM lets calls in flight finish, then exits 0.";
+log level, drain time and plaintext allow-list from the file and the TLS certificate files;
+SIGTERM lets calls in flight finish, then exits 0.
+
+Links are TLS: gateways, peers and devices dial HOST:PORT (or tls://HOST:PORT) and check
+the relay's certificate against their --ca-file (or the system's roots). Plaintext is
+accepted only from networks given with --allow-plaintext, and dialed only to addresses
+written plain://HOST:PORT.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +64,11 @@ pub enum Command {
         fleet_key_file: PathBuf,
         /// The device's fax number.
         number: Number,
+    },
+    /// Make a private CA and relay certificates for a fleet (no openssl needed).
+    Tls {
+        #[command(subcommand)]
+        command: crate::tls_cmd::TlsCommand,
     },
     /// Show the peers of the relay running with --data-dir DIR.
     Peers(QueryArgs),
@@ -90,7 +107,8 @@ pub struct RunArgs {
     /// [default: DIR/fleet.key, created on first start].
     #[arg(long, value_name = "F", env = "RELAYD_FLEET_KEY_FILE")]
     pub fleet_key_file: Option<PathBuf>,
-    /// Peer relay to dial and keep linked (HOST:PORT); repeat for more
+    /// Peer relay to dial and keep linked (HOST:PORT, over TLS; plain://HOST:PORT
+    /// for plaintext); repeat for more
     /// (RELAYD_PEERS: comma-separated). Given here, they replace the file's
     /// `peers`, and SIGHUP cannot change them.
     #[arg(
@@ -129,6 +147,27 @@ pub struct RunArgs {
     /// HOST:PORT other relays dial this one at (redis mode) [default: the bound listen address].
     #[arg(long, value_name = "ADDR", env = "RELAYD_ADVERTISE")]
     pub advertise: Option<String>,
+    /// This relay's certificate chain, PEM (reloaded on SIGHUP) [required unless
+    /// --allow-plaintext].
+    #[arg(long, value_name = "F", env = "RELAYD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM (reloaded on SIGHUP).
+    #[arg(long, value_name = "F", env = "RELAYD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that peer relays' certificates are checked
+    /// against [default: the system's roots].
+    #[arg(long, value_name = "F", env = "RELAYD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept plaintext links from this network (CIDR, e.g. 127.0.0.0/8, or
+    /// one address); repeat for more (RELAYD_ALLOW_PLAINTEXT: comma-separated)
+    /// [default: none, TLS only].
+    #[arg(
+        long = "allow-plaintext",
+        value_name = "CIDR",
+        env = "RELAYD_ALLOW_PLAINTEXT",
+        value_delimiter = ','
+    )]
+    pub allow_plaintext: Vec<String>,
 }
 
 impl RunArgs {
@@ -149,6 +188,11 @@ impl RunArgs {
             directory_prefix: self.directory_prefix.clone(),
             lease_secs: self.lease_secs,
             advertise: self.advertise.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            ca_file: self.ca_file.clone(),
+            allow_plaintext: (!self.allow_plaintext.is_empty())
+                .then(|| self.allow_plaintext.clone()),
         }
     }
 

@@ -6,12 +6,18 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use common::credential::FleetKey;
 use common::link::control::LinkConfig;
+use common::link::tls::ClientTls;
+use common::link::transport::{Scheme, check_addr};
 use serde::Deserialize;
+
+use crate::inbound::InboundPolicy;
+use crate::tls_settings::TlsSettings;
 
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
 pub const DEFAULT_DRAIN_SECS: u64 = 30;
@@ -39,6 +45,11 @@ pub struct Layer {
     pub directory_prefix: Option<String>,
     pub lease_secs: Option<u64>,
     pub advertise: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// Networks (CIDR) whose plaintext links are accepted.
+    pub allow_plaintext: Option<Vec<String>>,
 }
 
 impl Layer {
@@ -59,6 +70,10 @@ impl Layer {
             directory_prefix: self.directory_prefix.or(lower.directory_prefix),
             lease_secs: self.lease_secs.or(lower.lease_secs),
             advertise: self.advertise.or(lower.advertise),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            ca_file: self.ca_file.or(lower.ca_file),
+            allow_plaintext: self.allow_plaintext.or(lower.allow_plaintext),
         }
     }
 }
@@ -77,6 +92,7 @@ pub struct Settings {
     pub admin: Option<SocketAddr>,
     pub log_level: String,
     pub directory: Directory,
+    pub tls: TlsSettings,
 }
 
 /// Where the fleet's connection information lives.
@@ -136,9 +152,15 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
     let mut peers = l.peers.unwrap_or_default();
     let mut seen = std::collections::HashSet::new();
     peers.retain(|p| seen.insert(p.clone()));
-    if let Some(bad) = peers.iter().find(|p| !p.contains(':')) {
-        return Err(format!("invalid peer '{bad}': use HOST:PORT"));
+    if let Some(e) = peers.iter().find_map(|p| check_addr(p).err()) {
+        return Err(format!("invalid peer: {e}"));
     }
+    let tls = crate::tls_settings::merge(
+        l.tls_cert,
+        l.tls_key,
+        l.ca_file,
+        l.allow_plaintext.unwrap_or_default(),
+    )?;
     let directory = directory(&l.directory, l.directory_prefix, l.lease_secs, l.advertise)?;
     if let Directory::Redis(r) = &directory {
         if !peers.is_empty() {
@@ -164,6 +186,7 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         admin: l.admin,
         log_level,
         directory,
+        tls,
     })
 }
 
@@ -199,10 +222,8 @@ fn directory(
             "invalid lease_secs {lease_secs}: use 1 to 86400 seconds"
         ));
     }
-    if let Some(a) = &advertise
-        && !a.contains(':')
-    {
-        return Err(format!("invalid advertise '{a}': use HOST:PORT"));
+    if let Some(e) = advertise.as_deref().and_then(|a| check_addr(a).err()) {
+        return Err(format!("invalid advertise: {e}"));
     }
     Ok(Directory::Redis(RedisSettings {
         url: url.to_owned(),
@@ -239,6 +260,8 @@ pub struct RelayConfig {
     pub admin: Option<SocketAddr>,
     /// Where connection information lives (at start).
     pub directory: Directory,
+    /// Which inbound links are TLS, which may be plaintext (reloadable).
+    pub inbound: Arc<InboundPolicy>,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -264,11 +287,15 @@ impl RelayConfig {
             peers: s.peers.clone(),
             link: LinkConfig {
                 heartbeat: Duration::from_secs_f64(s.heartbeat_secs),
+                // Peers are dialed over TLS unless their address says plain://.
+                default_scheme: Scheme::Tls,
+                tls: ClientTls::new(s.tls.ca_file.as_deref())?,
                 ..LinkConfig::default()
             },
             drain_timeout: Duration::from_secs(s.drain_secs),
             admin: s.admin,
             directory: s.directory.clone(),
+            inbound: Arc::new(InboundPolicy::load(&s.tls)?),
             settings: Some(s),
         })
     }
@@ -367,6 +394,7 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
     );
     let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
     restart("admin", admin(&old.admin), admin(&new.admin));
+    restart("ca_file", show(&old.tls.ca_file), show(&new.tls.ca_file));
     if old.directory != new.directory {
         c.need_restart.push("directory settings changed".to_owned());
     }
@@ -397,8 +425,7 @@ mod tests {
         common::daemon::config_file::parse(text).unwrap()
     }
 
-    const BASE: &str =
-        "name = \"relay-a\"\nlisten = \"127.0.0.1:4710\"\ndata_dir = \"/var/lib/relayd\"\n";
+    const BASE: &str = "name = \"relay-a\"\nlisten = \"127.0.0.1:4710\"\ndata_dir = \"/var/lib/relayd\"\nallow_plaintext = [\"127.0.0.0/8\"]\n";
 
     #[test]
     fn file_alone_with_defaults() {
@@ -512,7 +539,7 @@ mod tests {
             let err = merge(Layer::default(), file(&format!("{BASE}{extra}"))).unwrap_err();
             assert!(err.contains(word), "{err}");
         }
-        let wildcard = "name = \"a\"\nlisten = \"0.0.0.0:4710\"\ndata_dir = \"/d\"\ndirectory = \"redis://x:1\"\n";
+        let wildcard = "name = \"a\"\nlisten = \"0.0.0.0:4710\"\ndata_dir = \"/d\"\ndirectory = \"redis://x:1\"\nallow_plaintext = [\"10.0.0.0/8\"]\n";
         let err = merge(Layer::default(), file(wildcard)).unwrap_err();
         assert!(err.contains("--advertise"), "{err}");
         let given = file(&format!(
@@ -530,7 +557,7 @@ mod tests {
         .unwrap();
         let new = merge(
             Layer::default(),
-            file("name = \"relay-a\"\nlisten = \"127.0.0.1:4711\"\ndata_dir = \"/var/lib/relayd\"\npeers = [\"b:1\"]\nlog_level = \"debug\"\n"),
+            file("name = \"relay-a\"\nlisten = \"127.0.0.1:4711\"\ndata_dir = \"/var/lib/relayd\"\npeers = [\"b:1\"]\nlog_level = \"debug\"\nallow_plaintext = [\"127.0.0.0/8\"]\n"),
         )
         .unwrap();
         let c = changes(&old, &new);

@@ -6,6 +6,9 @@
 //! - [`mesh`]: the routing table shared with peer relays, and renewals.
 //! - [`redis_dir`]: directory database mode: records in Redis, a local cache.
 //! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
+//! - [`tls_settings`], [`inbound`]: TLS and the plaintext allow-list; telling
+//!   TLS from plaintext on the listening port.
+//! - [`tls_cmd`]: `relayd tls ca|cert`, a private CA and certificates for a fleet.
 //! - [`link_session`]: one task per accepted link (hello, logins, heartbeats).
 //! - [`call`]: routing a call stream and splicing it to the callee's link.
 //! - [`server`]: the accept loop, readiness, status, reload and graceful shutdown.
@@ -16,6 +19,7 @@ pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod inbound;
 pub mod link_session;
 pub mod mesh;
 pub mod metrics;
@@ -24,6 +28,8 @@ pub mod redis_dir;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod tls_cmd;
+pub mod tls_settings;
 
 pub use config::RelayConfig;
 pub use server::run;

@@ -26,9 +26,26 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     if relay.draining.is_cancelled() {
         return;
     }
+    let opened = match relay
+        .config
+        .inbound
+        .open(tcp, peer, &relay.config.link)
+        .await
+    {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "link refused");
+            relay.metrics.error("link_refused");
+            return;
+        }
+    };
+    let scheme = opened.scheme;
     let name = relay.config.name.clone();
     let me = name.clone();
-    let link = control::accept(tcp, &relay.config.link, |hello| {
+    let link = control::accept(opened.inbound, &relay.config.link, |hello| {
+        if let Some(reason) = opened.refusal {
+            return Err(reason);
+        }
         if hello.role == Role::Relay && hello.name == me {
             return Err(format!("relay name {me} is already taken by this relay"));
         }
@@ -48,11 +65,12 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
         }
     };
     if link.peer.role == Role::Relay {
-        let span = tracing::info_span!("peer", %peer, name = %link.peer.name);
+        let span = tracing::info_span!("peer", %peer, name = %link.peer.name, %scheme);
         peer::accept(relay, link).instrument(span).await;
         return;
     }
-    let span = tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name);
+    let span =
+        tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name, %scheme);
     run_link(relay, link).instrument(span).await;
 }
 

@@ -36,6 +36,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", key.device_secret(&number));
             return Ok(());
         }
+        Some(Command::Tls { command }) => {
+            for line in relayd::tls_cmd::run(command)? {
+                println!("{line}");
+            }
+            return Ok(());
+        }
         Some(Command::Peers(q)) => return show("peers", &q),
         Some(Command::Directory(q)) => return show("directory", &q),
         None => {}

@@ -218,7 +218,14 @@ pub async fn run_with(
     let redis = match &config.directory {
         Directory::Mesh => None,
         Directory::Redis(r) => {
-            let advertise = r.advertise.clone().unwrap_or_else(|| addr.to_string());
+            // A relay without a certificate can only be dialed in plaintext.
+            let advertise =
+                r.advertise
+                    .clone()
+                    .unwrap_or_else(|| match config.inbound.has_certificate() {
+                        true => addr.to_string(),
+                        false => format!("plain://{addr}"),
+                    });
             Some(RedisDirectory::new(&config.name, r, advertise)?)
         }
     };
@@ -389,6 +396,9 @@ fn reload(relay: &Arc<Relay>, links: &TaskTracker, reloader: &Reloader) {
     if c.log_level.is_some() {
         reloader.log.reload_level(&new.log_level);
     }
+    // Certificate files are read again on every reload: they may have been
+    // replaced under the same names.
+    relay.config.inbound.reload(&new.tls);
     if let Some((a, b)) = c.drain_secs {
         relay.drain_secs.store(b, Ordering::Relaxed);
         tracing::info!("drain_secs: {a} -> {b}");
@@ -405,6 +415,10 @@ fn reload(relay: &Arc<Relay>, links: &TaskTracker, reloader: &Reloader) {
         peers: new.peers,
         log_level: new.log_level,
         drain_secs: new.drain_secs,
+        tls: crate::tls_settings::TlsSettings {
+            ca_file: old.tls.ca_file.clone(),
+            ..new.tls
+        },
         ..old
     });
     drop(current);

@@ -32,6 +32,8 @@ fn ready_status_and_stopping_on_sigterm() {
             "127.0.0.1:0",
             "--data-dir",
             data.to_str().unwrap(),
+            "--allow-plaintext",
+            "127.0.0.0/8",
         ],
         &notify.path,
     );
@@ -69,6 +71,8 @@ fn watchdog_is_petted_when_systemd_asks_for_one() {
             data.to_str().unwrap(),
             "--fleet-key-file",
             &key,
+            "--allow-plaintext",
+            "127.0.0.0/8",
         ],
         &notify.path,
         &[("WATCHDOG_USEC", "400000")],
@@ -105,6 +109,8 @@ fn sighup_adds_a_peer_without_restart() {
             a_data.to_str().unwrap(),
             "--fleet-key-file",
             &key,
+            "--allow-plaintext",
+            "127.0.0.0/8",
         ],
         &a_notify.path,
     );
@@ -116,7 +122,7 @@ fn sighup_adds_a_peer_without_restart() {
     let b_data = b_dir.join("data");
     let config = b_dir.join("relayd.toml");
     let base = format!(
-        "name = \"relay-b\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nfleet_key_file = {key:?}\n",
+        "name = \"relay-b\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nfleet_key_file = {key:?}\nallow_plaintext = [\"127.0.0.0/8\"]\n",
         b_data.display().to_string()
     );
     std::fs::write(&config, &base).unwrap();
@@ -130,7 +136,7 @@ fn sighup_adds_a_peer_without_restart() {
     let b_port = listen_addr(&b_status);
     assert!(b_status.contains("peers up: 0"), "{b_status}");
 
-    std::fs::write(&config, format!("{base}peers = [\"{a_addr}\"]\n")).unwrap();
+    std::fs::write(&config, format!("{base}peers = [\"plain://{a_addr}\"]\n")).unwrap();
     b.signal("HUP");
     // The reload is announced (RELOADING=1), then READY=1 again.
     b_notify.wait_for("RELOADING=1", Duration::from_secs(10), |m| {
@@ -145,7 +151,9 @@ fn sighup_adds_a_peer_without_restart() {
         assert!(out.status.success(), "{out:?}");
         let peers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let up = peers.as_array().unwrap().iter().any(|p| {
-            p["address"] == a_addr.as_str() && p["state"] == "up" && p["name"] == "relay-a"
+            p["address"] == format!("plain://{a_addr}").as_str()
+                && p["state"] == "up"
+                && p["name"] == "relay-a"
         });
         if up {
             break;
@@ -160,7 +168,7 @@ fn sighup_adds_a_peer_without_restart() {
     let (exit, stderr) = b.wait(Duration::from_secs(20));
     assert!(exit.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("peer added: {a_addr}")),
+        stderr.contains(&format!("peer added: plain://{a_addr}")),
         "{stderr}"
     );
 }
@@ -210,7 +218,7 @@ fn flag_beats_environment_beats_file() {
     std::fs::write(
         &config,
         format!(
-            "name = \"from-file\"\nlisten = \"127.0.0.1:1\"\ndata_dir = {:?}\n",
+            "name = \"from-file\"\nlisten = \"127.0.0.1:1\"\ndata_dir = {:?}\nallow_plaintext = [\"127.0.0.0/8\"]\n",
             data.display().to_string()
         ),
     )
@@ -258,6 +266,8 @@ fn admin_serves_metrics_and_healthz() {
             data.to_str().unwrap(),
             "--admin",
             "127.0.0.1:0",
+            "--allow-plaintext",
+            "127.0.0.0/8",
         ],
         &notify.path,
     );

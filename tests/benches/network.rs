@@ -4,7 +4,7 @@
 //!     cargo bench -p faxmesh-tests --bench network [-- SECTION...]
 //!
 //! Sections (all by default): calls, bulk, memory, mesh, snapshot, chain,
-//! redis (needs redis-server), load.
+//! redis (needs redis-server), load, tls (TLS against plaintext, same run).
 //! Environment: BENCH_SECS (length of each calls/s run, default 5),
 //! BENCH_PAIRS (concurrent sender/receiver pairs, default 64),
 //! BENCH_LOAD_DEVICES and BENCH_LOAD_CALLS (the load section's devices and
@@ -25,7 +25,7 @@ use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSIO
 use common::routing::Announcement;
 use harness::Daemon;
 use harness::load::{self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib};
-use harness::{Gateway, RedisServer, Relay, Testbed};
+use harness::{Gateway, Pki, RedisServer, Relay, Testbed};
 
 /// The allocator of the programs the in-process devices stand for.
 #[global_allocator]
@@ -88,6 +88,9 @@ fn main() {
         let calls = env_or("BENCH_LOAD_CALLS", 1_000);
         runtime.block_on(full_load(devices, calls, secs));
     }
+    if wants("tls") {
+        tls_vs_plaintext(&runtime, pairs, secs);
+    }
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -131,16 +134,8 @@ async fn calls(relays: usize, pairs: u64, secs: u64) -> f64 {
         ""
     };
     let what = format!("through {relays} relay(s)");
-    calls_between(
-        &bed,
-        &line[0],
-        &line[relays - 1],
-        &what,
-        target,
-        pairs,
-        secs,
-    )
-    .await
+    let ends = (&line[0], &line[relays - 1]);
+    calls_between(&bed, ends, Uplink::Plain, &what, target, pairs, secs).await
 }
 
 /// One-page calls per second through two relays: peered in mesh mode, then
@@ -153,26 +148,51 @@ async fn redis_vs_mesh(pairs: u64, secs: u64) {
     let first = Relay::start_with(bed.path(), bed.fleet(), "r0", &flags);
     let last = Relay::start_with(bed.path(), bed.fleet(), "r1", &flags);
     let what = "through 2 relays, redis directory";
-    let rate = calls_between(&bed, &first, &last, what, "", pairs, secs).await;
+    let ends = (&first, &last);
+    let rate = calls_between(&bed, ends, Uplink::Plain, what, "", pairs, secs).await;
     println!(
         "  redis directory / mesh, 2 relays: {:.2} (target >= 0.9)",
         rate / mesh
     );
 }
 
-/// One-page calls per second from devices behind `first` to devices behind
-/// `last` (see [`calls`]).
+/// How gateways link to their relay.
+#[derive(Clone, Copy)]
+enum Uplink<'a> {
+    /// plain://, to a relay that allows loopback plaintext.
+    Plain,
+    /// TLS, trusting this fleet CA.
+    Tls(&'a Pki),
+}
+
+impl Uplink<'_> {
+    /// Starts gatewayd `name` towards `relay`, linked this way.
+    fn gateway(self, bed: &Testbed, name: &str, relay: &Relay) -> Gateway {
+        match self {
+            Uplink::Plain => Gateway::start(bed.path(), name, &[relay.addr()]),
+            Uplink::Tls(pki) => Gateway::start_dialing(
+                bed.path(),
+                name,
+                &[relay.addr().to_string()],
+                &pki.trust_flags(),
+            ),
+        }
+    }
+}
+
+/// One-page calls per second from devices behind the first relay of `ends`
+/// to devices behind the second (see [`calls`]).
 async fn calls_between(
     bed: &Testbed,
-    first: &Relay,
-    last: &Relay,
+    (first, last): (&Relay, &Relay),
+    uplink: Uplink<'_>,
     what: &str,
     target: &str,
     pairs: u64,
     secs: u64,
 ) -> f64 {
-    let mut gw_send = Gateway::start(bed.path(), "gw-send", &[first.addr()]);
-    let mut gw_recv = Gateway::start(bed.path(), "gw-recv", &[last.addr()]);
+    let mut gw_send = uplink.gateway(bed, "gw-send", first);
+    let mut gw_recv = uplink.gateway(bed, "gw-recv", last);
     gw_send.wait_linked();
     gw_recv.wait_linked();
     let secrets = Secrets::load(bed.fleet().key_file());
@@ -263,18 +283,7 @@ async fn bulk() {
     let mut gw2 = Gateway::start(bed.path(), "gw2", &[relay.addr()]);
     gw1.wait_linked();
     gw2.wait_linked();
-    let photo = bed.path().join("photo.png");
-    harness::images::photo_image(1728, 2200)
-        .save(&photo)
-        .expect("photo written");
-    let opts = EncodeOptions {
-        dither: true,
-        ..EncodeOptions::default()
-    };
-    let one = codec::load_document(&[photo], &opts)
-        .expect("photo encodes")
-        .remove(0);
-    let pages: Vec<EncodedPage> = (0..200).map(|_| one.clone()).collect();
+    let pages = dithered_document(&bed);
     let bytes: u64 = pages.iter().map(|p| p.data.len() as u64).sum();
 
     let secrets = Secrets::load(bed.fleet().key_file());
@@ -335,6 +344,133 @@ async fn bulk() {
     println!("  CPU seconds per GB carried: {}", per_gb.join(", "));
     receiver.abort();
     let _ = std::fs::remove_dir_all(&inbox);
+}
+
+/// 200 copies of a dithered photo page (1728 wide, fine, G4).
+fn dithered_document(bed: &Testbed) -> Vec<EncodedPage> {
+    let photo = bed.path().join("photo.png");
+    harness::images::photo_image(1728, 2200)
+        .save(&photo)
+        .expect("photo written");
+    let opts = EncodeOptions {
+        dither: true,
+        ..EncodeOptions::default()
+    };
+    let one = codec::load_document(&[photo], &opts)
+        .expect("photo encodes")
+        .remove(0);
+    (0..200).map(|_| one.clone()).collect()
+}
+
+/// TLS against plaintext, in the same run: one-page calls per second
+/// through one relay (a fresh relay each), then the 200-page bulk transfer
+/// through one relay that takes both kinds of link.
+fn tls_vs_plaintext(runtime: &tokio::runtime::Runtime, pairs: u64, secs: u64) {
+    let plain = runtime.block_on(async {
+        let bed = Testbed::new();
+        let relay = bed.relay("r0");
+        let ends = (&relay, &relay);
+        let what = "through 1 relay, plaintext";
+        calls_between(&bed, ends, Uplink::Plain, what, "", pairs, secs).await
+    });
+    let tls = runtime.block_on(async {
+        let bed = Testbed::new();
+        let pki = Pki::create(&bed.path().join("pki"));
+        let relay = Relay::start_with(bed.path(), bed.fleet(), "r0", &pki.relay_flags("r0"));
+        let ends = (&relay, &relay);
+        let what = "through 1 relay, TLS";
+        calls_between(&bed, ends, Uplink::Tls(&pki), what, "", pairs, secs).await
+    });
+    println!(
+        "  calls TLS / plaintext: {:.2} (target >= 0.7)",
+        tls / plain
+    );
+    // Devices on one thread, as in `bulk`.
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    single.block_on(tls_bulk());
+}
+
+/// The 200-page document over plaintext links, then over TLS links, through
+/// the same relay, in rounds; each round's ratio compares neighbours (see
+/// `bulk` on this machine's drift) and the median is reported.
+async fn tls_bulk() {
+    let bed = Testbed::new();
+    let pki = Pki::create(&bed.path().join("pki"));
+    let mut flags = pki.relay_flags("relay-a");
+    flags.extend(harness::relay::PLAINTEXT_LOOPBACK.map(String::from));
+    let relay = Relay::start_with(bed.path(), bed.fleet(), "relay-a", &flags);
+    let pages = dithered_document(&bed);
+    let bytes: u64 = pages.iter().map(|p| p.data.len() as u64).sum();
+    let plain_path = BulkPath::open(&bed, &relay, Uplink::Plain, 1001).await;
+    let tls_path = BulkPath::open(&bed, &relay, Uplink::Tls(&pki), 1003).await;
+    let rounds = env_or("BULK_ROUNDS", 5) as usize;
+    let rate = |secs: f64| bytes as f64 / secs / 1e6;
+    let (mut plain, mut tls) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        plain.push(rate(plain_path.send(&pages).await));
+        tls.push(rate(tls_path.send(&pages).await));
+    }
+    let ratios: Vec<f64> = tls.iter().zip(&plain).map(|(t, p)| t / p).collect();
+    println!(
+        "bulk TLS: 200 dithered pages, {:.1} MB, median of {rounds} rounds: TLS {:.0} MB/s, plaintext {:.0} MB/s; TLS / plaintext {:.2} (rounds {}) (target >= 0.5)",
+        bytes as f64 / 1e6,
+        median(&tls),
+        median(&plain),
+        median(&ratios),
+        list(&ratios),
+    );
+    plain_path.close();
+    tls_path.close();
+}
+
+/// A sender behind one gateway and a receiver (on tmpfs) behind another,
+/// both linked to one relay; numbers `first` and `first + 1`.
+struct BulkPath {
+    sender: common::device::Session,
+    callee: common::number::Number,
+    receiver: tokio::task::JoinHandle<()>,
+    inbox: PathBuf,
+    _gateways: [Gateway; 2],
+}
+
+impl BulkPath {
+    async fn open(bed: &Testbed, relay: &Relay, uplink: Uplink<'_>, first: u64) -> BulkPath {
+        let mut gw1 = uplink.gateway(bed, &format!("gw-{first}"), relay);
+        let mut gw2 = uplink.gateway(bed, &format!("gw-{}", first + 1), relay);
+        gw1.wait_linked();
+        gw2.wait_linked();
+        let secrets = Secrets::load(bed.fleet().key_file());
+        let inbox = load::tmpfs_dir(&format!("bulk-{first}"));
+        let callee = number(first + 1);
+        let receiver =
+            load::spawn_receiver(gw2.addr(), callee.clone(), &secrets, inbox.clone()).await;
+        wait_routable(relay.data_dir(), callee.as_str()).await;
+        let sender = load::sender(gw1.addr(), &number(first), &secrets).await;
+        BulkPath {
+            sender,
+            callee,
+            receiver,
+            inbox,
+            _gateways: [gw1, gw2],
+        }
+    }
+
+    /// Seconds to deliver `pages`, every one confirmed.
+    async fn send(&self, pages: &[EncodedPage]) -> f64 {
+        let started = Instant::now();
+        let report = load::deliver(&self.sender, &self.callee, pages.to_vec()).await;
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(report.pages_confirmed, pages.len() as u32);
+        secs
+    }
+
+    fn close(self) {
+        self.receiver.abort();
+        let _ = std::fs::remove_dir_all(&self.inbox);
+    }
 }
 
 fn median(values: &[f64]) -> f64 {

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use crate::bins::bin;
 use crate::daemon::Daemon;
+use crate::relay::plain;
 
 /// Longest pause between a gateway's attempts to reach a relay, in seconds.
 /// Lower than the default so that a test restarting a relay does not wait
@@ -20,15 +21,17 @@ pub struct Gateway {
     name: String,
     addr: SocketAddr,
     dir: PathBuf,
-    relays: Vec<SocketAddr>,
-    /// Flags beyond the basics (e.g. `--heartbeat-secs 0.5`), kept for restarts.
+    /// `--relay` values, as given.
+    relays: Vec<String>,
+    /// Flags beyond the basics (e.g. `--ca-file F`), kept for restarts.
     extra: Vec<String>,
 }
 
 impl Gateway {
-    /// Starts gatewayd `name` on 127.0.0.1 (any port), linking to `relays`
-    /// in order of preference; returns once it is ready (which does not
-    /// mean linked: see [`Gateway::wait_linked`]).
+    /// Starts gatewayd `name` on 127.0.0.1 (any port), linking in
+    /// plaintext (`plain://`) to `relays` in order of preference; returns
+    /// once it is ready (which does not mean linked: see
+    /// [`Gateway::wait_linked`]).
     #[track_caller]
     pub fn start(dir: &Path, name: &str, relays: &[SocketAddr]) -> Gateway {
         Gateway::start_with(dir, name, relays, &[])
@@ -37,28 +40,36 @@ impl Gateway {
     /// [`Gateway::start`] with `extra` flags (`--heartbeat-secs 0.5`, ...).
     #[track_caller]
     pub fn start_with(dir: &Path, name: &str, relays: &[SocketAddr], extra: &[&str]) -> Gateway {
-        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        let relays: Vec<String> = relays.iter().map(|r| plain(*r)).collect();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Gateway::start_on(dir, name, relays, any_port, &extra)
+        Gateway::start_dialing(dir, name, &relays, &extra)
+    }
+
+    /// Starts gatewayd `name` with `--relay` values as given (`HOST:PORT` is
+    /// TLS) and `extra` flags (`--ca-file F`).
+    #[track_caller]
+    pub fn start_dialing(dir: &Path, name: &str, relays: &[String], extra: &[String]) -> Gateway {
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        Gateway::start_on(dir, name, relays, extra, any_port)
     }
 
     #[track_caller]
     fn start_on(
         dir: &Path,
         name: &str,
-        relays: &[SocketAddr],
-        listen: SocketAddr,
+        relays: &[String],
         extra: &[String],
+        listen: SocketAddr,
     ) -> Gateway {
         let mut cmd = Command::new(bin("gatewayd"));
         cmd.args(["--name", name])
             .arg("--listen")
             .arg(listen.to_string())
-            .args(["--max-backoff-secs", MAX_BACKOFF_SECS]);
+            .args(["--max-backoff-secs", MAX_BACKOFF_SECS])
+            .args(extra);
         for relay in relays {
-            cmd.arg("--relay").arg(relay.to_string());
+            cmd.arg("--relay").arg(relay);
         }
-        cmd.args(extra);
         let mut daemon = Daemon::spawn(name, cmd, dir);
         let status = daemon.wait_ready();
         let addr = daemon.listen_addr(&status);
@@ -90,7 +101,7 @@ impl Gateway {
     #[track_caller]
     pub fn start_again(&mut self) {
         assert!(!self.daemon.is_running(), "{} is still running", self.name);
-        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, self.addr, &self.extra);
+        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, &self.extra, self.addr);
         assert_eq!(
             again.addr, self.addr,
             "{} came back on another address",

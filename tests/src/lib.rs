@@ -10,6 +10,7 @@
 //!   started and ready.
 //! - [`sender`]: running faxsend and reading its exit code and report.
 //! - [`fleet`]: the fleet key and device secrets.
+//! - [`pki`]: a private CA and relay certificates (`relayd tls`), for TLS tests.
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
 //! - [`redis_server`]: a real redis-server on a free port (directory mode).
@@ -33,6 +34,7 @@ pub mod gateway;
 pub mod images;
 pub mod load;
 pub mod notify;
+pub mod pki;
 pub mod receiver;
 pub mod redis_server;
 pub mod relay;
@@ -43,6 +45,7 @@ pub use bins::bin;
 pub use daemon::{Daemon, WAIT};
 pub use fleet::Fleet;
 pub use gateway::Gateway;
+pub use pki::Pki;
 pub use receiver::Receiver;
 pub use redis_server::RedisServer;
 pub use relay::Relay;

@@ -13,6 +13,15 @@ use crate::daemon::{Daemon, WAIT};
 const POLL: Duration = Duration::from_millis(20);
 use crate::fleet::Fleet;
 
+/// The flags that let a relay without a certificate accept plaintext links
+/// from loopback.
+pub const PLAINTEXT_LOOPBACK: [&str; 2] = ["--allow-plaintext", "127.0.0.0/8"];
+
+/// `addr` as a dialer must write it to link in plaintext.
+pub fn plain(addr: SocketAddr) -> String {
+    format!("plain://{addr}")
+}
+
 /// A running relayd: its name, the address it bound and its data dir.
 #[derive(Debug)]
 pub struct Relay {
@@ -34,17 +43,21 @@ impl Relay {
         Relay::start_with(dir, fleet, name, &[])
     }
 
-    /// Starts relayd `name` peered with the relays at `peers` (`--peer`).
+    /// Starts relayd `name` peered with the relays at `peers` (`--peer
+    /// plain://ADDR`: plaintext on loopback, see [`Relay::start_with`]).
     #[track_caller]
     pub fn start_peered(dir: &Path, fleet: &Fleet, name: &str, peers: &[SocketAddr]) -> Relay {
         let extra: Vec<String> = peers
             .iter()
-            .flat_map(|p| ["--peer".to_owned(), p.to_string()])
+            .flat_map(|p| ["--peer".to_owned(), plain(*p)])
             .collect();
         Relay::start_with(dir, fleet, name, &extra)
     }
 
     /// Starts relayd `name` with `extra` flags; returns once it is ready.
+    /// Without `--tls-cert` among them the relay runs in plaintext, allowed
+    /// from loopback only ([`PLAINTEXT_LOOPBACK`]): the tests of everything
+    /// but TLS run so, as fast as before; `tests/tls.rs` runs TLS.
     #[track_caller]
     pub fn start_with(dir: &Path, fleet: &Fleet, name: &str, extra: &[String]) -> Relay {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
@@ -78,6 +91,9 @@ impl Relay {
             .arg("--fleet-key-file")
             .arg(key_file)
             .args(extra);
+        if !extra.iter().any(|a| a == "--tls-cert") {
+            cmd.args(PLAINTEXT_LOOPBACK);
+        }
         let mut daemon = match close_stderr {
             true => Daemon::spawn_with_stderr_closed(name, cmd, dir),
             false => Daemon::spawn(name, cmd, dir),

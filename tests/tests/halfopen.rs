@@ -62,7 +62,7 @@ fn a_stopped_gateway_is_declared_dead_its_devices_go_offline_and_come_back_with_
 fn a_stopped_relay_is_left_for_the_next_one_and_its_devices_are_reachable_again() {
     let bed = Testbed::new();
     let relay_a = Relay::start_with(bed.path(), bed.fleet(), "relay-a", &flags(&[]));
-    let peer = relay_a.addr().to_string();
+    let peer = harness::relay::plain(relay_a.addr());
     let relay_b = Relay::start_with(
         bed.path(),
         bed.fleet(),

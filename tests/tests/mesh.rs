@@ -189,7 +189,7 @@ fn a_relay_with_the_wrong_mesh_key_is_refused_and_learns_nothing() {
     std::fs::write(&other_key, "a mesh key that is not the fleet's\n").expect("key written");
     let extra = [
         "--peer".to_owned(),
-        a.addr().to_string(),
+        harness::relay::plain(a.addr()),
         "--mesh-key-file".to_owned(),
         other_key.display().to_string(),
     ];

@@ -23,7 +23,8 @@ fn relay_with_admin(bed: &Testbed, name: &str) -> (Daemon, SocketAddr, String) {
     .arg("--data-dir")
     .arg(bed.path().join(format!("{name}.data")))
     .arg("--fleet-key-file")
-    .arg(bed.fleet().key_file());
+    .arg(bed.fleet().key_file())
+    .args(harness::relay::PLAINTEXT_LOOPBACK);
     let mut daemon = Daemon::spawn(name, cmd, bed.path());
     let status = daemon.wait_ready();
     let addr = daemon.listen_addr(&status);

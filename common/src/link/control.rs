@@ -1,4 +1,4 @@
-//! Setting up a link (TCP, multiplexer, hello exchange) and its control stream:
+//! Setting up a link (TCP, TLS or not, multiplexer, hello exchange) and its control stream:
 //! a cancel-safe message reader, a writer, and the heartbeat that finds a
 //! dead peer.
 
@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
@@ -15,9 +14,10 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::coalesce::Coalesce;
 use super::frame::{self, FrameError, MAX_FRAME_LEN};
-use super::keepalive;
 use super::message::{Control, Hello, PROTOCOL_VERSION};
 use super::mux::{self, MuxStream, Opener, Side};
+use super::tls::ClientTls;
+use super::transport::{self, Inbound, LinkIo, Scheme};
 
 /// Settings every link shares.
 #[derive(Clone, Debug)]
@@ -28,6 +28,12 @@ pub struct LinkConfig {
     pub handshake_timeout: Duration,
     /// Streams (calls) at once on one link.
     pub max_streams: usize,
+    /// How a bare `HOST:PORT` is dialed (`tls://` and `plain://` say it
+    /// per address): plain by default, which is what devices on a LAN
+    /// need; relays and gateways set TLS.
+    pub default_scheme: Scheme,
+    /// What TLS dials trust.
+    pub tls: ClientTls,
 }
 
 impl Default for LinkConfig {
@@ -37,6 +43,8 @@ impl Default for LinkConfig {
             heartbeat: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             max_streams: 4096,
+            default_scheme: Scheme::Plain,
+            tls: ClientTls::default(),
         }
     }
 }
@@ -46,11 +54,15 @@ pub const MISSED_BEATS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    #[error("{0}")]
+    Address(String),
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         addr: String,
         source: std::io::Error,
     },
+    #[error("TLS with {addr} failed: {detail}")]
+    Tls { addr: String, detail: String },
     #[error("{addr} did not complete the handshake within {secs} s")]
     Timeout { addr: String, secs: u64 },
     #[error("{addr} refused the link: {reason}")]
@@ -85,27 +97,12 @@ impl std::fmt::Debug for Link {
     }
 }
 
-/// Dials `addr`, runs the multiplexer as its client and says hello.
-pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
-    addr: A,
-    hello: Hello,
-    cfg: &LinkConfig,
-) -> Result<Link, LinkError> {
-    let name = addr.to_string();
-    let secs = cfg.handshake_timeout.as_secs();
-    let timeout = |name: &str| LinkError::Timeout {
-        addr: name.to_owned(),
-        secs,
-    };
-    let tcp = tokio::time::timeout(cfg.handshake_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| timeout(&name))?
-        .map_err(|source| LinkError::Connect {
-            addr: name.clone(),
-            source,
-        })?;
-    prepare(&tcp);
-    let (opener, inbound) = mux::start(Coalesce::new(tcp).compat(), Side::Dialer, cfg.max_streams);
+/// Dials `addr` (`HOST:PORT`, `tls://HOST:PORT` or `plain://HOST:PORT`; see
+/// [`transport`]), runs the multiplexer as its client and says hello.
+pub async fn dial(addr: &str, hello: Hello, cfg: &LinkConfig) -> Result<Link, LinkError> {
+    let name = addr.to_owned();
+    let io = transport::connect(addr, cfg).await?;
+    let (opener, inbound) = start_mux(io, Side::Dialer, cfg);
     let setup = async {
         let mut control = opener
             .open()
@@ -145,21 +142,16 @@ pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
     Ok(link(peer, name, opener, inbound, control))
 }
 
-/// Runs the multiplexer as server on an accepted connection and answers the
-/// dialer's hello: `answer` sees the peer's hello and returns ours, or the
-/// reason to refuse the link.
+/// Runs the multiplexer as server on an accepted connection (a `TcpStream`,
+/// or an [`Inbound`] after TLS) and answers the dialer's hello: `answer`
+/// sees the peer's hello and returns ours, or the reason to refuse the link.
 pub async fn accept(
-    tcp: TcpStream,
+    conn: impl Into<Inbound>,
     cfg: &LinkConfig,
     answer: impl FnOnce(&Hello) -> Result<Hello, String>,
 ) -> Result<Link, LinkError> {
-    let name = tcp
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "unknown peer".to_owned());
-    prepare(&tcp);
-    let (opener, mut inbound) =
-        mux::start(Coalesce::new(tcp).compat(), Side::Acceptor, cfg.max_streams);
+    let Inbound { io, peer: name } = conn.into();
+    let (opener, mut inbound) = start_mux(io, Side::Acceptor, cfg);
     let setup = async {
         let mut control = inbound
             .recv()
@@ -217,14 +209,9 @@ pub async fn accept(
     Ok(link(peer, name, opener, inbound, control))
 }
 
-/// Socket options of every link: no Nagle delay (confirmations are small
-/// and must go at once) and kernel keepalive under the heartbeats.
-fn prepare(tcp: &TcpStream) {
-    let _ = tcp.set_nodelay(true);
-    if let Err(e) = keepalive::enable(tcp) {
-        // The heartbeats still find a dead peer; only the backstop is missing.
-        tracing::debug!(error = %e, "cannot turn TCP keepalive on");
-    }
+/// TCP or TLS, then [`Coalesce`], then yamux.
+fn start_mux(io: LinkIo, side: Side, cfg: &LinkConfig) -> (Opener, mpsc::Receiver<MuxStream>) {
+    mux::start(Coalesce::new(io).compat(), side, cfg.max_streams)
 }
 
 /// Runs a hello exchange under the handshake timeout; on failure or timeout
@@ -423,5 +410,68 @@ mod tests {
             err.to_string(),
             format!("{addr} refused the link: no strangers")
         );
+    }
+
+    #[tokio::test]
+    async fn dial_and_accept_over_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = crate::link::tls::test_pki::issue(&["127.0.0.1"]);
+        let path = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let server =
+            crate::link::tls::ServerTls::load(&path("c.pem", &cert), &path("c.key", &key)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cfg = LinkConfig {
+            default_scheme: Scheme::Tls,
+            tls: ClientTls::new(Some(&path("ca.pem", &ca))).unwrap(),
+            ..LinkConfig::default()
+        };
+        let server_cfg = cfg.clone();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            assert_eq!(
+                transport::sniff(&tcp, &server_cfg).await.unwrap(),
+                Scheme::Tls
+            );
+            let inbound = transport::accept_tls(tcp, &server.acceptor(), &server_cfg)
+                .await
+                .unwrap();
+            let mut link = accept(inbound, &server_cfg, |_| {
+                Ok(hello("relay-a", PROTOCOL_VERSION))
+            })
+            .await
+            .unwrap();
+            let msg = link.reader.next().await.unwrap();
+            assert_eq!(msg, Some(Control::Ping { seq: 1 }));
+            link.writer.send(&Control::Pong { seq: 1 }).await.unwrap();
+            // The second dialer does not trust this certificate.
+            let (tcp, _) = listener.accept().await.unwrap();
+            let refused = transport::accept_tls(tcp, &server.acceptor(), &server_cfg).await;
+            assert!(refused.is_err());
+            link.opener.closed().await;
+        });
+        let mut link = dial(&addr, hello("gw1", PROTOCOL_VERSION), &cfg)
+            .await
+            .unwrap();
+        assert_eq!(link.peer.name, "relay-a");
+        link.writer.send(&Control::Ping { seq: 1 }).await.unwrap();
+        assert_eq!(
+            link.reader.next().await.unwrap(),
+            Some(Control::Pong { seq: 1 })
+        );
+        // Trusting the system roots only, the same dial is refused.
+        let untrusting = LinkConfig {
+            tls: ClientTls::default(),
+            ..cfg
+        };
+        let err = dial(&addr, hello("gw1", PROTOCOL_VERSION), &untrusting)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(&format!("TLS with {addr} failed")), "{err}");
     }
 }

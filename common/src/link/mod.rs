@@ -1,5 +1,6 @@
-//! The link: TCP, then the yamux multiplexer, then one control stream plus one
-//! stream per call. The same protocol on every hop.
+//! The link: TCP, then TLS on links that leave the LAN, then the yamux
+//! multiplexer, then one control stream plus one stream per call. The same
+//! protocol on every hop.
 
 pub mod coalesce;
 pub mod control;
@@ -8,3 +9,5 @@ pub mod keepalive;
 pub mod message;
 pub mod mux;
 pub mod splice;
+pub mod tls;
+pub mod transport;
