@@ -11,11 +11,6 @@ use faxrecv::device::{self, DeviceConfig};
 use faxrecv::extras::Extras;
 use faxrecv::pause::PagePause;
 
-/// The same allocator as the daemons (see relayd's main.rs): page chunks are
-/// allocated and freed per frame.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli: Cli = common::daemon::cli_docs::parse();
     common::daemon::logging::init("info");

@@ -4,11 +4,6 @@ use std::process::ExitCode;
 
 use faxsend::cli::Cli;
 
-/// The same allocator as the daemons (see relayd's main.rs): page chunks are
-/// allocated and freed per frame.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // Also serves the hidden --generate-completions SHELL and --generate-man.
     let cli: Cli = common::daemon::cli_docs::parse();

@@ -7,12 +7,6 @@ use std::sync::Arc;
 use gatewayd::config::{Cli, GatewayConfig};
 use gatewayd::server::Reloader;
 
-/// Call streams move 64 KiB frames that one task allocates and another
-/// frees; glibc's malloc hands such memory back to the kernel and faults it
-/// in again, page by page, on every frame. mimalloc keeps it.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli: Cli = common::daemon::cli_docs::parse();
     let run = || -> anyhow::Result<()> {

@@ -27,10 +27,6 @@ use harness::Daemon;
 use harness::load::{self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib};
 use harness::{Gateway, Pki, RedisServer, Relay, Testbed};
 
-/// The allocator of the programs the in-process devices stand for.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let sections: Vec<String> = std::env::args()
         .skip(1)

@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::keepalive;
 use super::control::{LinkConfig, LinkError};
+use super::keepalive;
 use super::tls;
 
 /// TLS or plain TCP.
