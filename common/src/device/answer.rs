@@ -264,7 +264,7 @@ async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     wait: Duration,
 ) -> Result<Option<Vec<u8>>, String> {
-    match tokio::time::timeout(wait, frame::read_frame(stream, frame::MAX_FRAME_LEN)).await {
+    match tokio::time::timeout(wait, frame::read_frame(stream, frame::max_frame_len())).await {
         Err(_) => Err(format!("the caller sent nothing for {wait:?}")),
         Ok(Err(FrameError::Io(e))) => Err(format!("call stream failed: {e}")),
         Ok(Err(e)) => Err(format!("bad frame from the caller: {e}")),

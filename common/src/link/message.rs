@@ -79,6 +79,10 @@ pub enum LoginRefusal {
     NoRelay,
     /// Anything else, in words.
     Other(String),
+    /// Too many failed logins from this address lately; wait and retry.
+    TooManyAttempts { retry_after_secs: u32 },
+    /// The secret's generation was revoked (`relayd revoke`); ask for a new one.
+    Revoked { generation: u32, minimum: u32 },
 }
 
 impl fmt::Display for LoginRefusal {
@@ -87,6 +91,17 @@ impl fmt::Display for LoginRefusal {
             LoginRefusal::BadSecret => f.write_str("wrong secret for this number"),
             LoginRefusal::NoRelay => f.write_str("the gateway cannot reach any relay"),
             LoginRefusal::Other(s) => f.write_str(s),
+            LoginRefusal::TooManyAttempts { retry_after_secs } => write!(
+                f,
+                "too many attempts: too many failed logins from this address; retry in {retry_after_secs} s"
+            ),
+            LoginRefusal::Revoked {
+                generation,
+                minimum,
+            } => write!(
+                f,
+                "secret revoked: generation {generation} is revoked (the relay wants generation {minimum} or later); ask the operator for a new secret"
+            ),
         }
     }
 }
@@ -141,6 +156,17 @@ pub enum Control {
     Announce(Vec<Announcement>),
     /// This relay no longer has a path to these numbers.
     Withdraw(Vec<Number>),
+    /// Secrets below these generations are revoked. Sent after the snapshot
+    /// and on every `relayd revoke`; merged by taking the maximum, so
+    /// duplicates and reordering are harmless.
+    Revoke(Vec<Revocation>),
+}
+
+/// A number's minimum secret generation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub number: Number,
+    pub min_generation: u32,
 }
 
 /// The first frame of every call stream.
@@ -165,6 +191,8 @@ pub enum CallRefusal {
     NotAuthorized,
     /// No working path towards the callee (relay link down, no route).
     Unreachable,
+    /// The call is over one of a hop's limits (the detail names it).
+    OverLimit,
 }
 
 impl fmt::Display for CallRefusal {
@@ -176,6 +204,7 @@ impl fmt::Display for CallRefusal {
             CallRefusal::Rejected => "rejected",
             CallRefusal::NotAuthorized => "not authorized",
             CallRefusal::Unreachable => "unreachable",
+            CallRefusal::OverLimit => "over a limit",
         })
     }
 }

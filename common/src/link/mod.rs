@@ -1,6 +1,7 @@
 //! The link: TCP, then the yamux multiplexer, then one control stream plus one
 //! stream per call. The same protocol on every hop.
 
+pub mod capped;
 pub mod coalesce;
 pub mod control;
 pub mod frame;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
+use super::capped::Capped;
 use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
@@ -76,8 +77,20 @@ pub async fn carry(
 /// [`carry`] for a hop whose decision may wait, e.g. on a directory lookup
 /// or on dialing the next relay.
 pub async fn carry_async(
+    upstream: MuxStream,
+    relay_name: Option<&str>,
+    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
+) -> HopEnd {
+    carry_capped(upstream, relay_name, None, decide).await
+}
+
+/// [`carry_async`] that cuts the call once more than `cap` bytes came from
+/// the caller after the request: a hop's bound on a call's page data that
+/// needs no parsing of the pages.
+pub async fn carry_capped(
     mut upstream: MuxStream,
     relay_name: Option<&str>,
+    cap: Option<u64>,
     decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
 ) -> HopEnd {
     let mut request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
@@ -115,14 +128,28 @@ pub async fn carry_async(
             return HopEnd::Refused(CallRefusal::Unreachable);
         }
         tracing::debug!("relaying");
-        match tokio::io::copy_bidirectional_with_sizes(
-            &mut upstream,
-            &mut downstream,
-            SPLICE_BUF,
-            SPLICE_BUF,
-        )
-        .await
-        {
+        let copied = match cap {
+            Some(cap) => {
+                let mut capped = Capped::new(&mut upstream, cap);
+                tokio::io::copy_bidirectional_with_sizes(
+                    &mut capped,
+                    &mut downstream,
+                    SPLICE_BUF,
+                    SPLICE_BUF,
+                )
+                .await
+            }
+            None => {
+                tokio::io::copy_bidirectional_with_sizes(
+                    &mut upstream,
+                    &mut downstream,
+                    SPLICE_BUF,
+                    SPLICE_BUF,
+                )
+                .await
+            }
+        };
+        match copied {
             Ok((to_callee, to_caller)) => {
                 tracing::debug!(to_callee, to_caller, "call ended");
                 HopEnd::Relayed {
