@@ -78,7 +78,10 @@ async fn call_and_send(
         Err(e) => {
             let result = match &e {
                 SessionError::Refused {
-                    reason: LoginRefusal::BadSecret,
+                    reason:
+                        LoginRefusal::BadSecret
+                        | LoginRefusal::Revoked { .. }
+                        | LoginRefusal::TooManyAttempts { .. },
                     ..
                 } => Outcome::NotAuthorized,
                 _ => Outcome::Unreachable,

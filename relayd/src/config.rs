@@ -13,6 +13,8 @@ use common::credential::FleetKey;
 use common::link::control::LinkConfig;
 use serde::Deserialize;
 
+use crate::limits::Limits;
+
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
 pub const DEFAULT_DRAIN_SECS: u64 = 30;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
@@ -39,6 +41,14 @@ pub struct Layer {
     pub directory_prefix: Option<String>,
     pub lease_secs: Option<u64>,
     pub advertise: Option<String>,
+    // Limits (see `limits`).
+    pub max_frame_bytes: Option<usize>,
+    pub max_pages_per_call: Option<u32>,
+    pub max_page_bytes: Option<u64>,
+    pub max_calls_per_device: Option<u32>,
+    pub max_calls_per_gateway: Option<u32>,
+    pub max_links_per_address: Option<u32>,
+    pub login_attempts_per_min: Option<u32>,
 }
 
 impl Layer {
@@ -59,6 +69,13 @@ impl Layer {
             directory_prefix: self.directory_prefix.or(lower.directory_prefix),
             lease_secs: self.lease_secs.or(lower.lease_secs),
             advertise: self.advertise.or(lower.advertise),
+            max_frame_bytes: self.max_frame_bytes.or(lower.max_frame_bytes),
+            max_pages_per_call: self.max_pages_per_call.or(lower.max_pages_per_call),
+            max_page_bytes: self.max_page_bytes.or(lower.max_page_bytes),
+            max_calls_per_device: self.max_calls_per_device.or(lower.max_calls_per_device),
+            max_calls_per_gateway: self.max_calls_per_gateway.or(lower.max_calls_per_gateway),
+            max_links_per_address: self.max_links_per_address.or(lower.max_links_per_address),
+            login_attempts_per_min: self.login_attempts_per_min.or(lower.login_attempts_per_min),
         }
     }
 }
@@ -77,6 +94,7 @@ pub struct Settings {
     pub admin: Option<SocketAddr>,
     pub log_level: String,
     pub directory: Directory,
+    pub limits: Limits,
 }
 
 /// Where the fleet's connection information lives.
@@ -139,6 +157,17 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
     if let Some(bad) = peers.iter().find(|p| !p.contains(':')) {
         return Err(format!("invalid peer '{bad}': use HOST:PORT"));
     }
+    let d = Limits::default();
+    let limits = Limits {
+        max_frame_bytes: l.max_frame_bytes.unwrap_or(d.max_frame_bytes),
+        max_pages_per_call: l.max_pages_per_call.unwrap_or(d.max_pages_per_call),
+        max_page_bytes: l.max_page_bytes.unwrap_or(d.max_page_bytes),
+        max_calls_per_device: l.max_calls_per_device.unwrap_or(d.max_calls_per_device),
+        max_calls_per_gateway: l.max_calls_per_gateway.unwrap_or(d.max_calls_per_gateway),
+        max_links_per_address: l.max_links_per_address.unwrap_or(d.max_links_per_address),
+        login_attempts_per_min: l.login_attempts_per_min.unwrap_or(d.login_attempts_per_min),
+    };
+    limits.validate()?;
     let directory = directory(&l.directory, l.directory_prefix, l.lease_secs, l.advertise)?;
     if let Directory::Redis(r) = &directory {
         if !peers.is_empty() {
@@ -164,6 +193,7 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         admin: l.admin,
         log_level,
         directory,
+        limits,
     })
 }
 
@@ -239,6 +269,8 @@ pub struct RelayConfig {
     pub admin: Option<SocketAddr>,
     /// Where connection information lives (at start).
     pub directory: Directory,
+    /// Frame, page, call, link and login limits (at start).
+    pub limits: Limits,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -269,6 +301,7 @@ impl RelayConfig {
             drain_timeout: Duration::from_secs(s.drain_secs),
             admin: s.admin,
             directory: s.directory.clone(),
+            limits: s.limits.clone(),
             settings: Some(s),
         })
     }
@@ -369,6 +402,9 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
     restart("admin", admin(&old.admin), admin(&new.admin));
     if old.directory != new.directory {
         c.need_restart.push("directory settings changed".to_owned());
+    }
+    if old.limits != new.limits {
+        c.need_restart.push("limits changed".to_owned());
     }
     c
 }
@@ -519,6 +555,24 @@ mod tests {
             "{wildcard}advertise = \"relay-a.example.net:4710\"\n"
         ));
         assert!(merge(Layer::default(), given).is_ok());
+    }
+
+    #[test]
+    fn limits_come_from_flags_over_the_file_and_are_checked() {
+        let s = merge(Layer::default(), file(BASE)).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        let f = file(&format!(
+            "{BASE}max_pages_per_call = 5\nlogin_attempts_per_min = 3\n"
+        ));
+        let flags = Layer {
+            login_attempts_per_min: Some(7),
+            ..Layer::default()
+        };
+        let s = merge(flags, f).unwrap();
+        assert_eq!(s.limits.max_pages_per_call, 5);
+        assert_eq!(s.limits.login_attempts_per_min, 7);
+        let err = merge(Layer::default(), file(&format!("{BASE}max_page_bytes = 1\n"))).unwrap_err();
+        assert!(err.contains("invalid max_page_bytes 1"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
         if let Poll::Ready(Ok(())) = &polled {
             this.read += (buf.filled().len() - before) as u64;
             if this.read > this.cap {
+                // The bytes over the cap are not handed on.
+                buf.set_filled(before);
                 return Poll::Ready(Err(over_cap(this.cap)));
             }
         }

@@ -81,16 +81,16 @@ pub async fn carry_async(
     relay_name: Option<&str>,
     decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
 ) -> HopEnd {
-    carry_capped(upstream, relay_name, None, decide).await
+    carry_capped(upstream, relay_name, |_| None, decide).await
 }
 
-/// [`carry_async`] that cuts the call once more than `cap` bytes came from
-/// the caller after the request: a hop's bound on a call's page data that
-/// needs no parsing of the pages.
+/// [`carry_async`] that cuts the call once more than `cap(request)` bytes
+/// came from the caller after the request: a hop's bound on a call's page
+/// data that needs no parsing of the pages.
 pub async fn carry_capped(
     mut upstream: MuxStream,
     relay_name: Option<&str>,
-    cap: Option<u64>,
+    cap: impl FnOnce(&CallRequest) -> Option<u64>,
     decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
 ) -> HopEnd {
     let mut request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
@@ -104,6 +104,7 @@ pub async fn carry_capped(
         tracing::info_span!("call", id = %request.call_id, from = %request.from, to = %request.to);
     async move {
         let decision = decide(&request).await;
+        let cap = cap(&request);
         if let Some(name) = relay_name {
             request.via.push(name.to_owned());
         }
