@@ -7,7 +7,7 @@
 //! restarts the coder at every strip). FillOrder 2 strips are bit-reversed
 //! first.
 
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::GrayImage;
@@ -320,12 +320,25 @@ fn read_page(
             .find_tag_unsigned(Tag::RowsPerStrip)?
             .unwrap_or(height)
             .clamp(1, height);
-        let mut strips = Vec::with_capacity(offsets.len());
-        for (&offset, &count) in offsets.iter().zip(&counts) {
-            let mut strip = vec![0u8; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 30)];
-            let reader = decoder.inner();
-            reader.seek(SeekFrom::Start(offset))?;
-            reader.read_exact(&mut strip)?;
+        // Offsets and counts are untrusted: each strip must lie inside the
+        // file before anything is allocated for it, so a lying count costs
+        // an error, not memory (the file is already in memory: its length
+        // bounds every strip, and the strip count bounds the Vec).
+        let bytes: &[u8] = decoder.inner().get_ref();
+        let mut strips = Vec::with_capacity(offsets.len().min(bytes.len()));
+        for (i, (&offset, &count)) in offsets.iter().zip(&counts).enumerate() {
+            let mut strip = usize::try_from(offset)
+                .ok()
+                .zip(usize::try_from(count).ok())
+                .and_then(|(at, len)| bytes.get(at..at.checked_add(len)?))
+                .ok_or_else(|| {
+                    PageError::Other(format!(
+                        "strip {} ({count} bytes at offset {offset}) lies past the end of the file ({} bytes)",
+                        i + 1,
+                        bytes.len()
+                    ))
+                })?
+                .to_vec();
             if fill_order == 2 {
                 for byte in &mut strip {
                     *byte = byte.reverse_bits();
@@ -587,5 +600,36 @@ mod tests {
         bytes[photometric + 8] = 1;
         let got = read_one(&bytes);
         assert!(got == page);
+    }
+
+    /// A one-page G4 file whose IFD entry `tag` holds `value` instead.
+    fn g4_tiff_with(tag: u16, value: u32) -> Vec<u8> {
+        let mut page = Bitmap::new_fax(1728, 40, crate::codec::Resolution::Fine);
+        page.set(5, 5, true);
+        let encoded = crate::codec::encode::encode(&page, Compression::G4).expect("encodes");
+        let mut bytes = crate::codec::tiff_write::document_bytes(&[encoded]).expect("writes");
+        let ifd = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let entries = usize::from(u16::from_le_bytes([bytes[ifd], bytes[ifd + 1]]));
+        let at = (0..entries)
+            .map(|i| ifd + 2 + 12 * i)
+            .find(|&at| u16::from_le_bytes([bytes[at], bytes[at + 1]]) == tag)
+            .expect("the entry");
+        bytes[at + 8..at + 12].copy_from_slice(&value.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn lying_strip_counts_and_offsets_fail_without_allocating() {
+        // Regression: a StripByteCounts of ~1 GiB used to allocate 1 GiB
+        // before the read failed.
+        for (tag, value) in [(279, 0x3fff_ffff), (279, u32::MAX), (273, u32::MAX - 3)] {
+            let bytes = g4_tiff_with(tag, value);
+            let err = read_tiff(Path::new("lie.tif"), &bytes)
+                .err()
+                .expect("a lying strip is an error");
+            let text = err.to_string();
+            assert!(text.contains("past the end of the file"), "{text}");
+            assert!(text.contains("lie.tif"), "{text}");
+        }
     }
 }
