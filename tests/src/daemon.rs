@@ -281,15 +281,26 @@ impl Daemon {
     /// stdout. A short polling loop with a deadline: output gives no signal.
     #[track_caller]
     pub fn wait_stdout_contains(&self, text: &str) -> String {
+        self.wait_output("stdout", Daemon::stdout, text)
+    }
+
+    /// Waits until the process has logged `text` (to stderr); returns all of it.
+    #[track_caller]
+    pub fn wait_stderr_contains(&self, text: &str) -> String {
+        self.wait_output("stderr", Daemon::stderr, text)
+    }
+
+    #[track_caller]
+    fn wait_output(&self, name: &str, read: fn(&Daemon) -> String, text: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let out = self.stdout();
+            let out = read(self);
             if out.contains(text) {
                 return out;
             }
             if Instant::now() >= deadline {
                 self.fail(&format!(
-                    "did not print {text:?} within {} s; stdout: {out:?}",
+                    "did not print {text:?} within {} s; {name}: {out:?}",
                     WAIT.as_secs()
                 ));
             }

@@ -137,6 +137,18 @@ impl PendingPage {
     }
 }
 
+/// Reads and decodes every page of a TIFF file held in memory; returns each
+/// page's size in pixels. `name` only labels errors. For tools and fuzzing.
+pub fn decode_tiff_bytes(name: &Path, bytes: &[u8]) -> Result<Vec<(u32, u32)>, CodecError> {
+    Ok(read_tiff(name, bytes)?
+        .into_iter()
+        .map(|page| match page {
+            TiffPage::Bilevel { bitmap, .. } => (bitmap.width(), bitmap.height()),
+            TiffPage::Gray { image, .. } => image.dimensions(),
+        })
+        .collect())
+}
+
 fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
     CodecError::BadPage {
         path: path.to_owned(),

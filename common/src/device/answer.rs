@@ -147,6 +147,17 @@ where
             .await;
             return incomplete(stored, reason);
         }
+        if let Err(e) = crate::codec::decode::check_geometry(info.width, info.height) {
+            let reason = format!("page {index}: {e}");
+            let _ = frame::write_msg(
+                stream,
+                &ReceiverFrame::Hangup {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            return incomplete(stored, reason);
+        }
         if info.data_len > MAX_PAGE_BYTES {
             let reason = format!(
                 "page {index} is {} bytes, over the {MAX_PAGE_BYTES} byte limit",
