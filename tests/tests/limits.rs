@@ -118,6 +118,13 @@ fn a_flood_of_bad_logins_is_throttled_while_a_good_device_logs_in() {
     let mut recv = Receiver::spawn(bed.path(), &bed.fleet().secret_file("1003"), relay.addr(), "1003", &[]);
     assert_exit(&mut recv, 4, &["too many attempts"]);
     relay.wait_stderr_contains("login refused: too many attempts");
+    // Secrets, right or wrong, never reach a log.
+    for file in [&wrong, &right] {
+        let secret = std::fs::read_to_string(file).expect("a secret");
+        for log in [relay.stderr(), gw1.stderr()] {
+            assert!(!log.contains(secret.trim()), "a secret was logged:\n{log}");
+        }
+    }
 
     // Through a gateway, failures count per number: 1001 logs in and sends.
     bed.faxsend(&gw1, "1001", "1002", &[bed.note()])

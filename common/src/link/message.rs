@@ -52,14 +52,25 @@ pub struct Hello {
     pub name: String,
 }
 
-/// A device proving it owns `number`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A device proving it owns `number`. Debug leaves the secret out, so no
+/// log line (e.g. "expected hello, got Login(..)") can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Login {
     pub number: Number,
     pub secret: String,
     /// `Some` when the device answers calls (faxrecv); `None` for a send-only
     /// session (faxsend), which never takes calls away from the receiver.
     pub receive: Option<Capabilities>,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("number", &self.number)
+            .field("secret", &"<redacted>")
+            .field("receive", &self.receive)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,3 +262,20 @@ pub enum ReceiverFrame {
 /// Largest raw frame of page data: small enough to interleave calls fairly
 /// on a link, large enough that framing costs nothing.
 pub const CHUNK_LEN: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_never_prints_its_secret() {
+        let login = Control::Login(Login {
+            number: "1001".parse().unwrap(),
+            secret: "s3cr3t-value".into(),
+            receive: None,
+        });
+        let shown = format!("{login:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}
