@@ -172,3 +172,39 @@ fn a_call_over_the_pages_per_call_limit_is_refused_with_the_limit() {
         .assert_delivered();
     assert_eq!(callee.wait_faxes(1).len(), 1);
 }
+
+#[test]
+fn a_revocation_reaches_every_relay_through_redis() {
+    let bed = Testbed::new();
+    let redis = harness::RedisServer::start(bed.path());
+    // A short lease: relays read the revocations every third of it.
+    let start = |name: &str| {
+        let mut relay =
+            harness::Relay::start_with(bed.path(), bed.fleet(), name, &redis.relay_flags(3));
+        if !relay.status().is_some_and(|s| s.contains("directory: redis ok")) {
+            relay.wait_status_contains("directory: redis ok");
+        }
+        relay
+    };
+    let a = start("relay-a");
+    let c = start("relay-c");
+    let gw_c = bed.gateway("gw-c", &c);
+    let mut old = bed.receiver(&gw_c, "1002", &[]);
+
+    let data = a.data_dir().to_str().expect("utf-8").to_owned();
+    relayd(&["revoke", "--data-dir", &data, "1002"]);
+    // Relay C, which shares no link with A, learns it from Redis and kicks.
+    assert_exit(&mut old, 5, &["revoked"]);
+    let mut conn = redis.connection().expect("redis answers");
+    let stored: u32 = redis::cmd("HGET")
+        .arg(format!("{}:revoked", redis.prefix()))
+        .arg("1002")
+        .query(&mut conn)
+        .expect("the revocation is in redis");
+    assert_eq!(stored, 1);
+    let old_secret = bed.fleet().secret_file("1002");
+    for addr in [a.addr(), c.addr()] {
+        let mut again = Receiver::spawn(bed.path(), &old_secret, addr, "1002", &[]);
+        assert_exit(&mut again, 4, &["secret revoked"]);
+    }
+}
