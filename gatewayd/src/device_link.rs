@@ -2,8 +2,8 @@
 //! to the relay), heartbeats, and the calls the device places.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 use std::sync::Arc;
+use std::time::Instant;
 
 use common::link::control::{self, Heartbeat, Link};
 use common::link::message::{
@@ -130,7 +130,8 @@ async fn login_device(
     };
     // Failed logins count against the device's address: a refused secret
     // (wrong or revoked), not a relay that is away.
-    if let LoginOutcome::Refused(LoginRefusal::BadSecret | LoginRefusal::Revoked { .. }) = &outcome {
+    if let LoginOutcome::Refused(LoginRefusal::BadSecret | LoginRefusal::Revoked { .. }) = &outcome
+    {
         throttle().failed(&ip, Instant::now());
     }
     match &outcome {

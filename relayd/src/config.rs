@@ -571,7 +571,11 @@ mod tests {
         let s = merge(flags, f).unwrap();
         assert_eq!(s.limits.max_pages_per_call, 5);
         assert_eq!(s.limits.login_attempts_per_min, 7);
-        let err = merge(Layer::default(), file(&format!("{BASE}max_page_bytes = 1\n"))).unwrap_err();
+        let err = merge(
+            Layer::default(),
+            file(&format!("{BASE}max_page_bytes = 1\n")),
+        )
+        .unwrap_err();
         assert!(err.contains("invalid max_page_bytes 1"), "{err}");
     }
 

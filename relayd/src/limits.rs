@@ -74,12 +74,37 @@ impl Limits {
             MIN_FRAME_LIMIT as u64,
             MAX_FRAME_LIMIT as u64,
         )?;
-        range("max_pages_per_call", self.max_pages_per_call.into(), 1, 100_000)?;
+        range(
+            "max_pages_per_call",
+            self.max_pages_per_call.into(),
+            1,
+            100_000,
+        )?;
         range("max_page_bytes", self.max_page_bytes, 1024, 1 << 30)?;
-        range("max_calls_per_device", self.max_calls_per_device.into(), 1, 100_000)?;
-        range("max_calls_per_gateway", self.max_calls_per_gateway.into(), 1, 1_000_000)?;
-        range("max_links_per_address", self.max_links_per_address.into(), 1, 1_000_000)?;
-        range("login_attempts_per_min", self.login_attempts_per_min.into(), 0, 1_000_000)
+        range(
+            "max_calls_per_device",
+            self.max_calls_per_device.into(),
+            1,
+            100_000,
+        )?;
+        range(
+            "max_calls_per_gateway",
+            self.max_calls_per_gateway.into(),
+            1,
+            1_000_000,
+        )?;
+        range(
+            "max_links_per_address",
+            self.max_links_per_address.into(),
+            1,
+            1_000_000,
+        )?;
+        range(
+            "login_attempts_per_min",
+            self.login_attempts_per_min.into(),
+            0,
+            1_000_000,
+        )
     }
 
     /// Refuses a request whose summary is over the page limits.
@@ -181,13 +206,12 @@ impl LimitState {
         let d = counts.calls.get(&device).copied().unwrap_or(0);
         let l = counts.calls.get(&on_link).copied().unwrap_or(0);
         if d >= self.limits.max_calls_per_device {
-            let detail = format!(
-                "{from} has {d} calls in flight, this relay's limit per device"
-            );
+            let detail = format!("{from} has {d} calls in flight, this relay's limit per device");
             return Err((CallRefusal::OverLimit, detail));
         }
         if l >= self.limits.max_calls_per_gateway {
-            let detail = format!("its link has {l} calls in flight, this relay's limit per gateway");
+            let detail =
+                format!("its link has {l} calls in flight, this relay's limit per gateway");
             return Err((CallRefusal::OverLimit, detail));
         }
         *counts.calls.entry(device.clone()).or_default() += 1;
@@ -268,7 +292,10 @@ mod tests {
         assert!(limits.check_request(&request(3, 3000)).is_ok());
         let (reason, detail) = limits.check_request(&request(4, 10)).unwrap_err();
         assert_eq!(reason, CallRefusal::OverLimit);
-        assert!(detail.contains("4 pages") && detail.contains("limit of 3"), "{detail}");
+        assert!(
+            detail.contains("4 pages") && detail.contains("limit of 3"),
+            "{detail}"
+        );
         let (_, detail) = limits.check_request(&request(2, 2001)).unwrap_err();
         assert!(detail.contains("1000 bytes per page"), "{detail}");
         assert!(limits.splice_cap(&request(2, 0)) > 2000);

@@ -162,7 +162,10 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
     let key = (ctx.ip, ctx.gateway.is_some().then(|| number.clone()));
     if let Err(retry_after_secs) = relay.limits.login_allowed(&key) {
         tracing::warn!(%number, ip = %ctx.ip, "login refused: too many attempts");
-        return refused(LoginRefusal::TooManyAttempts { retry_after_secs }, "throttled");
+        return refused(
+            LoginRefusal::TooManyAttempts { retry_after_secs },
+            "throttled",
+        );
     }
     // Never log the secret itself.
     let Some(generation) = relay
@@ -178,7 +181,13 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
     if generation < minimum {
         relay.limits.login_failed(&key);
         tracing::warn!(%number, generation, minimum, "login refused: revoked secret");
-        return refused(LoginRefusal::Revoked { generation, minimum }, "revoked");
+        return refused(
+            LoginRefusal::Revoked {
+                generation,
+                minimum,
+            },
+            "revoked",
+        );
     }
     relay
         .revocations

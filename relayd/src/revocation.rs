@@ -173,7 +173,10 @@ pub fn apply(relay: &Relay, revocations: Vec<Revocation>, from: Option<&str>) ->
     }
     for peer in relay.mesh.peers() {
         if Some(peer.name.as_str()) != from
-            && peer.outbox.try_send(Control::Revoke(raised.clone())).is_err()
+            && peer
+                .outbox
+                .try_send(Control::Revoke(raised.clone()))
+                .is_err()
         {
             tracing::warn!(peer = %peer.name, "peer outbox full: revocation not forwarded (it goes with the next snapshot)");
         }

@@ -57,7 +57,9 @@ pub async fn raw_call(session: &Session, raw: &[u8]) -> MuxStream {
 /// Places a call with `req`; returns the stream and the answer.
 pub async fn call(session: &Session, req: &CallRequest) -> (MuxStream, CallAnswer) {
     let mut stream = session.opener.open().await.expect("a call stream opens");
-    frame::write_msg(&mut stream, req).await.expect("request written");
+    frame::write_msg(&mut stream, req)
+        .await
+        .expect("request written");
     let answer = tokio::time::timeout(WAIT, frame::read_msg::<_, CallAnswer>(&mut stream))
         .await
         .expect("an answer in time")

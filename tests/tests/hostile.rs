@@ -50,19 +50,31 @@ fn bad_frames_and_unknown_messages_close_only_their_stream_or_link() {
         // The same link still carries calls: the relay answers this one.
         let (_, answer) = rogue::call(&session, &rogue::request("1001", "4999", 1, 10)).await;
         assert!(
-            matches!(answer, CallAnswer::Refused { reason: CallRefusal::UnknownNumber, .. }),
+            matches!(
+                answer,
+                CallAnswer::Refused {
+                    reason: CallRefusal::UnknownNumber,
+                    ..
+                }
+            ),
             "{answer:?}"
         );
 
         // Junk on a control stream ends that link, and only that link.
         for (what, junk) in [
             ("unknown control message", vec![0, 0, 0, 2, 0xee, 0x01]),
-            ("control frame over the cap", vec![0x00, 0x20, 0x00, 0x00, 1, 2]),
+            (
+                "control frame over the cap",
+                vec![0x00, 0x20, 0x00, 0x00, 1, 2],
+            ),
         ] {
             let (opener, mut control) = rogue::raw_control(relay.addr(), "junk").await;
             control.write_all(&junk).await.expect("junk written");
             control.flush().await.expect("flushed");
-            assert!(rogue::link_closes(&opener).await, "{what}: the link stayed up");
+            assert!(
+                rogue::link_closes(&opener).await,
+                "{what}: the link stayed up"
+            );
         }
 
         // Another protocol version is refused with the reason.
@@ -76,7 +88,10 @@ fn bad_frames_and_unknown_messages_close_only_their_stream_or_link() {
             .expect_err("version 99 is refused");
         match err {
             LinkError::Refused { reason, .. } => {
-                assert!(reason.contains("protocol version 99 is not supported"), "{reason}")
+                assert!(
+                    reason.contains("protocol version 99 is not supported"),
+                    "{reason}"
+                )
             }
             other => panic!("expected a refusal, got {other}"),
         }
@@ -117,7 +132,11 @@ fn a_device_calling_as_a_number_it_did_not_log_in_with_is_refused() {
             }
         }
     });
-    assert!(relay.stderr().contains("1003 is not logged in on this link"));
+    assert!(
+        relay
+            .stderr()
+            .contains("1003 is not logged in on this link")
+    );
 }
 
 #[test]
@@ -140,13 +159,24 @@ fn a_corrupted_page_header_ends_only_that_call_and_stores_nothing() {
             .expect("header written");
         match rogue::receiver_frame(&mut stream).await {
             Ok(Some(ReceiverFrame::Hangup { reason })) => {
-                assert!(reason.contains("invalid page geometry 1728x4294967295"), "{reason}")
+                assert!(
+                    reason.contains("invalid page geometry 1728x4294967295"),
+                    "{reason}"
+                )
             }
             other => panic!("expected a hangup, got {other:?}"),
         }
     });
-    assert!(callee.faxes().is_empty(), "a fax was stored: {:?}", callee.faxes());
-    assert!(callee.is_running(), "faxrecv died:\n{}", callee.stderr_tail());
+    assert!(
+        callee.faxes().is_empty(),
+        "a fax was stored: {:?}",
+        callee.faxes()
+    );
+    assert!(
+        callee.is_running(),
+        "faxrecv died:\n{}",
+        callee.stderr_tail()
+    );
     bed.faxsend(&gw1, "1001", "1002", &[bed.note()])
         .run()
         .assert_delivered();
@@ -190,7 +220,11 @@ fn a_call_carrying_more_than_it_announced_is_cut_at_the_relay() {
         }
     });
     relay.wait_stderr_contains("over the limit");
-    assert!(callee.faxes().is_empty(), "a fax was stored: {:?}", callee.faxes());
+    assert!(
+        callee.faxes().is_empty(),
+        "a fax was stored: {:?}",
+        callee.faxes()
+    );
     bed.faxsend(&gw1, "1001", "1002", &[bed.note()])
         .run()
         .assert_delivered();
@@ -221,7 +255,11 @@ fn faxsend_with_a_lying_tiff_fails_before_dialing_with_exit_2() {
     let note = bed.note();
     let made = FaxSend::with_args(
         bed.path(),
-        &[note.to_str().expect("utf-8"), "--output", good.to_str().expect("utf-8")],
+        &[
+            note.to_str().expect("utf-8"),
+            "--output",
+            good.to_str().expect("utf-8"),
+        ],
     )
     .run();
     made.assert_delivered();
@@ -235,9 +273,18 @@ fn faxsend_with_a_lying_tiff_fails_before_dialing_with_exit_2() {
     let nowhere = "127.0.0.1:1".parse().expect("an address");
     let secret = bed.fleet().secret_file("1001");
     for (file, words) in [
-        (lie("count.tif", 279, 0x3fff_ffff), vec!["count.tif", "past the end of the file"]),
-        (lie("offset.tif", 273, 0xffff_fff0), vec!["offset.tif", "past the end of the file"]),
-        (lie("wide.tif", 256, 1_000_000), vec!["wide.tif", "over the limit"]),
+        (
+            lie("count.tif", 279, 0x3fff_ffff),
+            vec!["count.tif", "past the end of the file"],
+        ),
+        (
+            lie("offset.tif", 273, 0xffff_fff0),
+            vec!["offset.tif", "past the end of the file"],
+        ),
+        (
+            lie("wide.tif", 256, 1_000_000),
+            vec!["wide.tif", "over the limit"],
+        ),
     ] {
         FaxSend::new(bed.path(), nowhere, "1001", &secret, "1002", &[file])
             .run()

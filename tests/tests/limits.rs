@@ -28,7 +28,14 @@ fn relayd(args: &[&str]) -> String {
 fn secret_file(bed: &Testbed, number: &str, generation: u32) -> PathBuf {
     let key = bed.fleet().key_file().to_str().expect("utf-8").to_owned();
     let g = generation.to_string();
-    let secret = relayd(&["credential", "--fleet-key-file", &key, "--generation", &g, number]);
+    let secret = relayd(&[
+        "credential",
+        "--fleet-key-file",
+        &key,
+        "--generation",
+        &g,
+        number,
+    ]);
     let path = bed.path().join(format!("{number}.g{generation}.secret"));
     std::fs::write(&path, secret).expect("secret written");
     path
@@ -108,14 +115,28 @@ fn a_flood_of_bad_logins_is_throttled_while_a_good_device_logs_in() {
     let wrong = bed.fleet().wrong_secret_file("1001");
     let right = bed.fleet().secret_file("1001");
     let straight = |secret: &PathBuf| {
-        FaxSend::new(bed.path(), relay.addr(), "1001", secret, "1002", &[bed.note()]).run()
+        FaxSend::new(
+            bed.path(),
+            relay.addr(),
+            "1001",
+            secret,
+            "1002",
+            &[bed.note()],
+        )
+        .run()
     };
     for _ in 0..3 {
         straight(&wrong).assert_failed(4, &["wrong secret"]);
     }
     // Now even the right secret from that address hears why it must wait.
     straight(&right).assert_failed(4, &["too many attempts", "retry in"]);
-    let mut recv = Receiver::spawn(bed.path(), &bed.fleet().secret_file("1003"), relay.addr(), "1003", &[]);
+    let mut recv = Receiver::spawn(
+        bed.path(),
+        &bed.fleet().secret_file("1003"),
+        relay.addr(),
+        "1003",
+        &[],
+    );
     assert_exit(&mut recv, 4, &["too many attempts"]);
     relay.wait_stderr_contains("login refused: too many attempts");
     // Secrets, right or wrong, never reach a log.
@@ -144,9 +165,19 @@ fn a_device_over_the_links_per_address_limit_hears_why() {
 
     // Two gateways from 127.0.0.1 use the two links; a third is refused.
     let right = bed.fleet().secret_file("1001");
-    FaxSend::new(bed.path(), relay.addr(), "1001", &right, "1002", &[bed.note()])
-        .run()
-        .assert_failed(3, &["too many links from 127.0.0.1", "at most 2 per address"]);
+    FaxSend::new(
+        bed.path(),
+        relay.addr(),
+        "1001",
+        &right,
+        "1002",
+        &[bed.note()],
+    )
+    .run()
+    .assert_failed(
+        3,
+        &["too many links from 127.0.0.1", "at most 2 per address"],
+    );
     // The gateways' links are untouched.
     bed.faxsend(&gw1, "1001", "1002", &[bed.note()])
         .run()
@@ -166,7 +197,10 @@ fn a_call_over_the_pages_per_call_limit_is_refused_with_the_limit() {
     let note = bed.note();
     bed.faxsend(&gw1, "1001", "1002", &[note.clone(), note.clone()])
         .run()
-        .assert_failed(8, &["2 pages is over this relay's limit of 1 pages per call"]);
+        .assert_failed(
+            8,
+            &["2 pages is over this relay's limit of 1 pages per call"],
+        );
     bed.faxsend(&gw1, "1001", "1002", &[note])
         .run()
         .assert_delivered();
@@ -181,7 +215,10 @@ fn a_revocation_reaches_every_relay_through_redis() {
     let start = |name: &str| {
         let mut relay =
             harness::Relay::start_with(bed.path(), bed.fleet(), name, &redis.relay_flags(3));
-        if !relay.status().is_some_and(|s| s.contains("directory: redis ok")) {
+        if !relay
+            .status()
+            .is_some_and(|s| s.contains("directory: redis ok"))
+        {
             relay.wait_status_contains("directory: redis ok");
         }
         relay
