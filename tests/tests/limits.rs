@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use harness::{FaxSend, Receiver, Testbed, bin};
+use common::link::message::{CallAnswer, CallRefusal};
+use harness::load::Secrets;
+use harness::{FaxSend, Receiver, Testbed, bin, rogue};
 
 /// Runs a relayd subcommand to the end; returns its stdout.
 #[track_caller]
@@ -244,4 +246,41 @@ fn a_revocation_reaches_every_relay_through_redis() {
         let mut again = Receiver::spawn(bed.path(), &old_secret, addr, "1002", &[]);
         assert_exit(&mut again, 4, &["secret revoked"]);
     }
+}
+
+#[test]
+fn a_device_over_its_calls_in_flight_hears_why_while_others_call_on() {
+    let bed = Testbed::new();
+    let extra = ["--max-calls-per-device".to_owned(), "1".to_owned()];
+    let relay = harness::Relay::start_with(bed.path(), bed.fleet(), "relay-a", &extra);
+    let gw1 = bed.gateway("gw1", &relay);
+    let gw2 = bed.gateway("gw2", &relay);
+    let _c1002 = bed.receiver(&gw2, "1002", &[]);
+    let mut c1003 = bed.receiver(&gw2, "1003", &[]);
+    let secret = Secrets::load(bed.fleet().key_file()).of(&"1001".parse().expect("a number"));
+
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async {
+            let session = rogue::device(gw1.addr(), "1001", &secret).await;
+            // One call held open (accepted, no pages yet) ...
+            let (_held, answer) =
+                rogue::call(&session, &rogue::request("1001", "1002", 1, 100)).await;
+            assert!(matches!(answer, CallAnswer::Accepted { .. }), "{answer:?}");
+            // ... so a second one from the same number is over the limit.
+            let (_, answer) = rogue::call(&session, &rogue::request("1001", "1003", 1, 100)).await;
+            match answer {
+                CallAnswer::Refused {
+                    reason: CallRefusal::OverLimit,
+                    detail,
+                    ..
+                } => assert!(detail.contains("1001 has 1 calls in flight"), "{detail}"),
+                other => panic!("expected a refusal over the limit, got {other:?}"),
+            }
+            // Another device on the same gateway calls on meanwhile.
+            bed.faxsend(&gw1, "1004", "1003", &[bed.note()])
+                .run()
+                .assert_delivered();
+        });
+    assert_eq!(c1003.wait_faxes(1).len(), 1);
 }
