@@ -172,7 +172,9 @@ where
             .await;
             return incomplete(stored, reason);
         }
-        let mut data = Vec::with_capacity(info.data_len as usize);
+        // The announced length is the caller's word: reserve a bounded
+        // start and let the data that really arrives grow the page.
+        let mut data = Vec::with_capacity(info.data_len.min(1 << 20) as usize);
         while (data.len() as u64) < info.data_len {
             // No frame may run past the announced length.
             let left = (info.data_len - data.len() as u64).min(CHUNK_LEN as u64) as usize;
