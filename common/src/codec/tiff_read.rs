@@ -56,6 +56,12 @@ pub(crate) fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Vec<TiffPage>, Code
 /// it can be without decoding (see [`PendingPage`]). `path` is for
 /// messages only.
 pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPages<'a>, CodecError> {
+    // The tiff crate runs unlimited (pages up to MAX_PIXELS need big
+    // buffers), so the entries' counts are checked against the file first.
+    super::tiff_check::check_ifds(bytes).map_err(|reason| CodecError::NotAnImage {
+        path: path.to_owned(),
+        reason: format!("tiff: {reason}"),
+    })?;
     let decoder = Decoder::new(Cursor::new(bytes))
         .map_err(|e| CodecError::NotAnImage {
             path: path.to_owned(),
@@ -643,5 +649,19 @@ mod tests {
             assert!(text.contains("past the end of the file"), "{text}");
             assert!(text.contains("lie.tif"), "{text}");
         }
+    }
+
+    #[test]
+    fn fuzz_found_tag_count_of_billions_is_refused_before_allocating() {
+        // Found by `cargo fuzz run tiff`: an XResolution entry claiming
+        // billions of values made the tiff crate allocate 39 GB and abort.
+        let bytes = include_bytes!("../../tests/fuzz-regressions/tiff-resolution-count-39gb.tif");
+        let err = read_tiff(Path::new("fuzzed.tif"), bytes)
+            .err()
+            .expect("an error, not an abort");
+        assert!(
+            err.to_string().contains("values, more than the file"),
+            "{err}"
+        );
     }
 }
