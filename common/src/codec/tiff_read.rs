@@ -56,8 +56,10 @@ pub(crate) fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Vec<TiffPage>, Code
 /// it can be without decoding (see [`PendingPage`]). `path` is for
 /// messages only.
 pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPages<'a>, CodecError> {
-    // The tiff crate runs unlimited (pages up to MAX_PIXELS need big
-    // buffers), so the entries' counts are checked against the file first.
+    // The tiff crate sizes buffers by what the entries claim, so their
+    // counts are checked against the file first, and the decoded image may
+    // not outgrow the largest page we read (MAX_PIXELS at 8 bytes a pixel,
+    // 16-bit RGBA); more samples per pixel than that is refused.
     super::tiff_check::check_ifds(bytes).map_err(|reason| CodecError::NotAnImage {
         path: path.to_owned(),
         reason: format!("tiff: {reason}"),
@@ -67,7 +69,7 @@ pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPage
             path: path.to_owned(),
             reason: format!("tiff: {e}"),
         })?
-        .with_limits(Limits::unlimited());
+        .with_limits(decoding_limits());
     Ok(TiffPages {
         path,
         decoder,
@@ -153,6 +155,15 @@ pub fn decode_tiff_bytes(name: &Path, bytes: &[u8]) -> Result<Vec<(u32, u32)>, C
             TiffPage::Gray { image, .. } => image.dimensions(),
         })
         .collect())
+}
+
+/// The tiff crate's limits: its image buffer no bigger than the largest page
+/// we read at 8 bytes a pixel; value counts were checked by `tiff_check`.
+fn decoding_limits() -> Limits {
+    let mut limits = Limits::unlimited();
+    limits.decoding_buffer_size = usize::try_from(MAX_PIXELS * 8).unwrap_or(usize::MAX);
+    limits.intermediate_buffer_size = limits.decoding_buffer_size;
+    limits
 }
 
 fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
@@ -663,5 +674,13 @@ mod tests {
             err.to_string().contains("values, more than the file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fuzz_found_image_buffer_of_48_gb_is_refused_before_allocating() {
+        // Found by `cargo fuzz run tiff`: a page within MAX_PIXELS but with
+        // absurd samples per pixel made read_image allocate 48 GB and abort.
+        let bytes = include_bytes!("../../tests/fuzz-regressions/tiff-image-buffer-48gb.tif");
+        assert!(read_tiff(Path::new("fuzzed.tif"), bytes).is_err());
     }
 }
