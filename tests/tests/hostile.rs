@@ -200,24 +200,31 @@ fn a_call_carrying_more_than_it_announced_is_cut_at_the_relay() {
             rogue::call(&session, &rogue::request("1001", "1002", 1, 1000)).await;
         assert!(matches!(answer, CallAnswer::Accepted { .. }), "{answer:?}");
         let sent = 400 * 1024;
-        frame::write_msg(&mut stream, &rogue::page(0, 1728, 100, sent))
-            .await
-            .expect("header written");
-        let chunk = vec![0u8; CHUNK_LEN];
-        for _ in 0..sent / CHUNK_LEN as u64 {
-            if frame::write_raw(&mut stream, &chunk).await.is_err() {
-                break; // cut while sending
+        // Write and read at once: once the relay cuts the call, writes may
+        // stall for want of flow-control credit, while the read side sees
+        // the stream end.
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let writer = tokio::spawn(async move {
+            frame::write_msg(&mut wr, &rogue::page(0, 1728, 100, sent)).await?;
+            let chunk = vec![0u8; CHUNK_LEN];
+            for _ in 0..sent / CHUNK_LEN as u64 {
+                frame::write_raw(&mut wr, &chunk).await?;
             }
-        }
-        let _ = frame::write_msg(&mut stream, &SenderFrame::EndOfDocument).await;
+            frame::write_msg(&mut wr, &SenderFrame::EndOfDocument).await
+        });
         // Whatever comes back, it is never the fax's completion.
-        loop {
-            match rogue::receiver_frame(&mut stream).await {
-                Ok(Some(ReceiverFrame::Complete { .. })) => panic!("the oversized call completed"),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+        let completed = tokio::time::timeout(harness::WAIT, async {
+            loop {
+                match frame::read_msg::<_, ReceiverFrame>(&mut rd).await {
+                    Ok(Some(ReceiverFrame::Complete { .. })) => return true,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return false,
+                }
             }
-        }
+        })
+        .await;
+        writer.abort();
+        assert_ne!(completed, Ok(true), "the oversized call completed");
     });
     relay.wait_stderr_contains("over the limit");
     assert!(
