@@ -196,7 +196,7 @@ fn a_call_carrying_more_than_it_announced_is_cut_at_the_relay() {
     runtime().block_on(async {
         let session = rogue::device(gw1.addr(), "1001", &s1001).await;
         // One small page announced; four hundred kilobytes sent.
-        let (mut stream, answer) =
+        let (stream, answer) =
             rogue::call(&session, &rogue::request("1001", "1002", 1, 1000)).await;
         assert!(matches!(answer, CallAnswer::Accepted { .. }), "{answer:?}");
         let sent = 400 * 1024;
