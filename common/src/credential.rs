@@ -3,6 +3,14 @@
 //!
 //! secret(number) = hex(HMAC-SHA256(fleet key, "faxmesh device v1\0" || number)).
 //! Relays never store secrets; they recompute and compare in constant time.
+//!
+//! Revocation without a new fleet key: a secret has a *generation*. Generation
+//! 0 is the secret above (so secrets issued before generations existed keep
+//! working); generation G > 0 is `gG-` followed by
+//! hex(HMAC-SHA256(fleet key, "faxmesh device v2\0" || number || 0 || G)).
+//! The generation travels in clear in the secret, so a relay checks one MAC,
+//! then that G is at least the number's minimum generation (raised by
+//! `relayd revoke`).
 
 use std::path::Path;
 
@@ -15,6 +23,7 @@ use crate::number::Number;
 /// Fewer bytes than this would make the fleet key guessable.
 pub const MIN_FLEET_KEY_LEN: usize = 16;
 const DOMAIN: &[u8] = b"faxmesh device v1\0";
+const DOMAIN_V2: &[u8] = b"faxmesh device v2\0";
 const PEER_DOMAIN: &[u8] = b"faxmesh peer v1\0";
 
 #[derive(Debug, thiserror::Error)]
@@ -92,22 +101,40 @@ impl FleetKey {
         mac
     }
 
-    /// The secret a device with this number logs in with.
+    /// The secret a device with this number logs in with (generation 0).
     pub fn device_secret(&self, number: &Number) -> String {
-        hex::encode(
-            self.mac(DOMAIN, number.as_str().as_bytes())
-                .finalize()
-                .into_bytes(),
-        )
+        self.device_secret_gen(number, 0)
     }
 
-    /// Constant-time check of a presented secret.
+    /// The secret of generation `generation` for this number.
+    pub fn device_secret_gen(&self, number: &Number, generation: u32) -> String {
+        if generation == 0 {
+            return hex::encode(
+                self.mac(DOMAIN, number.as_str().as_bytes())
+                    .finalize()
+                    .into_bytes(),
+            );
+        }
+        let mut data = number.as_str().as_bytes().to_vec();
+        data.push(0);
+        data.extend_from_slice(&generation.to_be_bytes());
+        let mac = self.mac(DOMAIN_V2, &data).finalize().into_bytes();
+        format!("g{generation}-{}", hex::encode(mac))
+    }
+
+    /// Constant-time check of a presented secret, of any generation.
     pub fn verify_device(&self, number: &Number, presented: &str) -> bool {
-        let expected = self.device_secret(number);
-        expected
-            .as_bytes()
-            .ct_eq(presented.trim().as_bytes())
-            .into()
+        self.verify_device_gen(number, presented).is_some()
+    }
+
+    /// Checks a presented secret; returns its generation when it is genuine
+    /// (the caller then compares it with the number's minimum generation).
+    /// The MAC is compared in constant time; the generation prefix is public.
+    pub fn verify_device_gen(&self, number: &Number, presented: &str) -> Option<u32> {
+        let presented = presented.trim();
+        let generation = secret_generation(presented)?;
+        let expected = self.device_secret_gen(number, generation);
+        bool::from(expected.as_bytes().ct_eq(presented.as_bytes())).then_some(generation)
     }
 }
 
@@ -130,6 +157,18 @@ impl FleetKey {
     /// Constant-time check of a peer's proof.
     pub fn verify_peer(&self, nonce: &[u8], prover: &str, verifier: &str, proof: &[u8]) -> bool {
         self.peer_proof(nonce, prover, verifier).ct_eq(proof).into()
+    }
+}
+
+/// The generation a secret claims: `gG-...` is G, a plain hex secret is 0.
+/// `None` for a malformed prefix (such a secret can never verify).
+pub fn secret_generation(secret: &str) -> Option<u32> {
+    match secret.strip_prefix('g') {
+        None => Some(0),
+        Some(rest) => {
+            let (g, _) = rest.split_once('-')?;
+            g.parse::<u32>().ok().filter(|&g| g > 0)
+        }
     }
 }
 
@@ -161,6 +200,26 @@ mod tests {
         assert!(!key.verify_device(&a, ""));
         let other = FleetKey::from_bytes(b"another fleet key 123");
         assert!(!other.verify_device(&a, &secret));
+    }
+
+    #[test]
+    fn generations_are_distinct_and_zero_is_the_old_secret() {
+        let key = FleetKey::from_bytes(b"0123456789abcdef0123");
+        let a: Number = "1001".parse().unwrap();
+        let g0 = key.device_secret(&a);
+        assert_eq!(key.device_secret_gen(&a, 0), g0);
+        let g2 = key.device_secret_gen(&a, 2);
+        assert!(g2.starts_with("g2-"), "{g2}");
+        assert_eq!(key.verify_device_gen(&a, &g0), Some(0));
+        assert_eq!(key.verify_device_gen(&a, &format!("{g2}\n")), Some(2));
+        // A generation prefix moved onto another secret does not verify.
+        let forged = format!("g3-{}", &g2[3..]);
+        assert_eq!(key.verify_device_gen(&a, &forged), None);
+        for bad in ["g-00", "g0-00", "gx-1", "g99999999999-00"] {
+            assert_eq!(key.verify_device_gen(&a, bad), None, "{bad}");
+        }
+        let b: Number = "1002".parse().unwrap();
+        assert_eq!(key.verify_device_gen(&b, &g2), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   the benchmarks).
 //! - [`codec`]: fax pages: images in, TIFF Class F out, Group 3 and 4.
 //! - [`daemon`]: systemd notifications, signals, logging.
+//! - [`throttle`]: failed-login counting per address, per minute.
 //! - [`backoff`]: capped exponential backoff with jitter for reconnects.
 
 pub mod backoff;
@@ -21,3 +22,4 @@ pub mod directory;
 pub mod link;
 pub mod number;
 pub mod routing;
+pub mod throttle;

@@ -25,7 +25,8 @@ a fax still arriving (or cut short) is DIR/<call id>.tif.part; a retry of the ca
 come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET.
 
 Exit codes: 0 stopped cleanly (or --once: the call was handled), 1 error, 2 bad usage,
-4 login refused (wrong secret), 5 replaced by a newer login of the same number,
+4 login refused (wrong or revoked secret, or \"too many attempts\" from this address),
+5 replaced by a newer login of the same number (or its secret was revoked),
 9 (--once) the call ended before the fax was complete.";
 
 pub const EXIT_ERROR: u8 = 1;

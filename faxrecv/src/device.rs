@@ -77,15 +77,17 @@ pub async fn run(cfg: DeviceConfig, shutdown: CancellationToken) -> Stop {
         let session = match login {
             Ok(s) => s,
             Err(SessionError::Refused {
-                reason: LoginRefusal::BadSecret,
+                reason:
+                    reason @ (LoginRefusal::BadSecret
+                    | LoginRefusal::Revoked { .. }
+                    | LoginRefusal::TooManyAttempts { .. }),
                 ..
             }) => {
+                // Retrying would not help (a bad or revoked secret) or would
+                // make it worse (too many attempts).
                 return Stop {
                     code: EXIT_NOT_AUTHORIZED,
-                    message: Some(format!(
-                        "login as {} refused: wrong secret for this number",
-                        cfg.number
-                    )),
+                    message: Some(format!("login as {} refused: {reason}", cfg.number)),
                 };
             }
             Err(e) => {

@@ -33,11 +33,12 @@ Exit codes:
    1  internal error
    2  bad input or usage (nothing was sent)
    3  cannot reach the gateway, or no path to the callee
-   4  not authorized (wrong secret, or calling as a number not logged in)
+   4  not authorized (wrong or revoked secret, \"too many attempts\" from this
+      address, or calling as a number not logged in)
    5  unknown number
    6  offline
    7  busy
-   8  rejected by the callee
+   8  rejected by the callee, or over a relay's limit (the report names it)
    9  partial delivery (some pages confirmed; see the report)
   10  timeout
   11  the call was cut before any page was confirmed

@@ -160,7 +160,10 @@ async fn call_once(
         Err(e) => {
             let result = match &e {
                 SessionError::Refused {
-                    reason: LoginRefusal::BadSecret,
+                    reason:
+                        LoginRefusal::BadSecret
+                        | LoginRefusal::Revoked { .. }
+                        | LoginRefusal::TooManyAttempts { .. },
                     ..
                 } => Outcome::NotAuthorized,
                 _ => Outcome::Unreachable,

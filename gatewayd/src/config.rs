@@ -17,6 +17,9 @@ pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
 pub const DEFAULT_MAX_BACKOFF_SECS: f64 = 10.0;
 pub const DEFAULT_DRAIN_SECS: u64 = 30;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub const DEFAULT_MAX_FRAME_BYTES: usize = common::link::frame::MAX_FRAME_LEN;
+/// Logins the relay refused, per device address per minute.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_MIN: u32 = 10;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -85,6 +88,13 @@ pub struct Cli {
     /// [default: the system's roots].
     #[arg(long, value_name = "F", env = "GATEWAYD_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Largest frame accepted on any link (66560 to 67108864) [default: 1048576].
+    #[arg(long, value_name = "BYTES", env = "GATEWAYD_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Refused logins per device address per minute before every login from it
+    /// is refused with "too many attempts"; 0 turns this off [default: 10].
+    #[arg(long, value_name = "N", env = "GATEWAYD_LOGIN_ATTEMPTS_PER_MIN")]
+    pub login_attempts_per_min: Option<u32>,
 }
 
 /// One layer of settings: the config file, or the flags and environment.
@@ -100,6 +110,8 @@ pub struct Layer {
     pub admin: Option<SocketAddr>,
     pub log_level: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub max_frame_bytes: Option<usize>,
+    pub login_attempts_per_min: Option<u32>,
 }
 
 impl Layer {
@@ -115,6 +127,8 @@ impl Layer {
             admin: self.admin.or(lower.admin),
             log_level: self.log_level.or(lower.log_level),
             ca_file: self.ca_file.or(lower.ca_file),
+            max_frame_bytes: self.max_frame_bytes.or(lower.max_frame_bytes),
+            login_attempts_per_min: self.login_attempts_per_min.or(lower.login_attempts_per_min),
         }
     }
 }
@@ -131,6 +145,8 @@ pub struct Settings {
     pub admin: Option<SocketAddr>,
     pub log_level: String,
     pub ca_file: Option<PathBuf>,
+    pub max_frame_bytes: usize,
+    pub login_attempts_per_min: u32,
 }
 
 /// Merges flags-and-environment over the file, applies defaults, checks.
@@ -162,7 +178,21 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
     }
     let log_level = l.log_level.unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
     common::daemon::logging::validate_level(&log_level)?;
+    let max_frame_bytes = l.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES);
+    let (lo, hi) = (
+        common::link::frame::MIN_FRAME_LIMIT,
+        common::link::frame::MAX_FRAME_LIMIT,
+    );
+    if !(lo..=hi).contains(&max_frame_bytes) {
+        return Err(format!(
+            "invalid max_frame_bytes {max_frame_bytes}: use {lo} to {hi}"
+        ));
+    }
     Ok(Settings {
+        max_frame_bytes,
+        login_attempts_per_min: l
+            .login_attempts_per_min
+            .unwrap_or(DEFAULT_LOGIN_ATTEMPTS_PER_MIN),
         listen,
         relays,
         name: l.name,
@@ -188,6 +218,8 @@ impl Cli {
             admin: self.admin,
             log_level: self.log_level.clone(),
             ca_file: self.ca_file.clone(),
+            max_frame_bytes: self.max_frame_bytes,
+            login_attempts_per_min: self.login_attempts_per_min,
         }
     }
 
@@ -221,6 +253,10 @@ pub struct GatewayConfig {
     /// How long calls may take to finish after SIGTERM (at start).
     pub drain_timeout: Duration,
     pub admin: Option<SocketAddr>,
+    /// Largest frame on any link (at start).
+    pub max_frame_bytes: usize,
+    /// Refused logins per device address per minute (at start; 0: no limit).
+    pub login_attempts_per_min: u32,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -243,6 +279,8 @@ impl GatewayConfig {
             max_backoff: Duration::from_secs_f64(s.max_backoff_secs),
             drain_timeout: Duration::from_secs(s.drain_secs),
             admin: s.admin,
+            max_frame_bytes: s.max_frame_bytes,
+            login_attempts_per_min: s.login_attempts_per_min,
             settings: Some(s),
         })
     }
@@ -293,6 +331,16 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
             .map_or("(system roots)".into(), |p| p.display().to_string())
     };
     restart("ca_file", path(&old.ca_file), path(&new.ca_file));
+    restart(
+        "max_frame_bytes",
+        old.max_frame_bytes.to_string(),
+        new.max_frame_bytes.to_string(),
+    );
+    restart(
+        "login_attempts_per_min",
+        old.login_attempts_per_min.to_string(),
+        new.login_attempts_per_min.to_string(),
+    );
     c
 }
 

@@ -1,11 +1,14 @@
 //! One task per device connection on the LAN side: hello, logins (forwarded
 //! to the relay), heartbeats, and the calls the device places.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use common::link::control::{self, Heartbeat, Link};
-use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSION, Role};
+use common::link::message::{
+    Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
+};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -42,10 +45,10 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
         }
     };
     let span = tracing::info_span!("device", %peer, name = %link.peer.name);
-    run(gw, link).instrument(span).await;
+    run(gw, link, peer.ip()).instrument(span).await;
 }
 
-async fn run(gw: Arc<Gateway>, mut link: Link) {
+async fn run(gw: Arc<Gateway>, mut link: Link, ip: IpAddr) {
     let id = gw.devices.new_link();
     gw.metrics.device_links.inc();
     let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
@@ -59,7 +62,7 @@ async fn run(gw: Arc<Gateway>, mut link: Link) {
                 heartbeat.heard();
                 let reply = match msg {
                     Ok(Some(Control::Ping { seq })) => Some(Control::Pong { seq }),
-                    Ok(Some(Control::Login(login))) => Some(login_device(&gw, id, &link, &outbox, login).await),
+                    Ok(Some(Control::Login(login))) => Some(login_device(&gw, id, ip, &link, &outbox, login).await),
                     Ok(Some(Control::Logout { number })) => {
                         tracing::info!(%number, "device logged out");
                         None
@@ -107,15 +110,30 @@ async fn run(gw: Arc<Gateway>, mut link: Link) {
 async fn login_device(
     gw: &Gateway,
     id: DeviceLinkId,
+    ip: IpAddr,
     link: &Link,
     outbox: &mpsc::Sender<Control>,
     login: Login,
 ) -> Control {
     let number = login.number.clone();
-    let outcome = gw
-        .uplink
-        .login(login.clone(), gw.config.link.handshake_timeout)
-        .await;
+    let throttle = || gw.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
+    let allowed = throttle().check(&ip, Instant::now());
+    let outcome = match allowed {
+        Err(retry_after_secs) => {
+            LoginOutcome::Refused(LoginRefusal::TooManyAttempts { retry_after_secs })
+        }
+        Ok(()) => {
+            gw.uplink
+                .login(login.clone(), gw.config.link.handshake_timeout)
+                .await
+        }
+    };
+    // Failed logins count against the device's address: a refused secret
+    // (wrong or revoked), not a relay that is away.
+    if let LoginOutcome::Refused(LoginRefusal::BadSecret | LoginRefusal::Revoked { .. }) = &outcome
+    {
+        throttle().failed(&ip, Instant::now());
+    }
     match &outcome {
         LoginOutcome::Accepted { relay } => {
             let receiver = login.receive.is_some().then(|| Receiver {

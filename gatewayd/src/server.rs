@@ -1,7 +1,8 @@
 //! The gateway's accept loop, status line, watchdog, configuration reload
 //! (SIGHUP) and graceful shutdown (SIGTERM).
 
-use std::net::SocketAddr;
+use common::throttle::LoginThrottle;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub struct Gateway {
     /// Cancelled once calls have drained: close every link.
     pub closing: CancellationToken,
     pub calls: TaskTracker,
+    /// Refused logins per device address (a std Mutex: never held across
+    /// an await).
+    pub login_throttle: Mutex<LoginThrottle<IpAddr>>,
     /// Relays in order of preference; a reload may change them.
     relays: Mutex<Vec<String>>,
     drain_secs: AtomicU64,
@@ -144,7 +148,9 @@ pub async fn run_with(
         .name
         .clone()
         .unwrap_or_else(|| default_name(addr.port()));
+    common::link::frame::set_max_frame_len(config.max_frame_bytes);
     let gw = Arc::new(Gateway {
+        login_throttle: Mutex::new(LoginThrottle::new(config.login_attempts_per_min)),
         relays: Mutex::new(config.relays.clone()),
         drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
         settings: Mutex::new(config.settings.clone()),

@@ -86,9 +86,11 @@ async fn answer(relay: &Relay, stream: UnixStream) -> anyhow::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     BufReader::new(r.take(256)).read_line(&mut line).await?;
-    let body = match line.trim() {
+    let line = line.trim();
+    let body = match line {
         "peers" => serde_json::to_vec(&peers(relay))?,
         "directory" => serde_json::to_vec(&directory(relay))?,
+        _ if line.starts_with("revoke ") => serde_json::to_vec(&revoke(relay, &line[7..]))?,
         other => {
             serde_json::to_vec(&serde_json::json!({ "error": format!("unknown query '{other}'") }))?
         }
@@ -96,6 +98,21 @@ async fn answer(relay: &Relay, stream: UnixStream) -> anyhow::Result<()> {
     w.write_all(&body).await?;
     w.shutdown().await?;
     Ok(())
+}
+
+/// `relayd revoke NUMBER`: raises the number's minimum generation by one.
+fn revoke(relay: &Relay, number: &str) -> serde_json::Value {
+    let number: common::number::Number = match number.trim().parse() {
+        Ok(n) => n,
+        Err(e) => return serde_json::json!({ "error": format!("invalid number '{number}': {e}") }),
+    };
+    let min_generation = relay.revocations.minimum(&number).saturating_add(1);
+    let rev = common::link::message::Revocation {
+        number: number.clone(),
+        min_generation,
+    };
+    let kicked = crate::revocation::apply(relay, vec![rev], None);
+    serde_json::json!({ "number": number.to_string(), "min_generation": min_generation, "kicked": kicked })
 }
 
 fn peers(relay: &Relay) -> Vec<PeerView> {
@@ -216,6 +233,14 @@ pub fn print(what: &str, value: &serde_json::Value, json: bool) -> anyhow::Resul
         anyhow::bail!("relay answered: {err}");
     }
     match what {
+        _ if what.starts_with("revoke ") => {
+            let number = value["number"].as_str().unwrap_or("?");
+            let g = &value["min_generation"];
+            println!(
+                "revoked every secret of {number} below generation {g} ({} device(s) disconnected); issue a new one with `relayd credential --generation {g} --fleet-key-file F {number}`",
+                value["kicked"]
+            );
+        }
         "peers" => {
             let peers: Vec<PeerView> = serde_json::from_value(value.clone())?;
             println!(

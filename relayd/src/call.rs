@@ -34,9 +34,19 @@ pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
         let relay = relay2;
         let name = relay.config.name.clone();
         let mut pages = None;
-        let end = splice::carry_async(stream, Some(&name), async |req: &CallRequest| {
+        // Held until the call ends: it counts against the caller's limits.
+        let mut _slot = None;
+        let limits = &relay.limits.limits;
+        // What the caller may send after its request, from its declared
+        // pages (see `limits`).
+        let cap = |req: &CallRequest| Some(limits.splice_cap(req));
+        let end = splice::carry_capped(stream, Some(&name), cap, async |req: &CallRequest| {
             pages = Some(req.pages);
             check(&relay, from, req)?;
+            limits.check_request(req)?;
+            if let From::Link(link) = from {
+                _slot = Some(relay.limits.call_slot(&req.from, link)?);
+            }
             match relay.redis() {
                 Some(dir) => redis_dir::route(&relay, dir, &req.to).await,
                 None => route_mesh(&relay, &req.to),

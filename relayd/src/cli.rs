@@ -21,6 +21,7 @@ Examples:
   relayd credential --fleet-key-file /etc/faxmesh/fleet.key 4930123 > 4930123.secret
   relayd --name lab --listen 127.0.0.1:4711 --data-dir lab.data --allow-plaintext 127.0.0.0/8 \\
          --peer plain://127.0.0.1:4710               # plaintext, loopback only
+  relayd revoke --data-dir /var/lib/relayd 4930123   # then: credential --generation G
   relayd peers --data-dir /var/lib/relayd          # peers of a running relay
   relayd directory --data-dir /var/lib/relayd --json
   relayd --config /etc/faxmesh/relayd.toml --admin 127.0.0.1:9710   # under systemd
@@ -62,6 +63,10 @@ pub enum Command {
         /// File holding the fleet key (at least 16 bytes).
         #[arg(long, value_name = "F")]
         fleet_key_file: PathBuf,
+        /// Secret generation: 0 is the original secret; after `relayd revoke`
+        /// issue the generation it names.
+        #[arg(long, value_name = "G", default_value_t = 0)]
+        generation: u32,
         /// The device's fax number.
         number: Number,
     },
@@ -72,6 +77,16 @@ pub enum Command {
     },
     /// Show the peers of the relay running with --data-dir DIR.
     Peers(QueryArgs),
+    /// Revoke NUMBER's current secret at the relay running with --data-dir
+    /// DIR and, through it, at every relay of the fleet; devices logged in
+    /// with it are disconnected. Prints the generation to issue next.
+    Revoke {
+        /// The running relay's data directory (its admin socket lives there).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The device's fax number.
+        number: Number,
+    },
     /// Show the directory (number, home relay, next hop, version, liveness)
     /// of the relay running with --data-dir DIR.
     Directory(QueryArgs),
@@ -168,6 +183,27 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub allow_plaintext: Vec<String>,
+    /// Largest frame accepted on any link (66560 to 67108864) [default: 1048576].
+    #[arg(long, value_name = "BYTES", env = "RELAYD_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Most pages a call may announce [default: 1000].
+    #[arg(long, value_name = "N", env = "RELAYD_MAX_PAGES_PER_CALL")]
+    pub max_pages_per_call: Option<u32>,
+    /// Most encoded bytes per page; bounds the bytes a call may carry [default: 16777216].
+    #[arg(long, value_name = "BYTES", env = "RELAYD_MAX_PAGE_BYTES")]
+    pub max_page_bytes: Option<u64>,
+    /// Calls in flight per calling number [default: 8].
+    #[arg(long, value_name = "N", env = "RELAYD_MAX_CALLS_PER_DEVICE")]
+    pub max_calls_per_device: Option<u32>,
+    /// Calls in flight per gateway (or device) link [default: 512].
+    #[arg(long, value_name = "N", env = "RELAYD_MAX_CALLS_PER_GATEWAY")]
+    pub max_calls_per_gateway: Option<u32>,
+    /// Links at once from one source IP address [default: 64].
+    #[arg(long, value_name = "N", env = "RELAYD_MAX_LINKS_PER_ADDRESS")]
+    pub max_links_per_address: Option<u32>,
+    /// Failed logins per source address (per number behind a gateway) per minute before every login from it is refused with "too many attempts"; 0 turns this off [default: 10].
+    #[arg(long, value_name = "N", env = "RELAYD_LOGIN_ATTEMPTS_PER_MIN")]
+    pub login_attempts_per_min: Option<u32>,
 }
 
 impl RunArgs {
@@ -193,6 +229,13 @@ impl RunArgs {
             ca_file: self.ca_file.clone(),
             allow_plaintext: (!self.allow_plaintext.is_empty())
                 .then(|| self.allow_plaintext.clone()),
+            max_frame_bytes: self.max_frame_bytes,
+            max_pages_per_call: self.max_pages_per_call,
+            max_page_bytes: self.max_page_bytes,
+            max_calls_per_device: self.max_calls_per_device,
+            max_calls_per_gateway: self.max_calls_per_gateway,
+            max_links_per_address: self.max_links_per_address,
+            login_attempts_per_min: self.login_attempts_per_min,
         }
     }
 

@@ -17,6 +17,7 @@ use common::link::transport::{Scheme, check_addr};
 use serde::Deserialize;
 
 use crate::inbound::InboundPolicy;
+use crate::limits::Limits;
 use crate::tls_settings::TlsSettings;
 
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
@@ -50,6 +51,14 @@ pub struct Layer {
     pub ca_file: Option<PathBuf>,
     /// Networks (CIDR) whose plaintext links are accepted.
     pub allow_plaintext: Option<Vec<String>>,
+    // Limits (see `limits`).
+    pub max_frame_bytes: Option<usize>,
+    pub max_pages_per_call: Option<u32>,
+    pub max_page_bytes: Option<u64>,
+    pub max_calls_per_device: Option<u32>,
+    pub max_calls_per_gateway: Option<u32>,
+    pub max_links_per_address: Option<u32>,
+    pub login_attempts_per_min: Option<u32>,
 }
 
 impl Layer {
@@ -74,6 +83,13 @@ impl Layer {
             tls_key: self.tls_key.or(lower.tls_key),
             ca_file: self.ca_file.or(lower.ca_file),
             allow_plaintext: self.allow_plaintext.or(lower.allow_plaintext),
+            max_frame_bytes: self.max_frame_bytes.or(lower.max_frame_bytes),
+            max_pages_per_call: self.max_pages_per_call.or(lower.max_pages_per_call),
+            max_page_bytes: self.max_page_bytes.or(lower.max_page_bytes),
+            max_calls_per_device: self.max_calls_per_device.or(lower.max_calls_per_device),
+            max_calls_per_gateway: self.max_calls_per_gateway.or(lower.max_calls_per_gateway),
+            max_links_per_address: self.max_links_per_address.or(lower.max_links_per_address),
+            login_attempts_per_min: self.login_attempts_per_min.or(lower.login_attempts_per_min),
         }
     }
 }
@@ -93,6 +109,7 @@ pub struct Settings {
     pub log_level: String,
     pub directory: Directory,
     pub tls: TlsSettings,
+    pub limits: Limits,
 }
 
 /// Where the fleet's connection information lives.
@@ -161,6 +178,17 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         l.ca_file,
         l.allow_plaintext.unwrap_or_default(),
     )?;
+    let d = Limits::default();
+    let limits = Limits {
+        max_frame_bytes: l.max_frame_bytes.unwrap_or(d.max_frame_bytes),
+        max_pages_per_call: l.max_pages_per_call.unwrap_or(d.max_pages_per_call),
+        max_page_bytes: l.max_page_bytes.unwrap_or(d.max_page_bytes),
+        max_calls_per_device: l.max_calls_per_device.unwrap_or(d.max_calls_per_device),
+        max_calls_per_gateway: l.max_calls_per_gateway.unwrap_or(d.max_calls_per_gateway),
+        max_links_per_address: l.max_links_per_address.unwrap_or(d.max_links_per_address),
+        login_attempts_per_min: l.login_attempts_per_min.unwrap_or(d.login_attempts_per_min),
+    };
+    limits.validate()?;
     let directory = directory(&l.directory, l.directory_prefix, l.lease_secs, l.advertise)?;
     if let Directory::Redis(r) = &directory {
         if !peers.is_empty() {
@@ -187,6 +215,7 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         log_level,
         directory,
         tls,
+        limits,
     })
 }
 
@@ -262,6 +291,8 @@ pub struct RelayConfig {
     pub directory: Directory,
     /// Which inbound links are TLS, which may be plaintext (reloadable).
     pub inbound: Arc<InboundPolicy>,
+    /// Frame, page, call, link and login limits (at start).
+    pub limits: Limits,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -296,6 +327,7 @@ impl RelayConfig {
             admin: s.admin,
             directory: s.directory.clone(),
             inbound: Arc::new(InboundPolicy::load(&s.tls)?),
+            limits: s.limits.clone(),
             settings: Some(s),
         })
     }
@@ -397,6 +429,9 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
     restart("ca_file", show(&old.tls.ca_file), show(&new.tls.ca_file));
     if old.directory != new.directory {
         c.need_restart.push("directory settings changed".to_owned());
+    }
+    if old.limits != new.limits {
+        c.need_restart.push("limits changed".to_owned());
     }
     c
 }
@@ -546,6 +581,28 @@ mod tests {
             "{wildcard}advertise = \"relay-a.example.net:4710\"\n"
         ));
         assert!(merge(Layer::default(), given).is_ok());
+    }
+
+    #[test]
+    fn limits_come_from_flags_over_the_file_and_are_checked() {
+        let s = merge(Layer::default(), file(BASE)).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        let f = file(&format!(
+            "{BASE}max_pages_per_call = 5\nlogin_attempts_per_min = 3\n"
+        ));
+        let flags = Layer {
+            login_attempts_per_min: Some(7),
+            ..Layer::default()
+        };
+        let s = merge(flags, f).unwrap();
+        assert_eq!(s.limits.max_pages_per_call, 5);
+        assert_eq!(s.limits.login_attempts_per_min, 7);
+        let err = merge(
+            Layer::default(),
+            file(&format!("{BASE}max_page_bytes = 1\n")),
+        )
+        .unwrap_err();
+        assert!(err.contains("invalid max_page_bytes 1"), "{err}");
     }
 
     #[test]

@@ -13,19 +13,23 @@
 //! - [`call`]: routing a call stream and splicing it to the callee's link.
 //! - [`server`]: the accept loop, readiness, status, reload and graceful shutdown.
 //! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
-//! - [`admin`]: the operator's socket behind `relayd peers` / `relayd directory`.
+//! - [`admin`]: the operator's socket behind `relayd peers` / `relayd directory` / `relayd revoke`.
+//! - [`limits`]: frame, page, call, link and login limits and their counters.
+//! - [`revocation`]: revoked secret generations, stored, spread and enforced.
 
 pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;
 pub mod inbound;
+pub mod limits;
 pub mod link_session;
 pub mod mesh;
 pub mod metrics;
 pub mod peer;
 pub mod redis_dir;
 pub mod registry;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod tls_cmd;

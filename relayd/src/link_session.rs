@@ -1,7 +1,7 @@
 //! One task per accepted link: the hello, then the control stream (logins,
 //! logouts, heartbeats) and the call streams the peer opens.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use common::directory::{ConnectionInfo, unix_now};
@@ -42,9 +42,15 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     let scheme = opened.scheme;
     let name = relay.config.name.clone();
     let me = name.clone();
+    // Held for the link's life; over the limit, the link is refused with the
+    // reason once the hello arrives (so the dialer hears why).
+    let slot = relay.limits.link_slot(peer.ip());
     let link = control::accept(opened.inbound, &relay.config.link, |hello| {
         if let Some(reason) = opened.refusal {
             return Err(reason);
+        }
+        if let Err(reason) = &slot {
+            return Err(reason.clone());
         }
         if hello.role == Role::Relay && hello.name == me {
             return Err(format!("relay name {me} is already taken by this relay"));
@@ -71,10 +77,10 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     }
     let span =
         tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name, %scheme);
-    run_link(relay, link).instrument(span).await;
+    run_link(relay, link, peer.ip()).instrument(span).await;
 }
 
-async fn run_link(relay: Arc<Relay>, mut link: Link) {
+async fn run_link(relay: Arc<Relay>, mut link: Link, ip: IpAddr) {
     let id = relay.registry.new_link();
     let _up = relay.link_up();
     let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
@@ -92,7 +98,7 @@ async fn run_link(relay: Arc<Relay>, mut link: Link) {
                 heartbeat.heard();
                 match msg {
                     Ok(Some(msg)) => {
-                        let ctx = LinkCtx { relay: &relay, id, gateway: &gateway, outbox: &outbox, link: &link };
+                        let ctx = LinkCtx { relay: &relay, id, ip, gateway: &gateway, outbox: &outbox, link: &link };
                         if let Some(reply) = handle_control(ctx, msg)
                             && let Err(e) = link.writer.send(&reply).await
                         {
@@ -122,6 +128,7 @@ async fn run_link(relay: Arc<Relay>, mut link: Link) {
         }
     };
     link.opener.close();
+    relay.revocations.link_gone(id);
     let gone = relay.registry.drop_link(id);
     for number in &gone {
         mark_offline(&relay, number);
@@ -132,6 +139,7 @@ async fn run_link(relay: Arc<Relay>, mut link: Link) {
 struct LinkCtx<'a> {
     relay: &'a Relay,
     id: LinkId,
+    ip: IpAddr,
     gateway: &'a Option<String>,
     outbox: &'a mpsc::Sender<Control>,
     link: &'a Link,
@@ -160,15 +168,48 @@ fn handle_control(ctx: LinkCtx<'_>, msg: Control) -> Option<Control> {
 fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
     let relay = ctx.relay;
     let number = login.number.clone();
-    if !relay.config.fleet_key.verify_device(&number, &login.secret) {
-        // Never log the secret itself.
-        tracing::warn!(%number, "login refused: wrong secret");
-        relay.metrics.logins.inc(&[("result", "refused")]);
-        return Control::LoginResult {
-            number,
-            outcome: LoginOutcome::Refused(LoginRefusal::BadSecret),
-        };
+    let refused = |reason: LoginRefusal, result: &str| {
+        relay.metrics.logins.inc(&[("result", result)]);
+        Control::LoginResult {
+            number: number.clone(),
+            outcome: LoginOutcome::Refused(reason),
+        }
+    };
+    // Failed logins count per address; behind a gateway (many devices, one
+    // address) per address and number.
+    let key = (ctx.ip, ctx.gateway.is_some().then(|| number.clone()));
+    if let Err(retry_after_secs) = relay.limits.login_allowed(&key) {
+        tracing::warn!(%number, ip = %ctx.ip, "login refused: too many attempts");
+        return refused(
+            LoginRefusal::TooManyAttempts { retry_after_secs },
+            "throttled",
+        );
     }
+    // Never log the secret itself.
+    let Some(generation) = relay
+        .config
+        .fleet_key
+        .verify_device_gen(&number, &login.secret)
+    else {
+        relay.limits.login_failed(&key);
+        tracing::warn!(%number, ip = %ctx.ip, "login refused: wrong secret");
+        return refused(LoginRefusal::BadSecret, "refused");
+    };
+    let minimum = relay.revocations.minimum(&number);
+    if generation < minimum {
+        relay.limits.login_failed(&key);
+        tracing::warn!(%number, generation, minimum, "login refused: revoked secret");
+        return refused(
+            LoginRefusal::Revoked {
+                generation,
+                minimum,
+            },
+            "revoked",
+        );
+    }
+    relay
+        .revocations
+        .logged_in(&number, ctx.id, generation, ctx.outbox.clone());
     let receives = login.receive.is_some();
     let route = receives.then(|| Route {
         link: ctx.id,
@@ -214,7 +255,7 @@ fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
 }
 
 /// The number's receiving device is gone: keep the record, mark it offline.
-fn mark_offline(relay: &Relay, number: &Number) {
+pub(crate) fn mark_offline(relay: &Relay, number: &Number) {
     if let Some(mut record) = relay.mesh.record(number)
         && record.online
         && record.home_relay == relay.config.name

@@ -25,9 +25,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Credential {
             fleet_key_file,
             number,
+            generation,
         }) => {
             let key = FleetKey::load(&fleet_key_file)?;
-            println!("{}", key.device_secret(&number));
+            println!("{}", key.device_secret_gen(&number, generation));
             return Ok(());
         }
         Some(Command::Tls { command }) => {
@@ -35,6 +36,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{line}");
             }
             return Ok(());
+        }
+        Some(Command::Revoke { data_dir, number }) => {
+            let q = relayd::cli::QueryArgs {
+                data_dir,
+                json: false,
+            };
+            return show(&format!("revoke {number}"), &q);
         }
         Some(Command::Peers(q)) => return show("peers", &q),
         Some(Command::Directory(q)) => return show("directory", &q),

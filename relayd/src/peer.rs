@@ -299,6 +299,12 @@ async fn run_peer(
             .sync_messages
             .inc(&[("direction", "sent"), ("kind", "snapshot")]);
     }
+    // Revoked generations travel with the snapshot (in directory mode too:
+    // they are few, and merging them is idempotent).
+    let revoked = relay.revocations.all();
+    if failed.is_none() && !revoked.is_empty() {
+        failed = link.writer.send(&Control::Revoke(revoked)).await.err();
+    }
     if sharing {
         tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
     } else {
@@ -346,6 +352,9 @@ async fn run_peer(
                             enforce_home_rule(relay, &stored);
                         }
                         Ok(Some(Control::Withdraw(numbers))) => relay.mesh.apply_withdrawals(&name, &numbers),
+                        Ok(Some(Control::Revoke(revs))) => {
+                            crate::revocation::apply(relay, revs, Some(&name));
+                        }
                         Ok(Some(Control::Pong { .. })) => {}
                         Ok(Some(other)) => tracing::debug!(?other, "ignored control message"),
                         Ok(None) => break "peer closed the control stream".to_owned(),

@@ -21,6 +21,11 @@
 //!   mesh key). A dial that fails makes the relay GET the record again: gone
 //!   means the home relay's lease ran out, and the cache forgets it.
 //!
+//! - Revocations (`relayd revoke`) go to the hash `PREFIX:revoked` (number →
+//!   minimum secret generation, only ever raised, by a Lua script); every
+//!   relay reads the whole hash on each full write (a third of the lease),
+//!   so a revocation reaches every relay within that time.
+//!
 //! If Redis is unreachable, calls to cached records keep working, renewals
 //! wait (the sled store holds them) and are all written once Redis answers
 //! again; the log and the status line say what is wrong meanwhile.
@@ -31,7 +36,7 @@ use std::time::Duration;
 
 use common::backoff::Backoff;
 use common::directory::ConnectionInfo;
-use common::link::message::CallRefusal;
+use common::link::message::{CallRefusal, Revocation};
 use common::link::mux::Opener;
 use common::number::Number;
 use futures::StreamExt;
@@ -44,6 +49,17 @@ use crate::config::RedisSettings;
 use crate::link_session::enforce_home_rule;
 use crate::peer;
 use crate::server::Relay;
+
+/// Raises `ARGV[1]`'s minimum generation in the hash `KEYS[1]` to
+/// `ARGV[2]`, never lowering it.
+const RAISE_REVOCATION: &str = r"
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > current then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+";
 
 /// Longest wait for a connection or an answer from Redis.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -123,6 +139,8 @@ pub struct RedisDirectory {
     /// so concurrent calls to a relay dial it once.
     dialed: Mutex<HashMap<String, Opener>>,
     dialing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Revocations made here, not yet written to Redis.
+    revocations: Mutex<Vec<Revocation>>,
     /// Stops the lease writer, after the links have closed (so the
     /// relay's last renewals, its devices going offline, are written).
     pub stop: CancellationToken,
@@ -173,6 +191,7 @@ impl RedisDirectory {
             health: Mutex::new(Health::Connecting),
             dialed: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashMap::new()),
+            revocations: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
         })
     }
@@ -216,6 +235,51 @@ impl RedisDirectory {
     pub fn renewed(&self, number: &Number) {
         lock(&self.dirty).insert(number.clone());
         self.wake.notify_one();
+    }
+
+    /// Revocations raised here: write them soon.
+    pub fn revoked(&self, revs: &[Revocation]) {
+        lock(&self.revocations).extend_from_slice(revs);
+        self.wake.notify_one();
+    }
+
+    /// Writes pending revocations (keeping the higher minimum), and with
+    /// `read_all` reads every revocation in Redis and applies it here.
+    async fn sync_revocations(&self, relay: &Relay, read_all: bool) -> Result<(), String> {
+        let key = format!("{}:revoked", self.prefix);
+        let pending: Vec<Revocation> = std::mem::take(&mut *lock(&self.revocations));
+        let mut conn = self.conn.clone();
+        for (i, r) in pending.iter().enumerate() {
+            let written = redis::Script::new(RAISE_REVOCATION)
+                .key(&key)
+                .arg(r.number.as_str())
+                .arg(r.min_generation)
+                .invoke_async::<i64>(&mut conn)
+                .await;
+            if let Err(e) = written {
+                // Kept for the next try.
+                lock(&self.revocations).extend_from_slice(&pending[i..]);
+                return Err(short(&e));
+            }
+        }
+        if read_all {
+            let all: HashMap<String, u32> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| short(&e))?;
+            let revs = all
+                .into_iter()
+                .filter_map(|(n, g)| {
+                    Some(Revocation {
+                        number: n.parse().ok()?,
+                        min_generation: g,
+                    })
+                })
+                .collect();
+            crate::revocation::apply(relay, revs, Some("redis"));
+        }
+        Ok(())
     }
 
     /// Every cached record (for `relayd directory`).
@@ -507,6 +571,9 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                 _ = dir.wake.notified() => {}
                 _ = tick.tick() => full = true,
             }
+        }
+        if let Err(e) = dir.sync_revocations(&relay, full).await {
+            tracing::debug!(error = %e, "directory: revocations not synced; retrying");
         }
         let result = if full {
             dir.write_all(&relay).await

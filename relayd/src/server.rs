@@ -20,12 +20,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::{self, Directory, RelayConfig, Settings};
+use crate::limits::LimitState;
 use crate::link_session;
 use crate::mesh::Mesh;
 use crate::metrics::RelayMetrics;
 use crate::peer::{self, PeerState, PeerStatus};
 use crate::redis_dir::{self, RedisDirectory};
 use crate::registry::Registry;
+use crate::revocation::Revocations;
 use crate::store::Store;
 
 /// How often the status line is recomputed (systemd hears only changes).
@@ -39,6 +41,10 @@ pub struct Relay {
     /// Directory mode only: the records in Redis and their cache.
     pub redis: Option<RedisDirectory>,
     pub registry: Registry,
+    /// Limits and their live counters.
+    pub limits: LimitState,
+    /// Revoked secret generations (shared with the fleet).
+    pub revocations: Revocations,
     pub peer_status: PeerStatus,
     pub metrics: RelayMetrics,
     /// Cancelled on SIGTERM: refuse new links and calls.
@@ -197,6 +203,8 @@ pub async fn run_with(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, &config.name)?;
+    let revocations = Revocations::open(store.db())?;
+    common::link::frame::set_max_frame_len(config.limits.max_frame_bytes);
     let mesh = Mesh::load(
         &config.name,
         store,
@@ -229,6 +237,7 @@ pub async fn run_with(
             Some(RedisDirectory::new(&config.name, r, advertise)?)
         }
     };
+    let limits = LimitState::new(config.limits.clone());
     let relay = Arc::new(Relay {
         drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
         settings: Mutex::new(config.settings.clone()),
@@ -236,6 +245,8 @@ pub async fn run_with(
         mesh,
         redis,
         registry: Registry::default(),
+        limits,
+        revocations,
         peer_status: PeerStatus::default(),
         metrics: RelayMetrics::default(),
         draining: CancellationToken::new(),

@@ -88,6 +88,11 @@ impl WriteQueue {
 }
 
 impl Store {
+    /// The database, for other trees (revocations).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Opens (or creates) the store under `dir`.
     pub fn open(dir: &Path, relay: &str) -> Result<Store, StoreError> {
         let path = dir.join("directory.sled");

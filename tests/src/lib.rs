@@ -8,6 +8,7 @@
 //!   with deadlines, SIGTERM, SIGKILL, kill on drop.
 //! - [`relay`], [`gateway`], [`receiver`]: relayd, gatewayd and faxrecv
 //!   started and ready.
+//! - [`rogue`]: a misbehaving device in process, for hostile-input tests.
 //! - [`sender`]: running faxsend and reading its exit code and report.
 //! - [`fleet`]: the fleet key and device secrets.
 //! - [`pki`]: a private CA and relay certificates (`relayd tls`), for TLS tests.
@@ -38,6 +39,7 @@ pub mod pki;
 pub mod receiver;
 pub mod redis_server;
 pub mod relay;
+pub mod rogue;
 pub mod sender;
 pub mod testbed;
 

@@ -74,8 +74,12 @@ fn garbage_on_one_link_closes_that_link_not_the_relay() {
     let mut huge = vec![0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff];
     huge.extend(std::iter::repeat_n(0xa5, 64 * 1024));
     send_garbage_and_see_it_closed(relay.addr(), &huge);
+    // The gateway's device side reads the same links.
+    send_garbage_and_see_it_closed(gw1.addr(), b"GET / HTTP/1.1\r\n\r\n");
+    send_garbage_and_see_it_closed(gw1.addr(), &huge);
 
     assert!(relay.is_running(), "relayd died:\n{}", relay.stderr_tail());
+    assert!(gw1.is_running(), "gatewayd died:\n{}", gw1.stderr_tail());
     for gw in [&mut gw1, &mut gw2] {
         let lost = gw.take_notifications().into_iter().filter_map(|n| n.status);
         let lost: Vec<String> = lost.filter(|s| s.contains("no relay link")).collect();

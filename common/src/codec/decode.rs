@@ -3,12 +3,15 @@
 use hayro_ccitt::{DecodeSettings, DecoderContext, EncodingMode};
 
 use super::bitmap::{Bitmap, fill_row_from_changes};
-use super::error::CodecError;
+use super::error::{CodecError, MAX_SIDE};
 use super::page::{Compression, EncodedPage};
 
 /// Decodes a page. Fails when the data is damaged or holds fewer rows than
 /// the page claims.
 pub fn decode(page: &EncodedPage) -> Result<Bitmap, CodecError> {
+    // The geometry may come off the wire: bound it before allocating the
+    // bitmap it sizes.
+    check_geometry(page.width, page.height)?;
     let mut bitmap = Bitmap::new_fax(page.width, page.height, page.resolution);
     let coding = StripCoding::Fax(page.compression);
     let rows = decode_strip_with(&page.data, coding, page.width, page.height, &mut bitmap, 0)
@@ -23,6 +26,19 @@ pub fn decode(page: &EncodedPage) -> Result<Bitmap, CodecError> {
         });
     }
     Ok(bitmap)
+}
+
+/// Refuses a page geometry no fax page has (zero, or over [`MAX_SIDE`]
+/// pixels on a side), before anything is sized by it.
+pub fn check_geometry(width: u32, height: u32) -> Result<(), CodecError> {
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(CodecError::BadGeometry {
+            width,
+            height,
+            reason: format!("a page is 1 to {MAX_SIDE} pixels on each side"),
+        });
+    }
+    Ok(())
 }
 
 /// How a strip is coded.

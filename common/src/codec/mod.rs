@@ -7,7 +7,8 @@
 //!   [`g4`], all by hand and byte-identical to libtiff.
 //! - [`decode()`](decode::decode): MH, MR and G4 back to a bitmap
 //!   (`hayro-ccitt`).
-//! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not.
+//! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not; [`tiff_check`]: the
+//!   directory walk that refuses lying value counts first.
 //! - [`tiff_write`]: TIFF Class F files, written a page at a time.
 //! - [`input`]: reading image files into source pages; [`convert`]: scaling
 //!   and thresholding them to fax geometry; [`document`]: all of it for a
@@ -28,6 +29,7 @@ pub mod g3;
 pub mod g4;
 pub mod input;
 pub mod page;
+pub mod tiff_check;
 pub mod tiff_read;
 pub mod tiff_write;
 

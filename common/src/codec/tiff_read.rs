@@ -7,7 +7,7 @@
 //! restarts the coder at every strip). FillOrder 2 strips are bit-reversed
 //! first.
 
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::GrayImage;
@@ -56,12 +56,20 @@ pub(crate) fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Vec<TiffPage>, Code
 /// it can be without decoding (see [`PendingPage`]). `path` is for
 /// messages only.
 pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPages<'a>, CodecError> {
+    // The tiff crate sizes buffers by what the entries claim, so their
+    // counts are checked against the file first, and the decoded image may
+    // not outgrow the largest page we read (MAX_PIXELS at 8 bytes a pixel,
+    // 16-bit RGBA); more samples per pixel than that is refused.
+    super::tiff_check::check_ifds(bytes).map_err(|reason| CodecError::NotAnImage {
+        path: path.to_owned(),
+        reason: format!("tiff: {reason}"),
+    })?;
     let decoder = Decoder::new(Cursor::new(bytes))
         .map_err(|e| CodecError::NotAnImage {
             path: path.to_owned(),
             reason: format!("tiff: {e}"),
         })?
-        .with_limits(Limits::unlimited());
+        .with_limits(decoding_limits());
     Ok(TiffPages {
         path,
         decoder,
@@ -135,6 +143,27 @@ impl PendingPage {
                 .map_err(|e| page_error(&self.path, self.number, e)),
         }
     }
+}
+
+/// Reads and decodes every page of a TIFF file held in memory; returns each
+/// page's size in pixels. `name` only labels errors. For tools and fuzzing.
+pub fn decode_tiff_bytes(name: &Path, bytes: &[u8]) -> Result<Vec<(u32, u32)>, CodecError> {
+    Ok(read_tiff(name, bytes)?
+        .into_iter()
+        .map(|page| match page {
+            TiffPage::Bilevel { bitmap, .. } => (bitmap.width(), bitmap.height()),
+            TiffPage::Gray { image, .. } => image.dimensions(),
+        })
+        .collect())
+}
+
+/// The tiff crate's limits: its image buffer no bigger than the largest page
+/// we read at 8 bytes a pixel; value counts were checked by `tiff_check`.
+fn decoding_limits() -> Limits {
+    let mut limits = Limits::unlimited();
+    limits.decoding_buffer_size = usize::try_from(MAX_PIXELS * 8).unwrap_or(usize::MAX);
+    limits.intermediate_buffer_size = limits.decoding_buffer_size;
+    limits
 }
 
 fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
@@ -320,12 +349,25 @@ fn read_page(
             .find_tag_unsigned(Tag::RowsPerStrip)?
             .unwrap_or(height)
             .clamp(1, height);
-        let mut strips = Vec::with_capacity(offsets.len());
-        for (&offset, &count) in offsets.iter().zip(&counts) {
-            let mut strip = vec![0u8; usize::try_from(count).unwrap_or(usize::MAX).min(1 << 30)];
-            let reader = decoder.inner();
-            reader.seek(SeekFrom::Start(offset))?;
-            reader.read_exact(&mut strip)?;
+        // Offsets and counts are untrusted: each strip must lie inside the
+        // file before anything is allocated for it, so a lying count costs
+        // an error, not memory (the file is already in memory: its length
+        // bounds every strip, and the strip count bounds the Vec).
+        let bytes: &[u8] = decoder.inner().get_ref();
+        let mut strips = Vec::with_capacity(offsets.len().min(bytes.len()));
+        for (i, (&offset, &count)) in offsets.iter().zip(&counts).enumerate() {
+            let mut strip = usize::try_from(offset)
+                .ok()
+                .zip(usize::try_from(count).ok())
+                .and_then(|(at, len)| bytes.get(at..at.checked_add(len)?))
+                .ok_or_else(|| {
+                    PageError::Other(format!(
+                        "strip {} ({count} bytes at offset {offset}) lies past the end of the file ({} bytes)",
+                        i + 1,
+                        bytes.len()
+                    ))
+                })?
+                .to_vec();
             if fill_order == 2 {
                 for byte in &mut strip {
                     *byte = byte.reverse_bits();
@@ -587,5 +629,58 @@ mod tests {
         bytes[photometric + 8] = 1;
         let got = read_one(&bytes);
         assert!(got == page);
+    }
+
+    /// A one-page G4 file whose IFD entry `tag` holds `value` instead.
+    fn g4_tiff_with(tag: u16, value: u32) -> Vec<u8> {
+        let mut page = Bitmap::new_fax(1728, 40, crate::codec::Resolution::Fine);
+        page.set(5, 5, true);
+        let encoded = crate::codec::encode::encode(&page, Compression::G4).expect("encodes");
+        let mut bytes = crate::codec::tiff_write::document_bytes(&[encoded]).expect("writes");
+        let ifd = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let entries = usize::from(u16::from_le_bytes([bytes[ifd], bytes[ifd + 1]]));
+        let at = (0..entries)
+            .map(|i| ifd + 2 + 12 * i)
+            .find(|&at| u16::from_le_bytes([bytes[at], bytes[at + 1]]) == tag)
+            .expect("the entry");
+        bytes[at + 8..at + 12].copy_from_slice(&value.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn lying_strip_counts_and_offsets_fail_without_allocating() {
+        // Regression: a StripByteCounts of ~1 GiB used to allocate 1 GiB
+        // before the read failed.
+        for (tag, value) in [(279, 0x3fff_ffff), (279, u32::MAX), (273, u32::MAX - 3)] {
+            let bytes = g4_tiff_with(tag, value);
+            let err = read_tiff(Path::new("lie.tif"), &bytes)
+                .err()
+                .expect("a lying strip is an error");
+            let text = err.to_string();
+            assert!(text.contains("past the end of the file"), "{text}");
+            assert!(text.contains("lie.tif"), "{text}");
+        }
+    }
+
+    #[test]
+    fn fuzz_found_tag_count_of_billions_is_refused_before_allocating() {
+        // Found by `cargo fuzz run tiff`: an XResolution entry claiming
+        // billions of values made the tiff crate allocate 39 GB and abort.
+        let bytes = include_bytes!("../../tests/fuzz-regressions/tiff-resolution-count-39gb.tif");
+        let err = read_tiff(Path::new("fuzzed.tif"), bytes)
+            .err()
+            .expect("an error, not an abort");
+        assert!(
+            err.to_string().contains("values, more than the file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fuzz_found_image_buffer_of_48_gb_is_refused_before_allocating() {
+        // Found by `cargo fuzz run tiff`: a page within MAX_PIXELS but with
+        // absurd samples per pixel made read_image allocate 48 GB and abort.
+        let bytes = include_bytes!("../../tests/fuzz-regressions/tiff-image-buffer-48gb.tif");
+        assert!(read_tiff(Path::new("fuzzed.tif"), bytes).is_err());
     }
 }

@@ -188,6 +188,17 @@ where
             .await;
             return incomplete(stored, reason);
         }
+        if let Err(e) = crate::codec::decode::check_geometry(info.width, info.height) {
+            let reason = format!("page {index}: {e}");
+            let _ = frame::write_msg(
+                stream,
+                &ReceiverFrame::Hangup {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            return incomplete(stored, reason);
+        }
         if info.data_len > MAX_PAGE_BYTES {
             let reason = format!(
                 "page {index} is {} bytes, over the {MAX_PAGE_BYTES} byte limit",
@@ -202,7 +213,9 @@ where
             .await;
             return incomplete(stored, reason);
         }
-        let mut data = Vec::with_capacity(info.data_len as usize);
+        // The announced length is the caller's word: reserve a bounded
+        // start and let the data that really arrives grow the page.
+        let mut data = Vec::with_capacity(info.data_len.min(1 << 20) as usize);
         while (data.len() as u64) < info.data_len {
             // No frame may run past the announced length.
             let left = (info.data_len - data.len() as u64).min(CHUNK_LEN as u64) as usize;
@@ -306,7 +319,7 @@ async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     wait: Duration,
 ) -> Result<Option<Vec<u8>>, String> {
-    match tokio::time::timeout(wait, frame::read_frame(stream, frame::MAX_FRAME_LEN)).await {
+    match tokio::time::timeout(wait, frame::read_frame(stream, frame::max_frame_len())).await {
         Err(_) => Err(format!("the caller sent nothing for {wait:?}")),
         Ok(Err(FrameError::Io(e))) => Err(format!("call stream failed: {e}")),
         Ok(Err(e)) => Err(format!("bad frame from the caller: {e}")),

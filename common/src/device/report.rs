@@ -33,6 +33,9 @@ impl From<CallRefusal> for Outcome {
             CallRefusal::Rejected => Outcome::Rejected,
             CallRefusal::NotAuthorized => Outcome::NotAuthorized,
             CallRefusal::Unreachable => Outcome::Unreachable,
+            // A hop's limit refuses this call as it is: like a rejection,
+            // not worth retrying unchanged (the detail names the limit).
+            CallRefusal::OverLimit => Outcome::Rejected,
         }
     }
 }

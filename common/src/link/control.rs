@@ -13,7 +13,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::coalesce::Coalesce;
-use super::frame::{self, FrameError, MAX_FRAME_LEN};
+use super::frame::{self, FrameError};
 use super::message::{Control, Hello, PROTOCOL_VERSION};
 use super::mux::{self, MuxStream, Opener, Side};
 use super::tls::ClientTls;
@@ -257,7 +257,7 @@ fn split_control(control: MuxStream) -> (ControlReader, ControlWriter) {
     let (r, w) = tokio::io::split(control);
     let codec = LengthDelimitedCodec::builder()
         .length_field_length(4)
-        .max_frame_length(MAX_FRAME_LEN)
+        .max_frame_length(frame::max_frame_len())
         .new_codec();
     (
         ControlReader {
@@ -278,10 +278,8 @@ impl ControlReader {
         match self.inner.next().await {
             None => Ok(None),
             Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                Err(FrameError::TooLarge {
-                    len: MAX_FRAME_LEN + 1,
-                    max: MAX_FRAME_LEN,
-                })
+                let max = frame::max_frame_len();
+                Err(FrameError::TooLarge { len: max + 1, max })
             }
             Some(Err(e)) => Err(FrameError::Io(e)),
             Some(Ok(buf)) => Ok(Some(postcard::from_bytes(&buf)?)),

@@ -4,12 +4,39 @@
 //!
 //! Messages are serde values encoded with postcard inside one frame.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Hard cap on any frame: a page travels in chunks well below this.
+/// Default cap on any frame: a page travels in chunks well below this.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Smallest cap an operator may set: a page chunk plus its header must fit.
+pub const MIN_FRAME_LIMIT: usize = super::message::CHUNK_LEN + 1024;
+/// Largest cap an operator may set.
+pub const MAX_FRAME_LIMIT: usize = 64 << 20;
+
+/// The cap in force. A process-wide setting rather than a parameter threaded
+/// through every reader: a daemon sets it once at start (`--max-frame-bytes`),
+/// before any link exists, and every frame reader of the process obeys it.
+static FRAME_LIMIT: AtomicUsize = AtomicUsize::new(MAX_FRAME_LEN);
+
+/// Sets the frame cap of this process, clamped to
+/// [`MIN_FRAME_LIMIT`]..=[`MAX_FRAME_LIMIT`] (config validation names the
+/// bounds before it gets here).
+pub fn set_max_frame_len(len: usize) {
+    FRAME_LIMIT.store(
+        len.clamp(MIN_FRAME_LIMIT, MAX_FRAME_LIMIT),
+        Ordering::Relaxed,
+    );
+}
+
+/// The frame cap in force.
+pub fn max_frame_len() -> usize {
+    FRAME_LIMIT.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -55,10 +82,11 @@ fn eof_is_truncated(e: std::io::Error) -> FrameError {
 
 /// Writes `bytes` as one raw frame (no message encoding), with one write.
 pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), FrameError> {
-    if bytes.len() > MAX_FRAME_LEN {
+    let max = max_frame_len();
+    if bytes.len() > max {
         return Err(FrameError::TooLarge {
             len: bytes.len(),
-            max: MAX_FRAME_LEN,
+            max,
         });
     }
     let mut frame = Vec::with_capacity(4 + bytes.len());
@@ -98,11 +126,9 @@ pub async fn read_raw_into<R: AsyncRead + Unpin>(
 pub fn encode_msg<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = postcard::to_extend(msg, vec![0u8; 4])?;
     let len = out.len() - 4;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge {
-            len,
-            max: MAX_FRAME_LEN,
-        });
+    let max = max_frame_len();
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
     }
     out[..4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(out)
@@ -124,7 +150,7 @@ pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
 pub async fn read_msg<R: AsyncRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
 ) -> Result<Option<T>, FrameError> {
-    match read_frame(r, MAX_FRAME_LEN).await? {
+    match read_frame(r, max_frame_len()).await? {
         None => Ok(None),
         Some(buf) => Ok(Some(postcard::from_bytes(&buf)?)),
     }

@@ -27,7 +27,10 @@ use crate::number::{CallId, Number};
 use crate::routing::Announcement;
 
 /// Bumped on any incompatible change; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: CallAnswer::Accepted says which pages the callee holds (resume),
+/// Control::Revoke, the TooManyAttempts/Revoked login refusals and the
+/// OverLimit call refusal.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What sits at the other end of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,14 +57,25 @@ pub struct Hello {
     pub name: String,
 }
 
-/// A device proving it owns `number`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A device proving it owns `number`. Debug leaves the secret out, so no
+/// log line (e.g. "expected hello, got Login(..)") can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Login {
     pub number: Number,
     pub secret: String,
     /// `Some` when the device answers calls (faxrecv); `None` for a send-only
     /// session (faxsend), which never takes calls away from the receiver.
     pub receive: Option<Capabilities>,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("number", &self.number)
+            .field("secret", &"<redacted>")
+            .field("receive", &self.receive)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +95,10 @@ pub enum LoginRefusal {
     NoRelay,
     /// Anything else, in words.
     Other(String),
+    /// Too many failed logins from this address lately; wait and retry.
+    TooManyAttempts { retry_after_secs: u32 },
+    /// The secret's generation was revoked (`relayd revoke`); ask for a new one.
+    Revoked { generation: u32, minimum: u32 },
 }
 
 impl fmt::Display for LoginRefusal {
@@ -89,6 +107,17 @@ impl fmt::Display for LoginRefusal {
             LoginRefusal::BadSecret => f.write_str("wrong secret for this number"),
             LoginRefusal::NoRelay => f.write_str("the gateway cannot reach any relay"),
             LoginRefusal::Other(s) => f.write_str(s),
+            LoginRefusal::TooManyAttempts { retry_after_secs } => write!(
+                f,
+                "too many attempts: too many failed logins from this address; retry in {retry_after_secs} s"
+            ),
+            LoginRefusal::Revoked {
+                generation,
+                minimum,
+            } => write!(
+                f,
+                "secret revoked: generation {generation} is revoked (the relay wants generation {minimum} or later); ask the operator for a new secret"
+            ),
         }
     }
 }
@@ -143,6 +172,17 @@ pub enum Control {
     Announce(Vec<Announcement>),
     /// This relay no longer has a path to these numbers.
     Withdraw(Vec<Number>),
+    /// Secrets below these generations are revoked. Sent after the snapshot
+    /// and on every `relayd revoke`; merged by taking the maximum, so
+    /// duplicates and reordering are harmless.
+    Revoke(Vec<Revocation>),
+}
+
+/// A number's minimum secret generation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub number: Number,
+    pub min_generation: u32,
 }
 
 /// The first frame of every call stream.
@@ -167,6 +207,8 @@ pub enum CallRefusal {
     NotAuthorized,
     /// No working path towards the callee (relay link down, no route).
     Unreachable,
+    /// The call is over one of a hop's limits (the detail names it).
+    OverLimit,
 }
 
 impl fmt::Display for CallRefusal {
@@ -178,6 +220,7 @@ impl fmt::Display for CallRefusal {
             CallRefusal::Rejected => "rejected",
             CallRefusal::NotAuthorized => "not authorized",
             CallRefusal::Unreachable => "unreachable",
+            CallRefusal::OverLimit => "over a limit",
         })
     }
 }
@@ -241,3 +284,20 @@ pub enum ReceiverFrame {
 /// Largest raw frame of page data: small enough to interleave calls fairly
 /// on a link, large enough that framing costs nothing.
 pub const CHUNK_LEN: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_never_prints_its_secret() {
+        let login = Control::Login(Login {
+            number: "1001".parse().unwrap(),
+            secret: "s3cr3t-value".into(),
+            receive: None,
+        });
+        let shown = format!("{login:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}

@@ -2,6 +2,7 @@
 //! multiplexer, then one control stream plus one stream per call. The same
 //! protocol on every hop.
 
+pub mod capped;
 pub mod coalesce;
 pub mod control;
 pub mod frame;

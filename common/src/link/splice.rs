@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::Instrument;
 
+use super::capped::Capped;
 use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
@@ -85,8 +86,20 @@ pub async fn carry(
 /// [`carry`] for a hop whose decision may wait, e.g. on a directory lookup
 /// or on dialing the next relay.
 pub async fn carry_async(
+    upstream: MuxStream,
+    relay_name: Option<&str>,
+    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
+) -> HopEnd {
+    carry_capped(upstream, relay_name, |_| None, decide).await
+}
+
+/// [`carry_async`] that cuts the call once more than `cap(request)` bytes
+/// came from the caller after the request: a hop's bound on a call's page
+/// data that needs no parsing of the pages.
+pub async fn carry_capped(
     mut upstream: MuxStream,
     relay_name: Option<&str>,
+    cap: impl FnOnce(&CallRequest) -> Option<u64>,
     decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
 ) -> HopEnd {
     let mut request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
@@ -100,6 +113,7 @@ pub async fn carry_async(
         tracing::info_span!("call", id = %request.call_id, from = %request.from, to = %request.to);
     async move {
         let decision = decide(&request).await;
+        let cap = cap(&request);
         if let Some(name) = relay_name {
             request.via.push(name.to_owned());
         }
@@ -124,7 +138,9 @@ pub async fn carry_async(
             return HopEnd::Refused(CallRefusal::Unreachable);
         }
         tracing::debug!("relaying");
-        let (mut up_r, mut up_w) = tokio::io::split(upstream);
+        let (up_r, mut up_w) = tokio::io::split(upstream);
+        // Page data towards the callee stops at the cap (no cap: u64::MAX).
+        let mut up_r = Capped::new(up_r, cap.unwrap_or(u64::MAX));
         let (mut down_r, mut down_w) = tokio::io::split(downstream);
         // One direction failing ends the call: the other is dropped with it.
         match tokio::try_join!(pump(&mut up_r, &mut down_w), pump(&mut down_r, &mut up_w)) {
