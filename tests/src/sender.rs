@@ -170,6 +170,18 @@ impl Drop for Running {
 }
 
 impl Sent {
+    /// Asserts that a call cut by a fault was reported as such: exit 9
+    /// "partial delivery" when a confirmation had made it back before the
+    /// cut, else exit 11 "link lost" (which one depends on where the
+    /// confirmation was when a hop died).
+    #[track_caller]
+    pub fn assert_cut_short(&self) -> &Sent {
+        match self.code {
+            Some(9) => self.assert_failed(9, &["partial delivery"]),
+            _ => self.assert_failed(11, &["link lost"]),
+        }
+    }
+
     /// Asserts the exit code, and that stderr says every one of `words`.
     #[track_caller]
     pub fn assert_failed(&self, code: i32, words: &[&str]) -> &Sent {

@@ -188,7 +188,7 @@ fn middle_relay_of_a_line_killed_mid_call_then_restarted() {
         b.kill();
     });
 
-    sent.assert_failed(9, &["partial delivery"]);
+    sent.assert_cut_short();
     assert_eq!(sent.report()["pages_confirmed"], 1, "{sent}");
     wait_call_over(&callee);
     let kept = pages_kept(callee.inbox(), &document);
@@ -212,7 +212,7 @@ fn callee_gateway_killed_mid_call_then_restarted() {
         gw2.kill();
     });
 
-    sent.assert_failed(9, &["partial delivery"]);
+    sent.assert_cut_short();
     wait_call_over(&callee);
     let kept = pages_kept(callee.inbox(), &document);
     assert!(kept.pages >= 2, "pages 1-2 were stored before the fault");
@@ -237,7 +237,7 @@ fn caller_gateway_killed_mid_call_then_restarted() {
     callee.release();
     let sent = running.wait();
 
-    sent.assert_failed(9, &["partial delivery"]);
+    sent.assert_cut_short();
     wait_call_over(&callee);
     let kept = pages_kept(callee.inbox(), &document);
     assert!(kept.pages >= 2, "pages 1-2 were stored before the fault");
