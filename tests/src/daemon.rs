@@ -261,6 +261,17 @@ impl Daemon {
         self.wait_exit()
     }
 
+    /// Sends SIGTERM and fails the test unless the process exits cleanly.
+    #[track_caller]
+    pub fn stop_cleanly(&mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.name()
+        );
+    }
+
     /// Sends SIGKILL and reaps the process.
     pub fn kill(&mut self) -> ExitStatus {
         if let Some(status) = self.try_exit() {

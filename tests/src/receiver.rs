@@ -40,12 +40,7 @@ impl Receiver {
     /// it is logged in.
     #[track_caller]
     pub fn restart_with(&mut self, dir: &Path, fleet: &Fleet, gateway: SocketAddr, extra: &[&str]) {
-        let status = self.daemon.terminate();
-        assert!(
-            status.success(),
-            "{} exited with {status} on SIGTERM",
-            self.daemon.name()
-        );
+        self.daemon.stop_cleanly();
         let again =
             Receiver::start_in(dir, fleet, gateway, &self.number, self.inbox.clone(), extra);
         *self = again;

@@ -127,12 +127,7 @@ impl Relay {
     /// again with the same name, data dir and address; returns once ready.
     #[track_caller]
     pub fn restart(&mut self) {
-        let status = self.daemon.terminate();
-        assert!(
-            status.success(),
-            "{} exited with {status} on SIGTERM",
-            self.name
-        );
+        self.daemon.stop_cleanly();
         self.start_again();
     }
 
