@@ -12,6 +12,7 @@ use faxrecv::extras::Extras;
 use faxrecv::pause::PagePause;
 
 fn main() -> ExitCode {
+    common::daemon::memory::tune_allocator();
     let cli: Cli = common::daemon::cli_docs::parse();
     common::daemon::logging::init("info");
     let config = match config(&cli) {

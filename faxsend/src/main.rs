@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use faxsend::cli::Cli;
 
 fn main() -> ExitCode {
+    common::daemon::memory::tune_allocator();
     // Also serves the hidden --generate-completions SHELL and --generate-man.
     let cli: Cli = common::daemon::cli_docs::parse();
     match faxsend::run(&cli) {

@@ -8,6 +8,7 @@ use gatewayd::config::{Cli, GatewayConfig};
 use gatewayd::server::Reloader;
 
 fn main() -> ExitCode {
+    common::daemon::memory::tune_allocator();
     let cli: Cli = common::daemon::cli_docs::parse();
     let run = || -> anyhow::Result<()> {
         let cli = Arc::new(cli);

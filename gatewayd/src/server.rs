@@ -176,6 +176,8 @@ pub async fn run_with(
     }
     tracing::info!(gateway = %gw.name, %addr, relays = ?gw.relays(), "listening");
     let mut status = gw.status_line();
+    // What starting up allocated and freed goes back before the first call.
+    common::daemon::memory::release_free_memory();
     notify::ready(&status);
 
     tasks.spawn(uplink::maintain(gw.clone()));

@@ -10,6 +10,7 @@ use relayd::config::RelayConfig;
 use relayd::server::Reloader;
 
 fn main() -> ExitCode {
+    common::daemon::memory::tune_allocator();
     let cli: Cli = common::daemon::cli_docs::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

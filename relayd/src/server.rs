@@ -274,6 +274,8 @@ pub async fn run_with(
     }
     tracing::info!(relay = %relay.config.name, %addr, known = relay.mesh.known(), "listening");
     let mut status = relay.status_line();
+    // What starting up allocated and freed goes back before the first call.
+    common::daemon::memory::release_free_memory();
     notify::ready(&status);
 
     let admin_relay = relay.clone();

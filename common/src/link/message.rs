@@ -285,6 +285,12 @@ pub enum ReceiverFrame {
 /// on a link, large enough that framing costs nothing.
 pub const CHUNK_LEN: usize = 64 * 1024;
 
+/// A chunk of page data as it travels: the frame's 4-byte length, then the
+/// chunk. Links send it as one multiplexer frame and hops splice it in one
+/// read and one write; were the multiplexer's frames one chunk long, every
+/// chunk would cross each hop as a full frame and a 4-byte one.
+pub const CHUNK_FRAME_LEN: usize = 4 + CHUNK_LEN;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,8 +127,9 @@ fn config(max_streams: usize) -> yamux::Config {
     cfg.set_max_connection_receive_window(None);
     cfg.set_max_num_streams(limit);
     cfg.set_max_connection_receive_window(Some(limit * yamux::DEFAULT_CREDIT as usize));
-    // A page chunk (64 KiB) goes out as one frame rather than four.
-    cfg.set_split_send_size(64 * 1024);
+    // A framed page chunk goes out as one yamux frame (not four of
+    // yamux's default 16 KiB, nor a full one and a 4-byte one).
+    cfg.set_split_send_size(super::message::CHUNK_FRAME_LEN);
     cfg
 }
 

@@ -16,10 +16,10 @@ use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
 
-/// Buffer of a splice direction while page data flows: one page chunk, so
-/// a chunk crosses the hop in one read and one write (tokio's default of
-/// 8 KiB quarters it).
-const BUSY_BUF: usize = super::message::CHUNK_LEN;
+/// Buffer of a splice direction while page data flows: one framed page
+/// chunk, so a chunk crosses the hop in one read and one write (tokio's
+/// default of 8 KiB quarters it).
+const BUSY_BUF: usize = super::message::CHUNK_FRAME_LEN;
 /// Buffer of a splice direction otherwise, inside the call's task. Most of
 /// a call's life is requests, answers and confirmations, tens of bytes
 /// each: a relay carrying a thousand calls holds a thousand of these, and
