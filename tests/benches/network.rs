@@ -842,8 +842,8 @@ async fn full_load(devices: u64, calls: u64, secs: u64) {
         let (relays, gateways) = daemons.split_at(relays_count);
         let (after_r, after_g) = after.split_at(relays_count);
         let (before_r, before_g) = before.split_at(relays_count);
-        print_memory(relays, before_r, after_r, "relayd");
-        print_memory(gateways, before_g, after_g, "gatewayd");
+        print_relay_memory(relays, before_r, after_r);
+        print_gateway_memory(gateways, before_g, after_g);
     }
     let _ = std::fs::remove_dir_all(&inbox);
 }
@@ -870,39 +870,55 @@ async fn settled_rss_kib(daemons: &[&mut Daemon]) -> (Vec<u64>, Duration) {
     (rss, last_fall - started)
 }
 
-/// Prints the memory of `daemons` (all relays, or all gateways), `before`
-/// the load and `after` it: each relay, or the gateways' highest peak and
-/// their changes.
-fn print_memory(daemons: &[&mut Daemon], before: &[u64], after: &[u64], kind: &str) {
-    let mb = |kib: u64| kib as f64 / 1024.0;
-    let mut changes = Vec::new();
-    let mut peak_all = 0;
-    for ((d, before), after) in daemons.iter().zip(before).zip(after) {
-        let (peak, after) = (peak_rss_kib(d.pid()), *after);
-        let change = (after as f64 / *before as f64 - 1.0) * 100.0;
-        changes.push(change);
-        peak_all = peak_all.max(peak);
-        if kind == "relayd" {
-            println!(
-                "  relayd {}: before {:.1} MB, peak {:.1} MB (target < 64 MB), after {:.1} MB ({change:+.1}%, target within 10%)",
-                d.name(),
-                mb(*before),
-                mb(peak),
-                mb(after)
-            );
-        }
-    }
-    if kind != "relayd" {
-        let before_mean = before.iter().sum::<u64>() / before.len().max(1) as u64;
+/// Prints each relay's memory before the load, at its peak and `after` it.
+fn print_relay_memory(relays: &[&mut Daemon], before: &[u64], after: &[u64]) {
+    let each = relays.iter().zip(before).zip(after);
+    for (((d, before), after), (peak, change)) in each.zip(peaks_and_changes(relays, before, after))
+    {
         println!(
-            "  {kind} (each of {}): before {:.1} MB on average, highest peak {:.1} MB; change after the load: median {:+.1}%, largest {:+.1}% (target within 10%)",
-            daemons.len(),
-            mb(before_mean),
-            mb(peak_all),
-            median(&changes),
-            changes.iter().copied().fold(f64::MIN, f64::max),
+            "  relayd {}: before {:.1} MB, peak {:.1} MB (target < 64 MB), after {:.1} MB ({change:+.1}%, target within 10%)",
+            d.name(),
+            mb(*before),
+            mb(peak),
+            mb(*after)
         );
     }
+}
+
+/// Prints the gateways' memory in one line: their mean before the load, the
+/// highest peak, and the median and largest change `after` it.
+fn print_gateway_memory(gateways: &[&mut Daemon], before: &[u64], after: &[u64]) {
+    let (peaks, changes): (Vec<u64>, Vec<f64>) = peaks_and_changes(gateways, before, after).unzip();
+    let before_mean = before.iter().sum::<u64>() / before.len().max(1) as u64;
+    println!(
+        "  gatewayd (each of {}): before {:.1} MB on average, highest peak {:.1} MB; change after the load: median {:+.1}%, largest {:+.1}% (target within 10%)",
+        gateways.len(),
+        mb(before_mean),
+        mb(peaks.into_iter().max().unwrap_or(0)),
+        median(&changes),
+        changes.iter().copied().fold(f64::MIN, f64::max),
+    );
+}
+
+/// Each daemon's peak resident memory (KiB) and its change in percent from
+/// `before` to `after`.
+fn peaks_and_changes<'a>(
+    daemons: &'a [&mut Daemon],
+    before: &'a [u64],
+    after: &'a [u64],
+) -> impl Iterator<Item = (u64, f64)> + 'a {
+    daemons
+        .iter()
+        .zip(before)
+        .zip(after)
+        .map(|((d, before), after)| {
+            let change = (*after as f64 / *before as f64 - 1.0) * 100.0;
+            (peak_rss_kib(d.pid()), change)
+        })
+}
+
+fn mb(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 /// Waits until the relay with `data_dir` routes to `n` online numbers.
