@@ -155,15 +155,18 @@ impl FaxStore {
 }
 
 impl PageSink for FaxStore {
-    fn store_page(&mut self, index: u32, info: &PageInfo, data: Vec<u8>) -> std::io::Result<()> {
-        let page = EncodedPage::from_info(info, data).map_err(std::io::Error::other)?;
+    fn store_page(&mut self, index: u32, info: &PageInfo, data: &[u8]) -> std::io::Result<()> {
         let writer = self
             .writer
             .as_mut()
             .ok_or_else(|| std::io::Error::other("a fax with this call id is complete already"))?;
-        // append_page writes the strip and its directory and syncs the file.
-        writer.append_page(&page).map_err(std::io::Error::other)?;
+        // append_data writes the strip and its directory and syncs the file.
+        writer
+            .append_data(info, data)
+            .map_err(std::io::Error::other)?;
         if self.extras.any() {
+            let page =
+                EncodedPage::from_info(info, data.to_vec()).map_err(std::io::Error::other)?;
             self.kept.push(page);
         }
         self.first
@@ -293,7 +296,7 @@ mod tests {
     fn store(store: &mut FaxStore, pages: &[EncodedPage]) {
         for (i, p) in pages.iter().enumerate() {
             store
-                .store_page(i as u32, &p.info(), p.data.clone())
+                .store_page(i as u32, &p.info(), &p.data)
                 .expect("stored");
         }
     }
@@ -320,7 +323,7 @@ mod tests {
         assert_eq!(again.held(), Some(resume::held(&pages[..2], false)));
         assert_eq!(std::fs::metadata(&part).expect("the part").len(), linked);
         again
-            .store_page(2, &pages[2].info(), pages[2].data.clone())
+            .store_page(2, &pages[2].info(), &pages[2].data)
             .expect("page 3");
         let file = again.finish().expect("finished");
         assert_eq!(read_pages(Path::new(&file)).expect("reads"), pages);

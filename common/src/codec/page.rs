@@ -233,16 +233,7 @@ impl EncodedPage {
 
     /// Puts a header and the bytes that followed it back together.
     pub fn from_info(info: &PageInfo, data: Vec<u8>) -> Result<EncodedPage, CodecError> {
-        if data.len() as u64 != info.data_len {
-            return Err(CodecError::BadData {
-                compression: info.compression,
-                reason: format!(
-                    "header announced {} bytes but {} arrived",
-                    info.data_len,
-                    data.len()
-                ),
-            });
-        }
+        info.check_len(data.len())?;
         Ok(EncodedPage {
             width: info.width,
             height: info.height,
@@ -280,6 +271,19 @@ pub struct PageInfo {
     pub compression: Compression,
     /// Length of the data in bytes.
     pub data_len: u64,
+}
+
+impl PageInfo {
+    /// Checks that `len` bytes arrived for this header.
+    pub fn check_len(&self, len: usize) -> Result<(), CodecError> {
+        if len as u64 == self.data_len {
+            return Ok(());
+        }
+        Err(CodecError::BadData {
+            compression: self.compression,
+            reason: format!("header announced {} bytes but {len} arrived", self.data_len),
+        })
+    }
 }
 
 /// How to turn images into fax pages.

@@ -29,7 +29,7 @@ use std::path::Path;
 use super::bitmap::Bitmap;
 use super::error::CodecError;
 use super::g3::G3Options;
-use super::page::{Compression, EncodedPage, FAX_X_DPI};
+use super::page::{Compression, EncodedPage, FAX_X_DPI, PageInfo};
 
 /// Somewhere a TIFF file can be written and made durable.
 pub trait FaxSink: Write + Seek {
@@ -124,21 +124,28 @@ impl<S: FaxSink> TiffFWriter<S> {
 
     /// Appends one page and syncs: when this returns, the page is on disk.
     pub fn append_page(&mut self, page: &EncodedPage) -> Result<(), CodecError> {
-        let (compression, options_tag, options) = match page.compression {
+        self.append_data(&page.info(), &page.data)
+    }
+
+    /// [`TiffFWriter::append_page`] for a page whose data is borrowed: a
+    /// receiver stores each page from one buffer it reuses for the next.
+    pub fn append_data(&mut self, info: &PageInfo, data: &[u8]) -> Result<(), CodecError> {
+        info.check_len(data.len())?;
+        let (compression, options_tag, options) = match info.compression {
             Compression::G4 => (4, TAG_T6_OPTIONS, 0),
             Compression::Mr => (3, TAG_T4_OPTIONS, G3Options::mr(0).t4_options()),
             Compression::Mh => (3, TAG_T4_OPTIONS, G3Options::mh().t4_options()),
         };
         let layout = PageLayout {
-            width: page.width,
-            height: page.height,
+            width: info.width,
+            height: info.height,
             x_dpi: FAX_X_DPI,
-            y_dpi: page.resolution.lines_per_inch(),
+            y_dpi: info.resolution.lines_per_inch(),
             compression,
             options: Some((options_tag, options)),
             page_number: u16::try_from(self.pages()).unwrap_or(u16::MAX),
         };
-        self.append(&layout, &page.data)
+        self.append(&layout, data)
     }
 
     /// Appends an uncompressed bilevel page (min-is-white, one strip), for

@@ -48,7 +48,7 @@ impl AnswerPolicy {
 /// Where received pages go. `store_page` must return only once the page is
 /// durable (written and synced): its return is what the caller is told.
 pub trait PageSink: Send + 'static {
-    fn store_page(&mut self, index: u32, info: &PageInfo, data: Vec<u8>) -> std::io::Result<()>;
+    fn store_page(&mut self, index: u32, info: &PageInfo, data: &[u8]) -> std::io::Result<()>;
     /// All pages are in: make the fax complete and return where it is.
     fn finish(&mut self) -> std::io::Result<String>;
     /// What the sink already holds of this call id from an earlier attempt
@@ -144,6 +144,9 @@ where
     let mut stored = held;
     let mut first_frame = true;
     let incomplete = |pages, reason: String| Answered::Incomplete { pages, reason };
+    // One buffer for every page of the call: a fresh one per page would be
+    // faulted in (and zeroed by the kernel) page after page.
+    let mut data = Vec::new();
     loop {
         let buf = match read_frame(stream, policy.idle_timeout).await {
             Ok(Some(buf)) => buf,
@@ -215,7 +218,8 @@ where
         }
         // The announced length is the caller's word: reserve a bounded
         // start and let the data that really arrives grow the page.
-        let mut data = Vec::with_capacity(info.data_len.min(1 << 20) as usize);
+        data.clear();
+        data.reserve(info.data_len.min(1 << 20) as usize);
         while (data.len() as u64) < info.data_len {
             // No frame may run past the announced length.
             let left = (info.data_len - data.len() as u64).min(CHUNK_LEN as u64) as usize;
@@ -236,13 +240,13 @@ where
         }
         // Disk I/O and fsync off the async threads; the sink comes back with the result.
         let stored_page = tokio::task::spawn_blocking(move || {
-            let r = sink.store_page(index, &info, data);
-            (sink, r)
+            let r = sink.store_page(index, &info, &data);
+            (sink, data, r)
         })
         .await;
-        sink = match stored_page {
-            Ok((sink, Ok(()))) => sink,
-            Ok((_, Err(e))) => {
+        (sink, data) = match stored_page {
+            Ok((sink, data, Ok(()))) => (sink, data),
+            Ok((_, _, Err(e))) => {
                 let reason = format!("cannot store page {}: {e}", index + 1);
                 let _ = frame::write_msg(
                     stream,
