@@ -2,9 +2,9 @@
 //! multiplexer, then one control stream plus one stream per call. The same
 //! protocol on every hop.
 
-pub mod capped;
 pub mod coalesce;
 pub mod control;
+pub mod flow;
 pub mod frame;
 pub mod keepalive;
 pub mod message;

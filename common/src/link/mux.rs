@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use tokio_util::sync::CancellationToken;
+pub use yamux::Packet;
 
 /// A multiplexed stream, speaking tokio's I/O traits. It holds one of its
 /// link's stream permits until it is dropped.
@@ -23,6 +24,16 @@ use tokio_util::sync::CancellationToken;
 pub struct MuxStream {
     inner: Compat<yamux::Stream>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl MuxStream {
+    /// Takes the next frame body the peer sent on this stream, whole and
+    /// without a copy (`None` at the end of the stream): what a hop
+    /// forwards. Mixed with [`AsyncRead`], a body partly read is handed
+    /// over from where the reads stopped.
+    pub fn poll_packet(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Packet>>> {
+        futures::Stream::poll_next(Pin::new(self.inner.get_mut()), cx)
+    }
 }
 
 impl AsyncRead for MuxStream {

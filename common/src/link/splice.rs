@@ -3,30 +3,16 @@
 //! splice the two streams without parsing what follows.
 
 use std::future::poll_fn;
-use std::pin::Pin;
-use std::task::{Poll, ready};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
-use super::capped::Capped;
+use super::flow::Flow;
 use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest};
 use super::mux::{MuxStream, Opener};
-
-/// Buffer of a splice direction while page data flows: one framed page
-/// chunk, so a chunk crosses the hop in one read and one write (tokio's
-/// default of 8 KiB quarters it).
-const BUSY_BUF: usize = super::message::CHUNK_FRAME_LEN;
-/// Buffer of a splice direction otherwise, inside the call's task. Most of
-/// a call's life is requests, answers and confirmations, tens of bytes
-/// each: a relay carrying a thousand calls holds a thousand of these, and
-/// a page buffer only for the calls whose pages are crossing it right now.
-const IDLE_BUF: usize = 2 * 1024;
-/// How long a direction keeps its page-sized buffer with nothing to read.
-const BUSY_LINGER: Duration = Duration::from_millis(20);
 
 /// Longest wait for the request frame on a new call stream.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,13 +127,22 @@ pub async fn carry_capped(
             return HopEnd::Refused(CallRefusal::Unreachable);
         }
         tracing::debug!("relaying");
-        let (up_r, mut up_w) = tokio::io::split(upstream);
         // Page data towards the callee stops at the cap (no cap: u64::MAX).
-        let mut up_r = Capped::new(up_r, cap.unwrap_or(u64::MAX));
-        let (mut down_r, mut down_w) = tokio::io::split(downstream);
-        // One direction failing ends the call: the other is dropped with it.
-        match tokio::try_join!(pump(&mut up_r, &mut down_w), pump(&mut down_r, &mut up_w)) {
-            Ok((to_callee, to_caller)) => {
+        let mut to_callee = Flow::capped(cap.unwrap_or(u64::MAX));
+        let mut to_caller = Flow::capped(u64::MAX);
+        // Both directions in this one task; one failing ends the call.
+        let carried = poll_fn(|cx| {
+            let towards_callee = to_callee.poll(cx, &mut upstream, &mut downstream)?;
+            let towards_caller = to_caller.poll(cx, &mut downstream, &mut upstream)?;
+            match (towards_callee, towards_caller) {
+                (Poll::Ready(()), Poll::Ready(())) => Poll::Ready(Ok::<_, std::io::Error>(())),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        match carried {
+            Ok(()) => {
+                let (to_callee, to_caller) = (to_callee.carried(), to_caller.carried());
                 tracing::debug!(to_callee, to_caller, "call ended");
                 HopEnd::Relayed {
                     to_callee,
@@ -164,111 +159,122 @@ pub async fn carry_capped(
     .await
 }
 
-/// Copies one direction of a splice until EOF, then closes the write side.
-/// Reads go to a small buffer until one fills it (a page is flowing); then
-/// to a page-sized buffer, which is let go once no data has come for
-/// [`BUSY_LINGER`] (this hop has caught up and the page is through). So
-/// memory per call follows what crosses the hop now, not what might, while
-/// a page in flight is carried in page-sized reads and writes even when this
-/// hop keeps catching up with its sender between chunks (letting go at the
-/// first wait made every chunk a 2 KiB write, then a 62 KiB one, and cost
-/// a quarter more CPU per byte at every hop).
-async fn pump<R, W>(reader: &mut R, writer: &mut W) -> std::io::Result<u64>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut idle = [0u8; IDLE_BUF];
-    let mut busy: Vec<u8> = Vec::new();
-    let linger = tokio::time::sleep(BUSY_LINGER);
-    tokio::pin!(linger);
-    let mut lingering = false;
-    let mut total = 0u64;
-    loop {
-        let (n, into_busy) = poll_fn(|cx| {
-            if !busy.is_empty() {
-                let mut buf = ReadBuf::new(&mut busy);
-                match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
-                    Poll::Ready(r) => {
-                        lingering = false;
-                        return Poll::Ready(r.map(|()| (buf.filled().len(), true)));
-                    }
-                    Poll::Pending => {
-                        if !lingering {
-                            linger.as_mut().reset(Instant::now() + BUSY_LINGER);
-                            lingering = true;
-                        }
-                        if linger.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        // Quiet for a while: wait with the small buffer (a
-                        // reader may be polled with another buffer each time).
-                        busy = Vec::new();
-                        lingering = false;
-                    }
-                }
-            }
-            let mut buf = ReadBuf::new(&mut idle);
-            ready!(Pin::new(&mut *reader).poll_read(cx, &mut buf))?;
-            Poll::Ready(Ok((buf.filled().len(), false)))
-        })
-        .await?;
-        if n == 0 {
-            writer.shutdown().await?;
-            return Ok(total);
-        }
-        let chunk = if into_busy {
-            &busy[..n]
-        } else if n < IDLE_BUF {
-            &idle[..n]
-        } else {
-            // A page is flowing: go on in the page-sized buffer, and take
-            // what has already arrived with the small read in one write.
-            busy = vec![0; BUSY_BUF];
-            busy[..n].copy_from_slice(&idle);
-            let more = poll_fn(|cx| {
-                let mut buf = ReadBuf::new(&mut busy[n..]);
-                match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
-                    Poll::Ready(r) => Poll::Ready(r.map(|()| buf.filled().len())),
-                    Poll::Pending => Poll::Ready(Ok(0)),
-                }
-            })
-            .await?;
-            &busy[..n + more]
-        };
-        writer.write_all(chunk).await?;
-        writer.flush().await?;
-        total += chunk.len() as u64;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use crate::link::mux::{self, Side};
+    use crate::number::CallId;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    /// A link over an in-memory pipe: the dialer's opener, the acceptor's inbound streams.
+    fn link() -> (Opener, mpsc::Receiver<MuxStream>) {
+        let (a, b) = tokio::io::duplex(256 * 1024);
+        let (opener, _) = mux::start(a.compat(), Side::Dialer, 16);
+        let (_, inbound) = mux::start(b.compat(), Side::Acceptor, 16);
+        (opener, inbound)
+    }
+
+    fn request() -> CallRequest {
+        CallRequest {
+            call_id: CallId::random(),
+            from: "1001".parse().expect("a number"),
+            to: "1002".parse().expect("a number"),
+            pages: 1,
+            bytes: 0,
+            via: vec![],
+        }
+    }
+
+    /// Bytes that tell their position, so a lost or doubled packet shows.
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 253) as u8).collect()
+    }
+
+    /// caller -> hop (`carry_capped` with `cap`) -> callee. The caller sends
+    /// writes of `sizes`, the callee answers with `reply`; returns what the
+    /// callee read, what the caller read back, and how the hop ended.
+    async fn through_a_hop(
+        sizes: &[usize],
+        reply: usize,
+        cap: Option<u64>,
+    ) -> (Vec<u8>, Vec<u8>, HopEnd) {
+        let (to_hop, mut hop_in) = link();
+        let (hop_out, mut callee_in) = link();
+        let hop = tokio::spawn(async move {
+            let upstream = hop_in.recv().await.expect("a call stream");
+            carry_capped(
+                upstream,
+                Some("relay-a"),
+                |_| cap,
+                async move |_: &CallRequest| Ok(hop_out.clone()),
+            )
+            .await
+        });
+        let callee = tokio::spawn(async move {
+            let mut s = callee_in.recv().await.expect("the spliced stream");
+            let req = read_request(&mut s, REQUEST_TIMEOUT)
+                .await
+                .expect("the request");
+            assert_eq!(req.via, ["relay-a"], "the relay adds itself to the path");
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got).await;
+            let _ = s.write_all(&data(reply)).await;
+            let _ = s.shutdown().await;
+            got
+        });
+        let mut s = to_hop.open().await.expect("a stream");
+        frame::write_msg(&mut s, &request())
+            .await
+            .expect("the request");
+        let sent = data(sizes.iter().sum());
+        let mut at = 0;
+        for n in sizes {
+            if s.write_all(&sent[at..at + n]).await.is_err() {
+                break;
+            }
+            at += n;
+        }
+        let _ = s.shutdown().await;
+        let mut back = Vec::new();
+        let _ = s.read_to_end(&mut back).await;
+        (callee.await.expect("callee"), back, hop.await.expect("hop"))
+    }
 
     #[tokio::test]
-    async fn pump_carries_small_and_page_sized_writes_and_closes_after() {
-        // Confirmation-sized writes, then page chunks, then small ones again.
-        let sizes = [13usize, 40, 2048, 65_540, 65_536, 100_000, 7, 3000, 1];
-        let data: Vec<u8> = (0..sizes.iter().sum::<usize>())
-            .map(|i| (i % 253) as u8)
-            .collect();
-        let (mut caller, mut hop_in) = tokio::io::duplex(16 * 1024);
-        let (mut hop_out, mut callee) = tokio::io::duplex(16 * 1024);
-        let hop = tokio::spawn(async move { pump(&mut hop_in, &mut hop_out).await });
-        let sent = data.clone();
-        let writer = tokio::spawn(async move {
-            let mut at = 0;
-            for n in sizes {
-                caller.write_all(&sent[at..at + n]).await.unwrap();
-                at += n;
+    async fn a_hop_carries_small_and_page_sized_writes_both_ways_and_closes_after() {
+        // Confirmation-sized writes, page chunks (a framed chunk is one
+        // yamux frame), larger writes split by yamux, then small ones again.
+        let sizes = [13, 40, 2048, 65_540, 65_540, 300_000, 7, 3000, 1];
+        let total: usize = sizes.iter().sum();
+
+        let (got, back, end) = through_a_hop(&sizes, 70_000, None).await;
+
+        assert_eq!(got, data(total));
+        assert_eq!(back, data(70_000));
+        let to_callee = total as u64;
+        assert_eq!(
+            end,
+            HopEnd::Relayed {
+                to_callee,
+                to_caller: 70_000
             }
-        });
-        let mut got = Vec::new();
-        callee.read_to_end(&mut got).await.unwrap();
-        writer.await.unwrap();
-        assert_eq!(hop.await.unwrap().unwrap(), data.len() as u64);
-        assert_eq!(got, data);
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_over_its_cap_is_cut_and_the_bytes_over_it_are_not_handed_on() {
+        let (got, _, end) = through_a_hop(&[1000, 1000, 1000], 0, Some(2500)).await;
+
+        let HopEnd::Cut(reason) = end else {
+            panic!("expected a cut call, got {end:?}");
+        };
+        assert!(
+            reason.contains("more than 2500 bytes, over the limit"),
+            "{reason}"
+        );
+        assert!(got.len() <= 2500, "{} bytes went past the cap", got.len());
+        assert_eq!(got, data(got.len()));
     }
 }
