@@ -88,7 +88,7 @@ pub struct Cli {
     /// [default: the system's roots].
     #[arg(long, value_name = "F", env = "GATEWAYD_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Largest frame accepted on any link (66560 to 67108864) [default: 1048576].
+    /// Largest frame accepted on any link (132096 to 67108864) [default: 1048576].
     #[arg(long, value_name = "BYTES", env = "GATEWAYD_MAX_FRAME_BYTES")]
     pub max_frame_bytes: Option<usize>,
     /// Refused logins per device address per minute before every login from it

@@ -183,7 +183,7 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub allow_plaintext: Vec<String>,
-    /// Largest frame accepted on any link (66560 to 67108864) [default: 1048576].
+    /// Largest frame accepted on any link (132096 to 67108864) [default: 1048576].
     #[arg(long, value_name = "BYTES", env = "RELAYD_MAX_FRAME_BYTES")]
     pub max_frame_bytes: Option<usize>,
     /// Most pages a call may announce [default: 1000].

@@ -47,18 +47,24 @@ impl IdleTrim {
 /// allocates again for every chunk it carries.
 const KEEP_FREE_AT_TOP: i32 = 1 << 20;
 
+/// Allocations from this size up come from `mmap` (and go straight back to
+/// the system when freed): above a page chunk's frame buffer (128 KiB), which
+/// glibc's default of exactly 128 KiB would map, fault in and zero for
+/// every chunk at every hop.
+const MMAP_FROM: i32 = 512 * 1024;
+
 /// Sets the allocator up for carrying page data; call once at start, before
 /// any thread is spawned.
 ///
-/// Each page chunk crossing a hop is a 64 KiB frame buffer allocated and
+/// Each page chunk crossing a hop is a 128 KiB frame buffer allocated and
 /// freed again. glibc's default trim threshold (128 KiB) gives the top of the
-/// heap back as soon as two such buffers are free, then faults the same
+/// heap back as soon as one such buffer is free, then faults the same
 /// pages in again for the next chunk: thousands of `brk`/`madvise` calls and
 /// page faults per 200 MB carried. A higher threshold keeps that megabyte;
-/// [`IdleTrim`] still returns everything once the calls are over. Setting
-/// it also fixes glibc's mmap threshold at its 128 KiB default instead of
-/// letting it grow, so large, rare allocations keep coming from `mmap` and
-/// go straight back.
+/// [`IdleTrim`] still returns everything once the calls are over. The mmap
+/// threshold is fixed at [`MMAP_FROM`] (setting either stops glibc from
+/// moving it), so chunk buffers come from the heap while large, rare
+/// allocations keep coming from `mmap` and go straight back.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's parameters; it is called
@@ -66,6 +72,7 @@ pub fn tune_allocator() {
     #[allow(unsafe_code)]
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREE_AT_TOP);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM);
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 
 /// Smallest cap an operator may set: a page chunk plus its header must fit.
-pub const MIN_FRAME_LIMIT: usize = super::message::CHUNK_LEN + 1024;
+pub const MIN_FRAME_LIMIT: usize = super::message::CHUNK_FRAME_LEN + 1024;
 /// Largest cap an operator may set.
 pub const MAX_FRAME_LIMIT: usize = 64 << 20;
 

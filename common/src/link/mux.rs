@@ -18,6 +18,8 @@ use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use tokio_util::sync::CancellationToken;
 pub use yamux::Packet;
 
+use super::message::CHUNK_FRAME_LEN;
+
 /// A multiplexed stream, speaking tokio's I/O traits. It holds one of its
 /// link's stream permits until it is dropped.
 #[derive(Debug)]
@@ -138,11 +140,15 @@ fn config(max_streams: usize) -> yamux::Config {
     cfg.set_max_connection_receive_window(None);
     cfg.set_max_num_streams(limit);
     cfg.set_max_connection_receive_window(Some(limit * yamux::DEFAULT_CREDIT as usize));
-    // A framed page chunk goes out as one yamux frame (not four of
-    // yamux's default 16 KiB, nor a full one and a 4-byte one).
-    cfg.set_split_send_size(super::message::CHUNK_FRAME_LEN);
+    // A framed page chunk goes out as one yamux frame (not eight of
+    // yamux's default 16 KiB).
+    cfg.set_split_send_size(CHUNK_FRAME_LEN);
     cfg
 }
+
+// Two page chunks fill a stream's window exactly (see CHUNK_FRAME_LEN); a
+// yamux that changed its window would break that.
+const _: () = assert!(2 * CHUNK_FRAME_LEN == yamux::DEFAULT_CREDIT as usize);
 
 /// Starts the driver for a connection on `io` and returns the opener and the
 /// inbound streams. The driver ends when the connection fails, the peer
