@@ -7,6 +7,7 @@
 //! redis (needs redis-server), load, tls (TLS against plaintext, same run).
 //! Environment: BENCH_SECS (length of each calls/s run, default 5),
 //! BENCH_PAIRS (concurrent sender/receiver pairs, default 64),
+//! BULK_ROUNDS (bulk and TLS bulk transfers, each with its baseline, default 9),
 //! BENCH_LOAD_DEVICES and BENCH_LOAD_CALLS (the load section's devices and
 //! calls at once, default 10,000 and 1,000).
 
@@ -89,6 +90,11 @@ fn main() {
     if wants("tls") {
         tls_vs_plaintext(&runtime, pairs, secs);
     }
+}
+
+/// Rounds of the bulk transfers (`BULK_ROUNDS`).
+fn bulk_rounds() -> usize {
+    env_or("BULK_ROUNDS", 9) as usize
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -293,8 +299,10 @@ async fn bulk() {
     // Rounds of one fax transfer, then the baselines right after it, each
     // round giving its own ratio: this shared VM's speed drifts by half
     // within a minute (loopback copies from 2 to 9 GB/s), and a ratio of
-    // neighbours is what that drift disturbs least. The median is reported.
-    let rounds = env_or("BULK_ROUNDS", 5) as usize;
+    // neighbours is what that drift disturbs least. The median is reported,
+    // of 9 rounds: the TCP copy alone swings by half from one round to the
+    // next, and a median of 5 moved with it.
+    let rounds = bulk_rounds();
     let pids = [
         ("relayd", relay.pid()),
         ("gw1", gw1.pid()),
@@ -328,7 +336,12 @@ async fn bulk() {
         median(&fax),
         median(&tcp),
         median(&ratios),
-        list(&ratios),
+        list(&ratios, 2),
+    );
+    println!(
+        "  per round: fax {} MB/s; TCP copy {} MB/s",
+        list(&fax, 0),
+        list(&tcp, 0)
     );
     println!(
         "  the same hops as plain forwarders (4 TCP connections, 3 read/write threads, no multiplexer): {:.0} MB/s, ratio {:.2}",
@@ -407,7 +420,7 @@ async fn tls_bulk() {
     let bytes: u64 = pages.iter().map(|p| p.data.len() as u64).sum();
     let plain_path = BulkPath::open(&bed, &relay, Uplink::Plain, 1001).await;
     let tls_path = BulkPath::open(&bed, &relay, Uplink::Tls(&pki), 1003).await;
-    let rounds = env_or("BULK_ROUNDS", 5) as usize;
+    let rounds = bulk_rounds();
     let rate = |secs: f64| bytes as f64 / secs / 1e6;
     let (mut plain, mut tls) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -421,7 +434,7 @@ async fn tls_bulk() {
         median(&tls),
         median(&plain),
         median(&ratios),
-        list(&ratios),
+        list(&ratios, 2),
     );
     plain_path.close();
     tls_path.close();
@@ -488,8 +501,9 @@ fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn list(values: &[f64]) -> String {
-    let items: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+/// `values` with `decimals` digits after the point, space-separated.
+fn list(values: &[f64], decimals: usize) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v:.decimals$}")).collect();
     items.join(" ")
 }
 
