@@ -189,7 +189,10 @@ fn middle_relay_of_a_line_killed_mid_call_then_restarted() {
     });
 
     sent.assert_cut_short();
-    assert_eq!(sent.report()["pages_confirmed"], 1, "{sent}");
+    // Page 2's confirmation is held by the pause; page 1's may still have
+    // been on its way through relay-b when it died.
+    let confirmed = sent.report()["pages_confirmed"].as_u64();
+    assert!(matches!(confirmed, Some(0 | 1)), "{sent}");
     wait_call_over(&callee);
     let kept = pages_kept(callee.inbox(), &document);
     assert!(kept.pages >= 2, "pages 1-2 were stored before the fault");
