@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::daemon::admin_http::{self, AdminPages};
 use common::daemon::logging::LogControl;
-use common::daemon::memory::IdleTrim;
+use common::daemon::memory::{Activity, IdleTrim};
 use common::daemon::notify;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -211,7 +211,10 @@ pub async fn run_with(
                 }
             },
             _ = refresh.tick() => {
-                idle_trim.tick(gw.calls.len());
+                idle_trim.tick(Activity {
+                    calls_in_flight: gw.calls.len(),
+                    devices_online: gw.devices.count(),
+                });
                 let now = gw.status_line();
                 if now != status {
                     notify::status(&now);

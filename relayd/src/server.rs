@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::daemon::admin_http::{self, AdminPages};
 use common::daemon::logging::LogControl;
-use common::daemon::memory::IdleTrim;
+use common::daemon::memory::{Activity, IdleTrim};
 use common::daemon::notify;
 use common::directory::ConnectionInfo;
 use tokio::net::TcpListener;
@@ -327,7 +327,10 @@ pub async fn run_with(
                 }
             },
             _ = refresh.tick() => {
-                idle_trim.tick(relay.calls.len());
+                idle_trim.tick(Activity {
+                    calls_in_flight: relay.calls.len(),
+                    devices_online: relay.registry.online_count(),
+                });
                 let now = relay.status_line();
                 if now != status {
                     notify::status(&now);
