@@ -82,14 +82,26 @@ const MMAP_FROM: i32 = 512 * 1024;
 /// threshold is fixed at [`MMAP_FROM`] (setting either stops glibc from
 /// moving it), so chunk buffers come from the heap while large, rare
 /// allocations keep coming from `mmap` and go straight back.
+///
+/// Arenas: one per core, for the runtime's worker threads. glibc's default
+/// (up to eight per core) gives every thread that ever allocates (sled's,
+/// the blocking pool's) an arena of its own, each keeping the pages a burst
+/// left half used: after six rounds of 1,000 calls at once the relays sat
+/// 8.3 to 10.5% above where they started, against 6.8 to 8.1% with one
+/// arena per core.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets the allocator's parameters; it is called
-    // before other threads exist.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREE_AT_TOP);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM);
+    {
+        let arenas = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let arenas = i32::try_from(arenas).unwrap_or(i32::MAX);
+        // SAFETY: mallopt only sets the allocator's parameters; it is
+        // called before other threads exist.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREE_AT_TOP);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM);
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
     }
 }
 
