@@ -869,10 +869,10 @@ async fn full_load(devices: u64, calls: u64, secs: u64) {
     let _ = std::fs::remove_dir_all(&inbox);
 }
 
-/// The resident memory of each daemon once the calls are over and none has
-/// fallen for [`SETTLED_FOR`] (a daemon hands freed memory back a moment
-/// after its last call: see `common::daemon::memory`), at most 10 s after
-/// the last call; and how long that took.
+/// The resident memory of each process in `pids` once none has fallen for
+/// [`SETTLED_FOR`] (a daemon hands freed memory back a moment after a burst
+/// of calls or logins: see `common::daemon::memory`), waiting at most 10 s;
+/// and how long that took.
 async fn settled_rss_kib(pids: &[u32]) -> (Vec<u64>, Duration) {
     const SETTLED_FOR: Duration = Duration::from_millis(3500);
     let started = Instant::now();

@@ -34,8 +34,8 @@ pub struct IdleTrim {
 
 impl IdleTrim {
     /// Call once per status tick; returns whether it trimmed. A login
-    /// storm leaves as much freed memory behind as calls do: 10,000 device
-    /// logins left a relay 2 MB above what it held once trimmed.
+    /// storm leaves freed memory behind too: 10,000 device logins left a
+    /// relay 2 MB above what it held once trimmed.
     pub fn tick(&mut self, now: Activity) -> bool {
         let devices_moved = self
             .devices

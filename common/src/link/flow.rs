@@ -16,8 +16,9 @@ use tokio::io::AsyncWrite;
 
 use super::mux::{MuxStream, Packet};
 
-/// The error text a call cut at its cap carries; callers match on "over the limit".
-pub fn over_cap(cap: u64) -> io::Error {
+/// The error text a call cut at its cap carries; operators and tests look
+/// for "over the limit".
+fn over_cap(cap: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("the call carried more than {cap} bytes, over the limit"),
