@@ -45,8 +45,8 @@ fn a_file_that_is_not_an_image_is_named() {
     assert_eq!(
         msg,
         format!(
-            "{} is not a readable image (unrecognised file format); give a PNG, JPEG, GIF, BMP, \
-             PNM or TIFF image",
+            "{} is not a readable image (unrecognised file format); give a PDF, an image (PNG, \
+             JPEG, GIF, BMP, PNM, TIFF) or a UTF-8 text file",
             path.display()
         )
     );
@@ -117,7 +117,7 @@ fn a_damaged_fax_page_names_file_and_page() {
 fn no_files_at_all_is_an_error() {
     assert_eq!(
         load(&[]),
-        "no input files given; name at least one image to send"
+        "no input files given; name at least one PDF, image or text file to send"
     );
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
+use common::codec::tagline::TagLineFormat;
 use common::codec::{Compression, EncodeOptions, Paper, Resolution};
 use common::number::{CallId, Number};
 
@@ -22,8 +23,20 @@ Examples:
   Without a gateway, dialing a relay directly over TLS:
     faxsend --gateway tls://relay-a.example.net:4710 --ca-file ca.pem --from 1001 ... letter.png
 
+  Send a PDF with a cover page (the tag line on every page names the sender):
+    faxsend --gateway gw.lan:4700 --from 1001 --secret-file 1001.secret --to 1002 \\
+            --cover --from-name \"Front desk\" --to-name Accounts --subject \"Invoice 42\" \\
+            --comment \"Please pay by Friday.\" invoice.pdf
+
   Encode into a fax file, without sending anything:
-    faxsend letter.png scan.tif --output fax.tif
+    faxsend letter.pdf photo.jpg notes.txt --output fax.tif
+
+  Look at exactly what would be sent (cover page and tag lines included):
+    faxsend --from 1001 --to 1002 --cover --subject Hello letter.pdf --output preview.tif
+
+  A tag line of your own, or none:
+    faxsend ... --tagline \"{date}|{name} {number}|{page}/{pages}\" letter.pdf
+    faxsend ... --no-tagline letter.pdf
 
   Standard resolution, Group 3 2D (MR), dithered for a photograph:
     faxsend photo.jpg --resolution standard --compression mr --dither --output photo.tif
@@ -48,8 +61,9 @@ With --retries, the code is that of the last attempt.";
 #[derive(Parser, Debug)]
 #[command(name = "faxsend", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Images to send, in order: PNG, JPEG, GIF, BMP, PNM or TIFF (every
-    /// page of a multi-page TIFF, fax TIFFs included).
+    /// Files to send, in order: PDF (every page), PNG, JPEG (turned as its
+    /// EXIF orientation says), GIF, BMP, PNM, TIFF (every page, fax TIFFs
+    /// included) or UTF-8 text (laid out in pages).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -57,8 +71,13 @@ pub struct Cli {
     #[command(flatten)]
     pub encode: EncodeArgs,
 
-    /// Write the encoded fax to this TIFF Class F file instead of sending it.
-    #[arg(long, value_name = "OUT.tif", conflicts_with_all = ["gateway", "from", "to"])]
+    /// Cover page and tag line.
+    #[command(flatten)]
+    pub extras: ExtrasArgs,
+
+    /// Write the encoded fax to this TIFF Class F file instead of sending it
+    /// (with --from, --to and the cover flags: exactly what would be sent).
+    #[arg(long, value_name = "OUT.tif", conflicts_with_all = ["gateway", "secret_file", "retries", "call_id"])]
     pub output: Option<PathBuf>,
 
     /// How to reach the callee.
@@ -159,6 +178,47 @@ pub struct EncodeArgs {
     /// Dither grey levels (for photographs) instead of a plain black/white threshold.
     #[arg(long)]
     pub dither: bool,
+
+    /// Keep landscape PDF pages landscape (scaled down to the paper width)
+    /// instead of turning them a quarter turn to fill the page.
+    #[arg(long)]
+    pub keep_orientation: bool,
+}
+
+/// What faxsend adds to the pages: a cover page, a tag line.
+#[derive(Args, Debug, Clone)]
+pub struct ExtrasArgs {
+    /// Send a cover page first: sender, recipient, date, page count, and
+    /// --subject and --comment when given.
+    #[arg(long)]
+    pub cover: bool,
+
+    /// The recipient's name, for the cover page.
+    #[arg(long, value_name = "NAME")]
+    pub to_name: Option<String>,
+
+    /// The sender's name, for the cover page and the tag line.
+    #[arg(long, value_name = "NAME")]
+    pub from_name: Option<String>,
+
+    /// The subject, for the cover page.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+
+    /// A comment for the cover page (wrapped to fit; \n starts a line).
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+
+    /// The line at the top of every page (needs --from) [default:
+    /// "{date}|From: {sender}|Page {page} of {pages}"]. Fields: {date},
+    /// {sender}, {name}, {number}, {to}, {to_name}, {page}, {pages}; `|`
+    /// splits left, centre and right.
+    #[arg(long, value_name = "FORMAT", value_parser = parse::<TagLineFormat>, conflicts_with = "no_tagline")]
+    pub tagline: Option<TagLineFormat>,
+
+    /// No tag line (it is drawn on every page whenever --from is given).
+    #[arg(long)]
+    pub no_tagline: bool,
 }
 
 impl EncodeArgs {
@@ -169,6 +229,7 @@ impl EncodeArgs {
             compression: self.compression,
             paper: self.paper,
             dither: self.dither,
+            keep_orientation: self.keep_orientation,
         }
     }
 }

@@ -1,12 +1,66 @@
-//! Encode-only mode: images in, a TIFF Class F file out, no network.
+//! Turning the files on the command line into fax pages: the document
+//! options (cover page, tag line) the flags ask for, and encode-only mode
+//! (files in, a TIFF Class F file out, no network).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use common::codec::cover::{Cover, CoverText};
+use common::codec::tagline::{Parties, TagLine, now};
 use common::codec::tiff_write::document_bytes;
-use common::codec::{EncodeOptions, load_document_with_progress};
+use common::codec::{DocumentOptions, load_document_with_progress};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::Cli;
+use crate::send::Usage;
+
+/// The document the command line describes: encoding flags, and a cover
+/// page and tag line when asked for (the tag line whenever the sender's
+/// number is known, unless --no-tagline).
+pub fn document_options(cli: &Cli) -> Result<DocumentOptions, Usage> {
+    let extras = &cli.extras;
+    let parties = cli.call.from.as_ref().map(|from| Parties {
+        from_number: from.to_string(),
+        from_name: extras.from_name.clone(),
+        to_number: cli.call.to.as_ref().map(ToString::to_string),
+        to_name: extras.to_name.clone(),
+        when: now(),
+    });
+    let Some(parties) = parties else {
+        if extras.cover {
+            return Err(Usage(
+                "--cover needs --from (the sender's number, printed on the cover page)".into(),
+            ));
+        }
+        if extras.tagline.is_some() {
+            return Err(Usage(
+                "--tagline needs --from (the tag line names the sender)".into(),
+            ));
+        }
+        return Ok(DocumentOptions {
+            encode: cli.encode.options(),
+            ..DocumentOptions::default()
+        });
+    };
+    let cover = extras.cover.then(|| Cover {
+        parties: parties.clone(),
+        text: CoverText {
+            subject: extras.subject.clone(),
+            // Shells pass "\n" literally; it means a new line here.
+            comment: extras.comment.as_ref().map(|c| c.replace("\\n", "\n")),
+        },
+    });
+    let tagline = (!extras.no_tagline).then(|| TagLine {
+        format: extras.tagline.clone().unwrap_or_default(),
+        parties,
+    });
+    Ok(DocumentOptions {
+        encode: cli.encode.options(),
+        cover,
+        tagline,
+    })
+}
 
 /// Encodes `files` into the fax file `output` and returns the page count.
 ///
@@ -15,7 +69,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// never a half-written one.
 pub fn write_output(
     files: &[PathBuf],
-    opts: &EncodeOptions,
+    opts: &DocumentOptions,
     output: &Path,
 ) -> anyhow::Result<usize> {
     let progress = progress_bar();

@@ -22,7 +22,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         let code = send::run(cli)?;
         return Ok(ExitCode::from(code));
     };
-    let pages = encode::write_output(&cli.files, &cli.encode.options(), output)?;
+    let document = encode::document_options(cli)?;
+    let pages = encode::write_output(&cli.files, &document, output)?;
     let noun = if pages == 1 { "page" } else { "pages" };
     eprintln!("faxsend: wrote {pages} {noun} to {}", output.display());
     Ok(ExitCode::SUCCESS)

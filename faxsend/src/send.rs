@@ -72,7 +72,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
 /// Reads and encodes every page, with a progress bar on a terminal.
 fn encode(cli: &Cli) -> anyhow::Result<Vec<EncodedPage>> {
     let bar = terminal_spinner("{spinner} encoding: {pos} pages ({elapsed})");
-    let pages = load_document_with_progress(&cli.files, &cli.encode.options(), &|done| {
+    let document = crate::encode::document_options(cli)?;
+    let pages = load_document_with_progress(&cli.files, &document, &|done| {
         if let Some(bar) = &bar {
             bar.set_position(done as u64);
         }

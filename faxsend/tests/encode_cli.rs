@@ -118,10 +118,20 @@ fn a_missing_file_fails_naming_it_and_writes_nothing() {
 }
 
 #[test]
-fn a_file_that_is_not_an_image_fails_naming_it_and_writes_nothing() {
+fn a_file_that_is_not_a_document_fails_naming_it_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("temp");
-    std::fs::write(dir.path().join("notes.txt"), "these are not pixels\n").expect("write");
-    assert_fails_cleanly(dir.path(), "notes.txt", "notes.txt", "not a readable image");
+    // A word processor file: a zip archive, neither PDF, image nor text.
+    std::fs::write(
+        dir.path().join("notes.docx"),
+        b"PK\x03\x04\x14\0\x06\0\0\0binary",
+    )
+    .expect("write");
+    assert_fails_cleanly(
+        dir.path(),
+        "notes.docx",
+        "notes.docx",
+        "not a readable image",
+    );
 }
 
 #[test]

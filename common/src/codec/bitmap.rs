@@ -72,6 +72,17 @@ impl Bitmap {
         })
     }
 
+    /// This page with `rows` white rows added above it.
+    pub fn with_rows_above(&self, rows: u32) -> Bitmap {
+        let mut data = vec![0; self.stride * rows as usize];
+        data.extend_from_slice(&self.data);
+        Bitmap {
+            height: self.height + rows,
+            data,
+            ..*self
+        }
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.width

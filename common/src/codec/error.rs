@@ -22,7 +22,7 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// No input file was given at all.
-    #[error("no input files given; name at least one image to send")]
+    #[error("no input files given; name at least one PDF, image or text file to send")]
     NoInput,
 
     /// An input file could not be opened or read.
@@ -37,19 +37,53 @@ pub enum CodecError {
     },
 
     /// An input file has no bytes at all.
-    #[error("{} is empty (0 bytes); give a PNG, JPEG, GIF, BMP, PNM or TIFF image", path.display())]
+    #[error("{} is empty (0 bytes); give a PDF, an image (PNG, JPEG, GIF, BMP, PNM, TIFF) or a UTF-8 text file", path.display())]
     EmptyFile {
         /// The file.
         path: PathBuf,
     },
 
-    /// An input file is not an image we can read.
-    #[error("{} is not a readable image ({reason}); give a PNG, JPEG, GIF, BMP, PNM or TIFF image", path.display())]
+    /// An input file is not a document we can read.
+    #[error("{} is not a readable image ({reason}); give a PDF, an image (PNG, JPEG, GIF, BMP, PNM, TIFF) or a UTF-8 text file", path.display())]
     NotAnImage {
         /// The file.
         path: PathBuf,
         /// What the image decoder said.
         reason: String,
+    },
+
+    /// A PDF that needs a password to open.
+    #[error(
+        "{} is a password-protected PDF; faxmesh cannot open it. Remove the password \
+         (for example `qpdf --decrypt --password=PASSWORD in.pdf out.pdf`) and send the result",
+        path.display()
+    )]
+    PdfPassword {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A PDF that cannot be read at all.
+    #[error("{} is not a readable PDF: {reason}", path.display())]
+    BadPdf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with a hint.
+        reason: String,
+    },
+
+    /// A text file that is not UTF-8.
+    #[error(
+        "{} is not UTF-8 text (invalid byte at offset {offset}); convert it first, \
+         for example `iconv -f LATIN1 -t UTF-8 {name} > {name}.utf8.txt`",
+        path.display(),
+        name = path.display()
+    )]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Where the first invalid byte is.
+        offset: usize,
     },
 
     /// An input page is damaged or uses a TIFF layout we cannot read.

@@ -1,10 +1,12 @@
-//! Reading input files into source pages: PNG, JPEG, GIF, BMP and PNM with
-//! the `image` crate, TIFF (every page, fax or not) with [`super::tiff_read`].
+//! Reading image files into source pages: PNG, JPEG, GIF, BMP and PNM with
+//! the `image` crate (JPEG EXIF orientation applied), TIFF (every page, fax
+//! or not) with [`super::tiff_read`]. PDFs and text files are
+//! [`super::pdf`]'s and [`super::text`]'s.
 
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{GrayImage, ImageReader};
+use image::{GrayImage, ImageDecoder, ImageReader};
 
 use super::bitmap::Bitmap;
 use super::error::{CodecError, MAX_PIXELS, MAX_SIDE};
@@ -151,9 +153,17 @@ fn read_other(path: &Path, bytes: &[u8]) -> Result<SourcePage, CodecError> {
             "{format:?} image of {width}x{height} pixels"
         )));
     }
-    let image = reader()?
-        .decode()
+    // Photos from phones and cameras are stored as the sensor saw them, with
+    // an EXIF orientation saying how to turn them; viewers apply it, so do we.
+    let mut decoder = reader()?
+        .into_decoder()
         .map_err(|e| not_image(format!("{format:?}: {e}")))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = image::DynamicImage::from_decoder(decoder)
+        .map_err(|e| not_image(format!("{format:?}: {e}")))?;
+    image.apply_orientation(orientation);
     let gray = if image.color().has_alpha() {
         let la = image.to_luma_alpha8();
         let (w, h) = la.dimensions();

@@ -10,9 +10,15 @@
 //! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not; [`tiff_check`]: the
 //!   directory walk that refuses lying value counts first.
 //! - [`tiff_write`]: TIFF Class F files, written a page at a time.
-//! - [`input`]: reading image files into source pages; [`convert`]: scaling
-//!   and thresholding them to fax geometry; [`document`]: all of it for a
-//!   list of files, on all cores.
+//! - [`input`]: reading image files into source pages (JPEG EXIF
+//!   orientation applied); [`pdf`]: PDF pages rendered by `hayro`
+//!   (fonts a PDF does not embed from the system's URW fonts: `pdf_fonts`);
+//!   [`text`]: text files laid out in pages; [`convert`]: scaling and
+//!   thresholding source pages to fax geometry.
+//! - [`font`]: the bundled font we draw with; [`cover`]: the cover page;
+//!   [`tagline`]: the sender / date / "page N of M" line on every page.
+//! - [`document`]: all of it for a list of files, cover page first, on all
+//!   cores, in order.
 //! - [`fit`]: [`Capabilities`] of a callee and [`fit_page`] to meet them.
 //! - [`error`]: the error type, [`CodecError`].
 
@@ -20,22 +26,28 @@ mod bit_writer;
 pub mod bitmap;
 mod codes;
 pub mod convert;
+pub mod cover;
 pub mod decode;
 pub mod document;
 pub mod encode;
 pub mod error;
 pub mod fit;
+pub mod font;
 pub mod g3;
 pub mod g4;
 pub mod input;
 pub mod page;
+pub mod pdf;
+mod pdf_fonts;
+pub mod tagline;
+pub mod text;
 pub mod tiff_check;
 pub mod tiff_read;
 pub mod tiff_write;
 
 pub use bitmap::Bitmap;
 pub use decode::decode;
-pub use document::{load_document, load_document_with_progress};
+pub use document::{DocumentOptions, load_document, load_document_with_progress};
 pub use encode::encode;
 pub use error::CodecError;
 pub use fit::{Capabilities, fit_page};

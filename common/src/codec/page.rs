@@ -298,6 +298,10 @@ pub struct EncodeOptions {
     /// Floyd-Steinberg dithering for photographs instead of a plain threshold
     /// for text (default off).
     pub dither: bool,
+    /// Leave landscape PDF pages as they are (scaled to the paper width)
+    /// instead of turning them a quarter turn to portrait (default off).
+    #[serde(default)]
+    pub keep_orientation: bool,
 }
 
 impl Default for EncodeOptions {
@@ -307,6 +311,7 @@ impl Default for EncodeOptions {
             compression: Compression::G4,
             paper: Paper::A4,
             dither: false,
+            keep_orientation: false,
         }
     }
 }
