@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # faxmesh demo: two relays peered on loopback, a gateway on each, a receiving
-# fax device behind one and a fax sent from behind the other. The fax crosses
+# fax device behind one and a fax (cover page, a PDF letter and a scan, a tag
+# line on every page) sent from behind the other. The fax crosses
 # gateway -> relay A -> relay B -> gateway and is stored as TIFF Class F.
 # Gateway-relay and relay-relay links are TLS, with a private CA made by
 # `relayd tls`; the devices talk to their gateways in plaintext (the LAN).
@@ -75,9 +76,11 @@ wait_route "$work/relay-a" 1002
 echo "== relay A's directory:"
 "$bin/relayd" directory --data-dir "$work/relay-a"
 
-echo "== fax device 1001 sends samples/letter.png to 1002 from behind gateway 1"
+echo "== fax device 1001 sends samples/letter.pdf and samples/letter.png to 1002, with a cover page"
 "$bin/faxsend" --gateway "$gw_1" --from 1001 --secret-file "$work/1001.secret" \
-  --to 1002 samples/letter.png
+  --to 1002 --cover --from-name "Example Trading" --to-name "Northwind Accounts" \
+  --subject "Invoice 42" --comment "Two pages of invoice and a scan follow." \
+  samples/letter.pdf samples/letter.png
 wait "$recv"
 echo "== faxrecv printed:"
 cat "$work/faxrecv.out"
