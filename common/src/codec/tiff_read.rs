@@ -40,9 +40,11 @@ pub(crate) enum TiffPage {
     },
 }
 
-/// Whether the bytes start like a TIFF file.
+/// Whether the bytes start like a TIFF file, classic or BigTIFF.
 pub(crate) fn is_tiff(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*")
+    [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+        .iter()
+        .any(|magic| bytes.starts_with(*magic))
 }
 
 /// Reads every page of a TIFF held in memory. `path` is for messages only.
@@ -64,11 +66,10 @@ pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPage
         path: path.to_owned(),
         reason: format!("tiff: {reason}"),
     })?;
+    // The header and the chain of directories are sound (checked above), so
+    // what the decoder refuses here is the first page's directory.
     let decoder = Decoder::new(Cursor::new(bytes))
-        .map_err(|e| CodecError::NotAnImage {
-            path: path.to_owned(),
-            reason: format!("tiff: {e}"),
-        })?
+        .map_err(|e| directory_error(path, 1, e))?
         .with_limits(decoding_limits());
     Ok(TiffPages {
         path,
@@ -103,11 +104,7 @@ impl Iterator for TiffPages<'_> {
             }
             if let Err(e) = self.decoder.next_image() {
                 self.done = true;
-                return Some(Err(bad_page(
-                    self.path,
-                    number - 1,
-                    format!("cannot find the next page ({e}); the TIFF is damaged"),
-                )));
+                return Some(Err(directory_error(self.path, number, e)));
             }
         }
         self.read = number;
@@ -172,6 +169,18 @@ fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
         page: number,
         reason,
     }
+}
+
+/// The `tiff` crate refused a page's directory: it checks the layout there
+/// (sizes, strip counts, bits per sample, colour model) before any pixel.
+fn directory_error(path: &Path, number: usize, e: TiffError) -> CodecError {
+    bad_page(
+        path,
+        number,
+        format!(
+            "its directory cannot be read ({e}); the TIFF is damaged or uses a layout faxmesh cannot read"
+        ),
+    )
 }
 
 fn page_error(path: &Path, number: usize, e: PageError) -> CodecError {
@@ -447,11 +456,14 @@ fn read_bilevel_strips(
     width: u32,
     height: u32,
 ) -> Result<Option<Vec<u8>>, PageError> {
-    let bits: u16 = decoder.find_tag_unsigned(Tag::BitsPerSample)?.unwrap_or(1);
     let samples: u16 = decoder
         .find_tag_unsigned(Tag::SamplesPerPixel)?
         .unwrap_or(1);
-    if bits != 1
+    // One value per sample: read as a list (a lone value is a list of one).
+    let bits: Vec<u16> = decoder
+        .find_tag_unsigned_vec(Tag::BitsPerSample)?
+        .unwrap_or_else(|| vec![1]);
+    if bits != [1]
         || samples != 1
         || width == 0
         || height == 0
