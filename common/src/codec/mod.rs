@@ -30,7 +30,9 @@ pub mod g4;
 pub mod input;
 pub mod page;
 pub mod tiff_check;
+mod tiff_color;
 pub mod tiff_read;
+mod tiff_samples;
 pub mod tiff_write;
 
 pub use bitmap::Bitmap;
