@@ -268,6 +268,12 @@ fn fill_order_2() {
     check_family("fill_order");
 }
 
+#[test]
+fn floating_point_grey_and_rgb() {
+    // Compared with the source picture: Pillow clips 0.0..1.0 to black.
+    check_family("float");
+}
+
 // ---- damaged files --------------------------------------------------------
 
 /// The bytes of a generated layout.
@@ -549,14 +555,23 @@ fn layouts_faxmesh_does_not_read_fail_saying_what_to_do() {
             "L*a*b*",
         ),
         (
-            // 32-bit floats.
+            // 32-bit integers.
             page(vec![
                 (258, 3, vec![32]),
                 (259, 3, vec![1]),
                 (262, 3, vec![1]),
-                (339, 3, vec![3]),
             ]),
             "32 bits deep",
+        ),
+        (
+            // Signed integers.
+            page(vec![
+                (258, 3, vec![16]),
+                (259, 3, vec![1]),
+                (262, 3, vec![1]),
+                (339, 3, vec![2]),
+            ]),
+            "signed integer",
         ),
         (
             // Floats of 16 bits.

@@ -1,14 +1,16 @@
 //! The pixels of a TIFF page that is not fax data, in every layout libtiff
 //! and Pillow read: grey of 1, 2, 4, 8, 12 or 16 bits (min-is-white or
 //! min-is-black), palettes of 1 to 8 bits, RGB, CMYK and YCbCr of 8 or 16
-//! bits with or without alpha, chunky or planar, in strips or tiles,
-//! uncompressed, LZW, Deflate, PackBits or JPEG, with or without
-//! Predictor 2, either FillOrder.
+//! bits with or without alpha, grey and RGB of 32- or 64-bit floating point,
+//! chunky or planar, in strips or tiles, uncompressed, LZW, Deflate,
+//! PackBits or JPEG, with or without Predictor 2 (or 3, for floats), either
+//! FillOrder.
 //!
 //! The `tiff` crate (0.11) decodes part of that itself: 8- and 16-bit grey,
-//! RGB(A) and CMYK, chunky or planar, strips or tiles, every compression
-//! above, JPEG with YCbCr included, Predictor 2, and 1/2/4-bit grey without
-//! alpha. Those go through it ([`Path::Crate`]). It refuses palettes
+//! RGB(A) and CMYK, floating-point grey and RGB, chunky or planar, strips or
+//! tiles, every compression above, JPEG with YCbCr included, Predictors 2
+//! and 3, and 1/2/4-bit grey without alpha. Those go through it
+//! ([`Path::Crate`]). It refuses palettes
 //! (`colortype()` fails on them), 12-bit samples (`expand_chunk` takes only
 //! 8/16/32/64 bits and, below 8, grey), YCbCr not stored as JPEG
 //! ("chroma subsampling" unsupported), min-is-white with alpha (its
@@ -80,6 +82,14 @@ fn read_pixels_by<'a>(
 ) -> Result<Pixels, PageError> {
     let layout = Layout::read(decoder, width, height)?;
     let path = choose(&layout);
+    if layout.float && path == Path::Own {
+        return Err(PageError::Other(
+            "it holds floating-point samples in a layout only our own reader reads (FillOrder 2, \
+             or separate planes of tiles), which reads integers only; convert it with \
+             `tiffcp -p contig`"
+                .into(),
+        ));
+    }
     let delivered = match path {
         // The crate hands over the samples of its colour type, which drops
         // extra samples that are not alpha.
@@ -185,6 +195,8 @@ struct Layout {
     height: u32,
     /// Bits per sample, the same for every sample.
     bits: u8,
+    /// IEEE floating-point samples (SampleFormat 3), 0.0 black to 1.0 white.
+    float: bool,
     /// Samples per pixel, extra samples included.
     samples: u16,
     photometric: u16,
@@ -264,25 +276,37 @@ impl Layout {
                 ));
             }
         };
-        if !matches!(bits, 1 | 2 | 4 | 8 | 12 | 16) {
+        let float = formats.first() == Some(&3) && formats.iter().all(|&f| f == 3);
+        if let Some(format) = formats.iter().find(|&&f| f != 1 && !float) {
+            let what = match format {
+                2 => "signed integer",
+                3 => "mixed integer and floating-point",
+                _ => "untyped",
+            };
+            return other(format!(
+                "its samples are {what} numbers (SampleFormat {format}); faxmesh reads \
+                 unsigned integer and floating-point samples (save the page as 8-bit grey \
+                 or RGB)"
+            ));
+        }
+        if float
+            && !(matches!(bits, 32 | 64)
+                && matches!(photometric, MIN_IS_WHITE | MIN_IS_BLACK | RGB))
+        {
+            return other(format!(
+                "its samples are {bits}-bit floating-point {} numbers; faxmesh reads 32- and \
+                 64-bit floating-point grey and RGB (save the page as 8-bit grey or RGB)",
+                model_name(photometric)
+            ));
+        }
+        if !float && !matches!(bits, 1 | 2 | 4 | 8 | 12 | 16) {
             return other(format!(
                 "its samples are {bits} bits deep; faxmesh reads 1, 2, 4, 8, 12 and 16 bits \
                  (save the page as 8-bit grey or RGB)"
             ));
         }
-        // 16 at most now, so `as u8` keeps the value.
+        // 64 at most now, so `as u8` keeps the value.
         let bits = bits as u8;
-        if let Some(format) = formats.iter().find(|&&f| f != 1) {
-            let what = match format {
-                2 => "signed integer",
-                3 => "floating-point",
-                _ => "untyped",
-            };
-            return other(format!(
-                "its samples are {what} numbers (SampleFormat {format}); faxmesh reads \
-                 unsigned samples only (save the page as 8-bit grey or RGB)"
-            ));
-        }
         let colour_samples = match photometric {
             MIN_IS_WHITE | MIN_IS_BLACK | PALETTE => 1,
             RGB | YCBCR => 3,
@@ -333,7 +357,9 @@ impl Layout {
         }
         match predictor {
             1 => {}
-            2 if matches!(bits, 8 | 16) => {}
+            2 if matches!(bits, 8 | 16) || float => {}
+            // The floating-point predictor, which the tiff crate undoes.
+            3 if float => {}
             2 => {
                 return other(format!(
                     "it uses Predictor 2 on {bits}-bit samples, which TIFF readers do not \
@@ -341,10 +367,11 @@ impl Layout {
                 ));
             }
             _ => {
-                // 3 is for floating-point samples, refused above.
+                // 3 on integer samples, or a predictor nobody defined.
                 return other(format!(
-                    "it uses Predictor {predictor} on unsigned samples, which TIFF readers do \
-                     not support; save the page again as 8-bit grey or RGB"
+                    "it uses Predictor {predictor} on {}-bit samples, which TIFF readers do \
+                     not support; save the page again as 8-bit grey or RGB",
+                    bits
                 ));
             }
         }
@@ -431,6 +458,7 @@ impl Layout {
             width,
             height,
             bits,
+            float,
             samples,
             photometric,
             compression,
@@ -494,6 +522,9 @@ impl Layout {
     /// Which decoder reads the page, see the module comment.
     fn path(&self) -> Path {
         let crate_depth = match self.photometric {
+            MIN_IS_WHITE | MIN_IS_BLACK if self.float => {
+                self.photometric == MIN_IS_BLACK || self.samples == 1
+            }
             MIN_IS_WHITE | MIN_IS_BLACK => match self.bits {
                 // Below 8 bits only one grey sample, and tiles whose rows
                 // end on a byte.
@@ -505,7 +536,7 @@ impl Layout {
                 8 | 16 => self.photometric == MIN_IS_BLACK || self.samples == 1,
                 _ => false,
             },
-            RGB | CMYK => matches!(self.bits, 8 | 16),
+            RGB | CMYK => matches!(self.bits, 8 | 16) || self.float,
             YCBCR => self.compression == JPEG,
             _ => false,
         };
@@ -524,6 +555,11 @@ impl Layout {
     /// `expand_chunk` fires (a panic, not an error). Such pages are ours.
     fn crate_misreads_planes(&self) -> bool {
         self.planar && self.tiled && !self.height.is_multiple_of(self.chunk.1)
+    }
+
+    /// Bits of the samples as they reach [`Convert`]: floats come as 16.
+    fn sample_bits(&self) -> u8 {
+        if self.float { 16 } else { self.bits }
     }
 
     fn planes(&self) -> u16 {
@@ -675,9 +711,30 @@ impl Layout {
         } else {
             usize::from(decoder.colortype()?.num_samples())
         };
-        let plane_stride = layout.plane_stride.map_or(0, |s| s.get());
+        let mut row_stride = layout.row_stride.map_or(0, |s| s.get());
+        let mut plane_stride = layout.plane_stride.map_or(0, |s| s.get());
+        if self.float {
+            // Floating point: 0.0 is black, 1.0 white (as image editors
+            // write it; Pillow clips to 0..255 and shows such a page black).
+            // Scaled to 16 bits here, the rest reads them as 16-bit samples.
+            let size = usize::from(self.bits / 8);
+            buffer = buffer
+                .chunks_exact(size)
+                .flat_map(|b| {
+                    let v = match *b {
+                        [a, b, c, d] => f64::from(f32::from_ne_bytes([a, b, c, d])),
+                        [a, b, c, d, e, f, g, h] => f64::from_ne_bytes([a, b, c, d, e, f, g, h]),
+                        _ => 0.0,
+                    };
+                    // `as` saturates and maps NaN to 0.
+                    ((v * 65535.0).round() as u16).to_ne_bytes()
+                })
+                .collect();
+            row_stride = row_stride / size * 2;
+            plane_stride = plane_stride / size * 2;
+        }
         Ok(Decoded {
-            row_stride: layout.row_stride.map_or(0, |s| s.get()),
+            row_stride,
             plane_starts: (0..layout.planes)
                 .map(|plane| (0, plane * plane_stride))
                 .collect(),
@@ -686,7 +743,7 @@ impl Layout {
             per_pixel,
             // Below 8 bits the crate keeps samples packed as stored; 8 and
             // 16 bits it hands over in native byte order.
-            bits: self.bits,
+            bits: self.sample_bits(),
             little_endian: cfg!(target_endian = "little"),
             predictor: false,
             planar: self.planar,
@@ -1003,7 +1060,7 @@ impl Convert {
         };
         Ok(Convert {
             colour,
-            bits: layout.bits,
+            bits: layout.sample_bits(),
             alpha: layout.alpha.filter(|&(at, _)| at < usize::from(delivered)),
         })
     }

@@ -117,6 +117,9 @@ def pack_row(samples, bits, order):
         return bytes(samples)
     if bits == 16:
         return struct.pack(order + "%dH" % len(samples), *samples)
+    if bits in (32, 64):
+        # Floating point (SampleFormat 3).
+        return struct.pack(order + "%d%s" % (len(samples), "f" if bits == 32 else "d"), *samples)
     acc = nbits = 0
     out = bytearray()
     for s in samples:
@@ -679,6 +682,34 @@ def fill_order():
                 case("fill_order", name[:-4], name)
 
 
+def floats():
+    # Floating point, 0.0 black to 1.0 white as image editors write it.
+    # Pillow opens 32-bit float grey as F and clips it to 0..255, which
+    # shows such a page black; the reference is the level itself.
+    src = [grey_image(GREY)]
+    Image.frombytes("F", (W, H), struct.pack("<%df" % len(GREY), *(g / 255 for g in GREY))) \
+        .save(OUT / "grey_f32.tif")
+    case("float", "grey_f32", "grey_f32.tif", source=src)
+    case("float", "grey_f32_zip_float_predictor",
+         tiffcp("grey_f32.tif", "grey_f32_zip3.tif", "-c", "zip:3"), source=src)
+    case("float", "grey_f32_lzw_predictor",
+         tiffcp("grey_f32.tif", "grey_f32_lzw2.tif", "-c", "lzw:2"), source=src)
+    name = write_tiff("grey_f64_be_tiles.tif", W, H, rows_of([g / 255 for g in GREY]), bits=64,
+                      spp=1, photometric=1, order=">", tile=(32, 32), compression=8,
+                      tags={339: (3, [3])})
+    case("float", "grey_f64_be_zip_tiles", name, source=src)
+    name = write_tiff("miniswhite_f32.tif", W, H, rows_of([1 - g / 255 for g in GREY]), bits=32,
+                      spp=1, photometric=0, rows_per_strip=20, tags={339: (3, [3])})
+    case("float", "miniswhite_f32", name, source=src)
+    rgbf = [tuple(c / 255 for c in p) for p in RGB]
+    name = write_tiff("rgb_f32.tif", W, H, rows_of(rgbf), bits=32, spp=3, photometric=2,
+                      rows_per_strip=20, tags={339: (3, [3, 3, 3])})
+    case("float", "rgb_f32", name, source=[grey_image([l24(*p) for p in RGB])])
+    case("float", "rgb_f32_zip_float_predictor",
+         tiffcp(name, "rgb_f32_zip3.tif", "-c", "zip:3"),
+         source=[grey_image([l24(*p) for p in RGB])])
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     SRC.save(OUT / "source.png")
@@ -693,6 +724,7 @@ def main():
     multipage()
     white_black()
     fill_order()
+    floats()
     with open(OUT / "manifest.tsv", "w") as f:
         for row in MANIFEST:
             f.write("\t".join(row) + "\n")
