@@ -42,7 +42,9 @@ mod pdf_fonts;
 pub mod tagline;
 pub mod text;
 pub mod tiff_check;
+mod tiff_color;
 pub mod tiff_read;
+mod tiff_samples;
 pub mod tiff_write;
 
 pub use bitmap::Bitmap;

@@ -1,5 +1,6 @@
 //! Reading TIFF files page by page: fax pages (CCITT MH, MR, G4, RLE) through
-//! `hayro-ccitt`, everything else through the `tiff` crate's own decoders.
+//! `hayro-ccitt`, uncompressed 1-bit pages copied straight, everything else
+//! (every layout libtiff and Pillow read) through [`super::tiff_samples`].
 //!
 //! The `image` crate reads only the first page of a TIFF and no CCITT data,
 //! so TIFFs come here: the `tiff` crate walks the directories and hands us
@@ -11,15 +12,16 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::GrayImage;
+use tiff::TiffError;
 use tiff::decoder::ifd::Value;
-use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::decoder::{Decoder, Limits};
 use tiff::tags::Tag;
-use tiff::{ColorType, TiffError};
 
 use super::bitmap::Bitmap;
 use super::decode::{StripCoding, decode_strip_with};
 use super::error::{CodecError, MAX_PIXELS, MAX_SIDE};
 use super::page::{Compression, EncodedPage};
+use super::tiff_samples::{Pixels, read_pixels};
 
 /// One page of a TIFF file.
 pub(crate) enum TiffPage {
@@ -40,9 +42,11 @@ pub(crate) enum TiffPage {
     },
 }
 
-/// Whether the bytes start like a TIFF file.
+/// Whether the bytes start like a TIFF file, classic or BigTIFF.
 pub(crate) fn is_tiff(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*")
+    [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+        .iter()
+        .any(|magic| bytes.starts_with(*magic))
 }
 
 /// Reads every page of a TIFF held in memory. `path` is for messages only.
@@ -64,11 +68,10 @@ pub(crate) fn tiff_pages<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<TiffPage
         path: path.to_owned(),
         reason: format!("tiff: {reason}"),
     })?;
+    // The header and the chain of directories are sound (checked above), so
+    // what the decoder refuses here is the first page's directory.
     let decoder = Decoder::new(Cursor::new(bytes))
-        .map_err(|e| CodecError::NotAnImage {
-            path: path.to_owned(),
-            reason: format!("tiff: {e}"),
-        })?
+        .map_err(|e| directory_error(path, 1, e))?
         .with_limits(decoding_limits());
     Ok(TiffPages {
         path,
@@ -103,11 +106,7 @@ impl Iterator for TiffPages<'_> {
             }
             if let Err(e) = self.decoder.next_image() {
                 self.done = true;
-                return Some(Err(bad_page(
-                    self.path,
-                    number - 1,
-                    format!("cannot find the next page ({e}); the TIFF is damaged"),
-                )));
+                return Some(Err(directory_error(self.path, number, e)));
             }
         }
         self.read = number;
@@ -159,7 +158,7 @@ pub fn decode_tiff_bytes(name: &Path, bytes: &[u8]) -> Result<Vec<(u32, u32)>, C
 
 /// The tiff crate's limits: its image buffer no bigger than the largest page
 /// we read at 8 bytes a pixel; value counts were checked by `tiff_check`.
-fn decoding_limits() -> Limits {
+pub(super) fn decoding_limits() -> Limits {
     let mut limits = Limits::unlimited();
     limits.decoding_buffer_size = usize::try_from(MAX_PIXELS * 8).unwrap_or(usize::MAX);
     limits.intermediate_buffer_size = limits.decoding_buffer_size;
@@ -172,6 +171,18 @@ fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
         page: number,
         reason,
     }
+}
+
+/// The `tiff` crate refused a page's directory: it checks the layout there
+/// (sizes, strip counts, bits per sample, colour model) before any pixel.
+fn directory_error(path: &Path, number: usize, e: TiffError) -> CodecError {
+    bad_page(
+        path,
+        number,
+        format!(
+            "its directory cannot be read ({e}); the TIFF is damaged or uses a layout faxmesh cannot read"
+        ),
+    )
 }
 
 fn page_error(path: &Path, number: usize, e: PageError) -> CodecError {
@@ -228,7 +239,8 @@ pub fn read_pages(path: &Path) -> Result<Vec<EncodedPage>, CodecError> {
     Ok(out)
 }
 
-enum PageError {
+/// Why a page could not be read; see [`page_error`] for the messages.
+pub(super) enum PageError {
     Codec(CodecError),
     Tiff(TiffError),
     Other(String),
@@ -411,31 +423,14 @@ fn read_page(
         return Ok(ReadPage::Done(TiffPage::Bilevel { bitmap, raw: None }));
     }
 
-    let color = decoder.colortype()?;
-    let pixels = match (color, decoder.read_image()?) {
-        (ColorType::Gray(1), DecodingResult::U8(mut packed)) => {
-            // The tiff crate has turned min-is-white into min-is-black, so 1
-            // is white here; we want 1 = black. It ignores FillOrder, so we
-            // undo FillOrder 2 ourselves.
-            for byte in packed.iter_mut() {
-                *byte = if fill_order == 2 {
-                    !byte.reverse_bits()
-                } else {
-                    !*byte
-                };
-            }
-            let bitmap = Bitmap::from_packed(width, height, x_dpi, y_dpi, packed)
-                .ok_or_else(|| PageError::Other("1-bit image data has the wrong size".into()))?;
-            return Ok(ReadPage::Done(TiffPage::Bilevel { bitmap, raw: None }));
-        }
-        (_, pixels) => pixels,
-    };
-    let image = to_gray(color, pixels, width, height).ok_or_else(|| {
-        PageError::Other(format!(
-            "{color:?} pixels are not supported; save the page as 8-bit grey or RGB"
-        ))
-    })?;
-    Ok(ReadPage::Done(TiffPage::Gray { image, dpi }))
+    // Everything else: any depth, palette, colour model, planes, tiles and
+    // compression libtiff and Pillow read (see `tiff_samples`).
+    Ok(ReadPage::Done(
+        match read_pixels(decoder, width, height, (x_dpi, y_dpi))? {
+            Pixels::Gray(image) => TiffPage::Gray { image, dpi },
+            Pixels::Bilevel(bitmap) => TiffPage::Bilevel { bitmap, raw: None },
+        },
+    ))
 }
 
 /// The packed rows of an uncompressed 1-bit, one-sample page stored in
@@ -447,11 +442,14 @@ fn read_bilevel_strips(
     width: u32,
     height: u32,
 ) -> Result<Option<Vec<u8>>, PageError> {
-    let bits: u16 = decoder.find_tag_unsigned(Tag::BitsPerSample)?.unwrap_or(1);
     let samples: u16 = decoder
         .find_tag_unsigned(Tag::SamplesPerPixel)?
         .unwrap_or(1);
-    if bits != 1
+    // One value per sample: read as a list (a lone value is a list of one).
+    let bits: Vec<u16> = decoder
+        .find_tag_unsigned_vec(Tag::BitsPerSample)?
+        .unwrap_or_else(|| vec![1]);
+    if bits != [1]
         || samples != 1
         || width == 0
         || height == 0
@@ -509,7 +507,7 @@ fn resolution(decoder: &mut Decoder<Cursor<&[u8]>>) -> Result<Option<(f64, f64)>
     })
 }
 
-fn as_f64(value: Value) -> Option<f64> {
+pub(super) fn as_f64(value: Value) -> Option<f64> {
     match value {
         Value::Rational(n, d) if d != 0 => Some(f64::from(n) / f64::from(d)),
         Value::Short(v) => Some(f64::from(v)),
@@ -532,39 +530,6 @@ fn invert(bitmap: &mut Bitmap) {
             *last &= 0xffu8 << spare;
         }
     }
-}
-
-/// Luminance from the sample layouts photographs and scans come in. The
-/// tiff crate has already turned min-is-white into min-is-black.
-fn to_gray(color: ColorType, pixels: DecodingResult, width: u32, height: u32) -> Option<GrayImage> {
-    let n = width as usize * height as usize;
-    let luma = |r: u32, g: u32, b: u32| ((r * 299 + g * 587 + b * 114) / 1000) as u8;
-    let out: Vec<u8> = match (color, pixels) {
-        (ColorType::Gray(8), DecodingResult::U8(v)) => v,
-        (ColorType::Gray(16), DecodingResult::U16(v)) => {
-            v.iter().map(|&s| (s >> 8) as u8).collect()
-        }
-        (ColorType::GrayA(8), DecodingResult::U8(v)) => {
-            v.chunks_exact(2).map(|p| over_white(p[0], p[1])).collect()
-        }
-        (ColorType::RGB(8), DecodingResult::U8(v)) => v
-            .chunks_exact(3)
-            .map(|p| luma(p[0].into(), p[1].into(), p[2].into()))
-            .collect(),
-        (ColorType::RGBA(8), DecodingResult::U8(v)) => v
-            .chunks_exact(4)
-            .map(|p| over_white(luma(p[0].into(), p[1].into(), p[2].into()), p[3]))
-            .collect(),
-        (ColorType::RGB(16), DecodingResult::U16(v)) => v
-            .chunks_exact(3)
-            .map(|p| luma((p[0] >> 8).into(), (p[1] >> 8).into(), (p[2] >> 8).into()))
-            .collect(),
-        (ColorType::Palette(8), _) | (_, _) => return None,
-    };
-    if out.len() < n {
-        return None;
-    }
-    GrayImage::from_raw(width, height, out.into_iter().take(n).collect())
 }
 
 /// A grey level with coverage `alpha`, laid over white paper.
