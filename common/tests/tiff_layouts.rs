@@ -216,7 +216,7 @@ fn palettes_of_1_2_4_and_8_bits() {
 #[test]
 fn grey_of_1_2_4_8_12_and_16_bits() {
     // 12 and 16 bits are compared with the source picture: Pillow clips
-    // them to white (see `tiff_color::to_8bit`), we scale them.
+    // them to white (see `color::to_8bit`), we scale them.
     check_family("grey");
 }
 

@@ -57,7 +57,7 @@ Exit codes:
   11  the call was cut before any page was confirmed
 With --retries, the code is that of the last attempt.";
 
-/// The sending fax device: turns images into fax pages and sends them.
+/// The sending fax device: turns documents (PDFs, images, text) into fax pages and sends them.
 #[derive(Parser, Debug)]
 #[command(name = "faxsend", version, after_help = EXAMPLES)]
 pub struct Cli {

@@ -1,4 +1,5 @@
-//! faxsend, the sending fax device: turns images into fax pages, then either
+//! faxsend, the sending fax device: turns documents (PDFs, images, text)
+//! into fax pages (with a cover page and tag lines when asked), then either
 //! writes them to a file (`--output`) or calls a number through a gateway
 //! and prints a delivery report.
 //!

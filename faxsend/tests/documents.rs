@@ -217,6 +217,26 @@ fn reportlab_pdf_with_standard_and_embedded_fonts_and_a_jpeg_matches_poppler() {
 }
 
 #[test]
+fn dither_draws_photographs_in_dots() {
+    let plain = fax(&["report.pdf"], &[]);
+    let dithered = fax(&["report.pdf"], &["--dither"]);
+    assert_eq!(dithered.len(), 3);
+    // Page 2 holds a photograph with a colour gradient that a threshold
+    // turns into one black block; dithered, about half of it stays white.
+    let band_black = |page: &Bitmap| {
+        let rows = (300..400).map(|y| y * page.height() / 1000);
+        rows.map(|y| (250..1400).filter(|&x| page.get(x, y)).count())
+            .sum::<usize>()
+    };
+    let (p, d) = (band_black(&plain[1]), band_black(&dithered[1]));
+    assert!(
+        d * 10 < p * 9,
+        "dithering whitens the dark photo: {d} of {p}"
+    );
+    assert!(d * 10 > p, "but keeps its tones: {d} of {p}");
+}
+
+#[test]
 fn ghostscript_and_tiff2pdf_and_form_pdfs_match_poppler() {
     for pdf in ["memo.pdf", "scan.pdf", "form.pdf", "locked-open.pdf"] {
         assert_like_poppler(pdf, &fax(&[pdf], &[]));

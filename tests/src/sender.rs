@@ -31,6 +31,10 @@ pub struct Sent {
     pub elapsed: Duration,
 }
 
+/// The time faxsend prints on cover pages and tag lines in tests (seconds
+/// since 1970: 2026-09-21 14:13 UTC).
+pub const SEND_TIME: u64 = 1_790_000_000;
+
 impl FaxSend {
     /// `faxsend --gateway GW --from FROM --secret-file SECRET --to TO FILES...`;
     /// its output goes to files in `dir`.
@@ -61,7 +65,12 @@ impl FaxSend {
 
     fn from_command(dir: &Path, mut cmd: Command) -> FaxSend {
         // faxsend is no daemon, and the secret comes from the command line.
-        cmd.env_remove("NOTIFY_SOCKET").env_remove("FAXMESH_SECRET");
+        // Cover pages and tag lines print the time: a fixed one, in UTC, so
+        // two runs draw the same pages.
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("FAXMESH_SECRET")
+            .env("SOURCE_DATE_EPOCH", SEND_TIME.to_string())
+            .env("TZ", "UTC");
         FaxSend {
             cmd,
             dir: dir.to_owned(),

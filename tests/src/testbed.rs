@@ -87,8 +87,23 @@ impl Testbed {
         Receiver::start(&self.path, &self.fleet, gateway.addr(), number, extra)
     }
 
-    /// A faxsend call from `from` (with its right secret) to `to` through `gateway`.
+    /// A faxsend call from `from` (with its right secret) to `to` through
+    /// `gateway`, without a tag line, so that what arrives is the files'
+    /// pages exactly as [`sent_pages`](crate::images::sent_pages) encodes
+    /// them.
     pub fn faxsend(&self, gateway: &Gateway, from: &str, to: &str, files: &[PathBuf]) -> FaxSend {
+        self.faxsend_tagged(gateway, from, to, files)
+            .arg("--no-tagline")
+    }
+
+    /// The same call as a user makes it: a tag line on every page.
+    pub fn faxsend_tagged(
+        &self,
+        gateway: &Gateway,
+        from: &str,
+        to: &str,
+        files: &[PathBuf],
+    ) -> FaxSend {
         let secret = self.fleet.secret_file(from);
         FaxSend::new(&self.path, gateway.addr(), from, &secret, to, files)
     }

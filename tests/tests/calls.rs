@@ -78,6 +78,58 @@ fn multi_page_fax_arrives_pixel_for_pixel_with_a_json_report() {
 }
 
 #[test]
+fn a_pdf_with_cover_page_and_tag_lines_arrives_as_faxsend_draws_it() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let gw1 = bed.gateway("gw1", &relay);
+    let gw2 = bed.gateway("gw2", &relay);
+    let mut callee = bed.receiver(&gw2, "1002", &[]);
+    let letter = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/letter.pdf");
+    let extras = [
+        "--cover",
+        "--from-name",
+        "Example Trading",
+        "--subject",
+        "Invoice 42",
+    ];
+
+    let sent = bed
+        .faxsend_tagged(&gw1, "1001", "1002", std::slice::from_ref(&letter))
+        .args(extras)
+        .run();
+    sent.assert_delivered();
+    assert_eq!(
+        sent.report_line("pages"),
+        "3 confirmed of 3 sent (3 in the document)"
+    );
+
+    // What `faxsend --output` draws for the same command line (same time,
+    // same zone: the harness fixes both).
+    let preview = bed.path().join("preview.tif");
+    let letter_arg = letter.to_str().expect("utf-8 path");
+    let preview_arg = preview.to_str().expect("utf-8 path");
+    let mut args = vec![letter_arg, "--from", "1001", "--to", "1002"];
+    args.extend(extras);
+    args.extend(["--output", preview_arg]);
+    let wrote = harness::sender::FaxSend::with_args(bed.path(), &args).run();
+    assert_eq!(wrote.code, Some(0), "{wrote}");
+
+    let faxes = callee.wait_faxes(1);
+    let got = read_fax(&faxes[0]);
+    assert_same_pages(&got, &read_fax(&preview));
+    // Every page, the cover page too, starts with the tag line's band.
+    let band = (0.2_f64 * 196.0).round() as usize * got[0].stride();
+    for (i, page) in got.iter().enumerate() {
+        assert!(
+            page.data()[..band].iter().any(|&b| b != 0),
+            "page {} has a tag line",
+            i + 1
+        );
+    }
+    assert_eq!(tiffinfo_errors(&faxes[0]), "");
+}
+
+#[test]
 fn plain_report_and_receiver_line_tell_the_same_call() {
     let bed = Testbed::new();
     let relay = bed.relay("relay-a");

@@ -9,6 +9,7 @@ use std::path::Path;
 use image::{GrayImage, ImageDecoder, ImageReader};
 
 use super::bitmap::Bitmap;
+use super::color::luma;
 use super::error::{CodecError, MAX_PIXELS, MAX_SIDE};
 use super::tiff_read::{PendingPage, TiffPage, TiffPages, is_tiff, over_white, tiff_pages};
 
@@ -164,7 +165,19 @@ fn read_other(path: &Path, bytes: &[u8]) -> Result<SourcePage, CodecError> {
     let mut image = image::DynamicImage::from_decoder(decoder)
         .map_err(|e| not_image(format!("{format:?}: {e}")))?;
     image.apply_orientation(orientation);
-    let gray = if image.color().has_alpha() {
+    let gray = if image.color().has_color() {
+        // Luminance as Pillow and our TIFF and PDF readers compute it
+        // (ITU-R 601), not the image crate's (709), so a picture turns the
+        // same greys whatever format it comes in.
+        let rgba = image.to_rgba8();
+        let (w, h) = rgba.dimensions();
+        let pixels = rgba
+            .pixels()
+            .map(|p| over_white(luma(p.0[0], p.0[1], p.0[2]), p.0[3]))
+            .collect();
+        GrayImage::from_raw(w, h, pixels)
+            .ok_or_else(|| not_image("inconsistent pixel buffer".into()))?
+    } else if image.color().has_alpha() {
         let la = image.to_luma_alpha8();
         let (w, h) = la.dimensions();
         let pixels = la.pixels().map(|p| over_white(p.0[0], p.0[1])).collect();

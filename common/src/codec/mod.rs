@@ -7,8 +7,10 @@
 //!   [`g4`], all by hand and byte-identical to libtiff.
 //! - [`decode()`](decode::decode): MH, MR and G4 back to a bitmap
 //!   (`hayro-ccitt`).
-//! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not; [`tiff_check`]: the
-//!   directory walk that refuses lying value counts first.
+//! - [`tiff_read`]: TIFF pages in, fax (CCITT) or not, with `tiff_samples`
+//!   for every sample layout (bit depths, planes, tiles, palettes, YCbCr);
+//!   [`tiff_check`]: the directory walk that refuses lying value counts
+//!   first; `color`: colour to luminance with Pillow's arithmetic.
 //! - [`tiff_write`]: TIFF Class F files, written a page at a time.
 //! - [`input`]: reading image files into source pages (JPEG EXIF
 //!   orientation applied); [`pdf`]: PDF pages rendered by `hayro`
@@ -25,6 +27,7 @@
 mod bit_writer;
 pub mod bitmap;
 mod codes;
+mod color;
 pub mod convert;
 pub mod cover;
 pub mod decode;
@@ -42,7 +45,6 @@ mod pdf_fonts;
 pub mod tagline;
 pub mod text;
 pub mod tiff_check;
-mod tiff_color;
 pub mod tiff_read;
 mod tiff_samples;
 pub mod tiff_write;

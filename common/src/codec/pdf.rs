@@ -25,6 +25,7 @@ use hayro::{RenderCache, RenderSettings, render_into};
 use image::GrayImage;
 
 use super::bitmap::Bitmap;
+use super::color::luma;
 use super::convert::THRESHOLD;
 use super::error::{CodecError, MAX_SIDE};
 use super::input::{SourceImage, SourcePage};
@@ -173,11 +174,6 @@ impl PdfDocument {
 
 // Over an opaque white background every rendered pixel is opaque, so the
 // premultiplied channels are the colour itself.
-
-/// Luminance of an RGB colour (ITU-R 601, as Pillow and our image reader).
-fn luma(r: u8, g: u8, b: u8) -> u8 {
-    ((u32::from(r) * 299 + u32::from(g) * 587 + u32::from(b) * 114 + 500) / 1000) as u8
-}
 
 /// One row of RGBA pixels to packed bilevel pixels, black where the
 /// luminance is below [`THRESHOLD`] (the very rule of

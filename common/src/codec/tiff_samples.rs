@@ -22,7 +22,7 @@
 //!
 //! Either way a page is decoded one chunk (a strip or tile, with all its
 //! planes) at a time and turned into luminance at once (see
-//! [`super::tiff_color`]), so no page-sized array of samples is ever held.
+//! [`super::color`]), so no page-sized array of samples is ever held.
 //! Every chunk's offset and length is checked against the file, and every
 //! chunk's decoded size against [`MAX_CHUNK_BYTES`], before anything is
 //! allocated for it.
@@ -35,10 +35,10 @@ use tiff::decoder::{Decoder, DecodingResult, TiffCodingUnit};
 use tiff::tags::Tag;
 
 use super::bitmap::Bitmap;
-use super::error::MAX_PIXELS;
-use super::tiff_color::{
+use super::color::{
     YCbCr, cmyk_to_rgb, jpeg_ycbcr_to_rgb, luma, premultiplied_over_white, to_8bit,
 };
+use super::error::MAX_PIXELS;
 use super::tiff_read::{PageError, as_f64, decoding_limits, over_white};
 
 type TiffDecoder<'a> = Decoder<Cursor<&'a [u8]>>;
@@ -1004,7 +1004,7 @@ fn jpeg_frame_size(data: &[u8]) -> Option<(u16, u16)> {
     None
 }
 
-/// Samples of a pixel to luminance, see [`super::tiff_color`].
+/// Samples of a pixel to luminance, see [`super::color`].
 struct Convert {
     colour: Colour,
     bits: u8,
