@@ -47,7 +47,15 @@ if ! "$venv/bin/python" -c 'import PIL, reportlab' >/dev/null 2>&1; then
     apt_install python3-venv
   fi
   echo "test.sh: installing Pillow and reportlab into $venv"
+  # cargo tags its target directory (CACHEDIR.TAG) only when it makes the
+  # directory itself, and the test harness finds the target directory by
+  # that tag: when the venv comes first, write the tag as cargo would.
   mkdir -p target
+  [ -e target/CACHEDIR.TAG ] || printf '%s\n' \
+    'Signature: 8a477f597d28d172789f06886806bc55' \
+    '# This file is a cache directory tag created by cargo.' \
+    '# For information about cache directory tags see https://bford.info/cachedir/' \
+    > target/CACHEDIR.TAG
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     'pillow>=10' 'reportlab>=4'
