@@ -23,7 +23,7 @@ use super::page::{EncodeOptions, EncodedPage};
 use super::pdf::{PageRenderer, PdfDocument, is_pdf};
 use super::tagline::TagLine;
 use super::text::{decode_text, looks_like_text, paginate, render_page};
-use super::tiff_read::is_tiff;
+use super::tiff_read::{directory_error, is_tiff};
 
 /// How to turn files into a fax: page encoding, and what we add.
 #[derive(Clone, Debug, Default)]
@@ -255,21 +255,18 @@ fn has_text_extension(path: &Path) -> bool {
 
 /// How many pages (directories) a TIFF has, reading no image data.
 fn count_tiff_pages(path: &Path, bytes: &[u8]) -> Result<usize, CodecError> {
-    let not_image = |reason: String| CodecError::NotAnImage {
+    super::tiff_check::check_ifds(bytes).map_err(|reason| CodecError::NotAnImage {
         path: path.to_owned(),
         reason: format!("tiff: {reason}"),
-    };
-    super::tiff_check::check_ifds(bytes).map_err(not_image)?;
+    })?;
     let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(bytes))
-        .map_err(|e| not_image(e.to_string()))?;
+        .map_err(|e| directory_error(path, 1, e))?;
     let mut pages = 1;
     while decoder.more_images() {
-        decoder.next_image().map_err(|e| CodecError::BadPage {
-            path: path.to_owned(),
-            page: pages + 1,
-            reason: format!("cannot find the page ({e}); the TIFF is damaged"),
-        })?;
         pages += 1;
+        decoder
+            .next_image()
+            .map_err(|e| directory_error(path, pages, e))?;
     }
     Ok(pages)
 }

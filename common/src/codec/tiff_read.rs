@@ -175,7 +175,7 @@ fn bad_page(path: &Path, number: usize, reason: String) -> CodecError {
 
 /// The `tiff` crate refused a page's directory: it checks the layout there
 /// (sizes, strip counts, bits per sample, colour model) before any pixel.
-fn directory_error(path: &Path, number: usize, e: TiffError) -> CodecError {
+pub(crate) fn directory_error(path: &Path, number: usize, e: TiffError) -> CodecError {
     bad_page(
         path,
         number,
