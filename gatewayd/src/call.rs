@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use common::link::message::CallRefusal;
 use common::link::mux::MuxStream;
 use common::link::splice;
 
-use crate::devices::DeviceLinkId;
+use crate::gateway_core::{CallError, DeviceLinkId};
 use crate::server::Gateway;
 
 /// A device on the LAN places a call: it must call as a number it logged in
@@ -20,23 +19,16 @@ pub fn spawn_from_device(gw: &Arc<Gateway>, link: DeviceLinkId, stream: MuxStrea
         let mut pages = None;
         let end = splice::carry(stream, None, |request| {
             pages = Some(request.pages);
-            if gw.draining.is_cancelled() {
-                return Err((
-                    CallRefusal::Unreachable,
-                    "the gateway is shutting down".to_owned(),
-                ));
-            }
-            if !gw.devices.may_call_as(link, &request.from) {
-                let detail = format!("{} is not logged in on this connection", request.from);
-                return Err((CallRefusal::NotAuthorized, detail));
-            }
-            match gw.uplink.current() {
-                Some(relay) => Ok(relay.opener),
-                None => Err((
-                    CallRefusal::Unreachable,
-                    "the gateway has no relay link".to_owned(),
-                )),
-            }
+            let relay = gw.uplink.current();
+            gw.core().call_up(
+                gw.draining.is_cancelled(),
+                link,
+                &request.from,
+                relay.is_some(),
+            )?;
+            relay
+                .map(|r| r.link.opener().clone())
+                .ok_or_else(|| CallError::NoRelay.into())
         })
         .await;
         gw.metrics.call_ended("up", &end, pages);
@@ -51,13 +43,8 @@ pub fn spawn_from_relay(gw: &Arc<Gateway>, stream: MuxStream) {
         let mut pages = None;
         let end = splice::carry(stream, None, |request| {
             pages = Some(request.pages);
-            match gw.devices.receiver(&request.to) {
-                Some(device) => Ok(device.opener),
-                None => Err((
-                    CallRefusal::Offline,
-                    format!("{} is not connected to gateway {}", request.to, gw.name),
-                )),
-            }
+            let device = gw.core().call_down(&request.to)?;
+            Ok(device.opener().clone())
         })
         .await;
         gw.metrics.call_ended("down", &end, pages);

@@ -1,22 +1,22 @@
-//! One task per device connection on the LAN side: hello, logins (forwarded
-//! to the relay), heartbeats, and the calls the device places.
+//! One task per device connection on the LAN side: the hello, then the link
+//! actor with the device role: logins (forwarded to the relay), and the
+//! calls the device places.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::link::control::{self, Heartbeat, Link};
-use common::link::message::{
-    Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
-};
+use common::link::actor::{self, LinkHandle, LinkRole, Reply};
+use common::link::control::{self, Link};
+use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSION, Role};
+use common::link::mux::MuxStream;
+use common::link::roles::FromDevice;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::call;
-use crate::devices::{DeviceLinkId, Receiver};
+use crate::gateway_core::DeviceLinkId;
 use crate::server::Gateway;
-use crate::uplink;
 
 const OUTBOX: usize = 16;
 
@@ -48,105 +48,76 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
     run(gw, link, peer.ip()).instrument(span).await;
 }
 
-async fn run(gw: Arc<Gateway>, mut link: Link, ip: IpAddr) {
-    let id = gw.devices.new_link();
+async fn run(gw: Arc<Gateway>, link: Link, ip: IpAddr) {
+    let (handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
+    let id = gw.core().link_up(handle, ip);
     gw.metrics.device_links.inc();
-    let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
-    let mut heartbeat = Heartbeat::new(gw.config.link.heartbeat);
-    let reason = loop {
-        tokio::select! {
-            biased;
-            _ = gw.closing.cancelled() => break "gateway stopping".to_owned(),
-            _ = link.opener.closed() => break "link closed".to_owned(),
-            msg = link.reader.next() => {
-                heartbeat.heard();
-                let reply = match msg {
-                    Ok(Some(Control::Ping { seq })) => Some(Control::Pong { seq }),
-                    Ok(Some(Control::Login(login))) => Some(login_device(&gw, id, ip, &link, &outbox, login).await),
-                    Ok(Some(Control::Logout { number })) => {
-                        tracing::info!(%number, "device logged out");
-                        None
-                    }
-                    Ok(Some(other)) => {
-                        tracing::debug!(?other, "ignored control message");
-                        None
-                    }
-                    Ok(None) => break "device closed the link".to_owned(),
-                    Err(e) => break format!("bad control frame: {e}"),
-                };
-                if let Some(reply) = reply
-                    && let Err(e) = link.writer.send(&reply).await
-                {
-                    break format!("cannot write: {e}");
-                }
-            }
-            Some(msg) = outbox_rx.recv() => {
-                let kicked = matches!(msg, Control::Kicked { .. });
-                if let Err(e) = link.writer.send(&msg).await {
-                    break format!("cannot write: {e}");
-                }
-                if kicked {
-                    tracing::info!("device replaced by a newer login");
-                }
-            }
-            ping = heartbeat.beat() => match ping {
-                Some(ping) => {
-                    if let Err(e) = link.writer.send(&ping).await {
-                        break format!("cannot write: {e}");
-                    }
-                }
-                None => break format!("device silent for {:?}", heartbeat.deadline()),
-            },
-            Some(stream) = link.inbound.recv() => call::spawn_from_device(&gw, id, stream),
-        }
+    let settings = actor::Settings {
+        heartbeat: gw.config.link.heartbeat,
+        far_end: "device",
+        stop: gw.closing.clone(),
+        stop_reason: "gateway stopping",
     };
-    link.opener.close();
-    let departures = gw.devices.remove_link(id);
-    uplink::report_departures(&gw, departures).await;
+    let mut role = DeviceLink { gw: gw.clone(), id };
+    let reason = actor::run(link, mailbox, &mut role, &settings).await;
+    let effects = gw.core().link_lost(id);
+    gw.apply(effects).await;
     gw.update_status();
     tracing::info!(%reason, "device link down");
 }
 
-async fn login_device(
-    gw: &Gateway,
+/// The gateway's end of a device link: logins go up to the relay (the
+/// answer comes back later, while the link is served), calls go up too.
+struct DeviceLink {
+    gw: Arc<Gateway>,
     id: DeviceLinkId,
-    ip: IpAddr,
-    link: &Link,
-    outbox: &mpsc::Sender<Control>,
-    login: Login,
-) -> Control {
-    let number = login.number.clone();
-    let throttle = || gw.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
-    let allowed = throttle().check(&ip, Instant::now());
-    let outcome = match allowed {
-        Err(retry_after_secs) => {
-            LoginOutcome::Refused(LoginRefusal::TooManyAttempts { retry_after_secs })
+}
+
+impl LinkRole for DeviceLink {
+    type Inbound = FromDevice;
+
+    fn on_message(&mut self, msg: FromDevice) -> Reply {
+        match msg {
+            FromDevice::Login(login) => {
+                Reply::Later(Box::pin(login_device(self.gw.clone(), self.id, login)))
+            }
+            FromDevice::Logout { number } => {
+                tracing::info!(%number, "device logged out");
+                Reply::None
+            }
         }
+    }
+
+    fn on_stream(&mut self, stream: MuxStream) {
+        call::spawn_from_device(&self.gw, self.id, stream);
+    }
+
+    fn on_sent(&mut self, msg: &Control) {
+        if matches!(msg, Control::Kicked { .. }) {
+            tracing::info!("device replaced by a newer login");
+        }
+    }
+}
+
+/// Forwards a device's login to the relay (unless the device's address is
+/// throttled) and answers with the relay's outcome.
+async fn login_device(gw: Arc<Gateway>, id: DeviceLinkId, login: Login) -> Option<Control> {
+    let number = login.number.clone();
+    let allowed = gw.core().may_try_login(id, Instant::now());
+    let outcome = match allowed {
+        Err(refused) => refused,
         Ok(()) => {
             gw.uplink
                 .login(login.clone(), gw.config.link.handshake_timeout)
                 .await
         }
     };
-    // Failed logins count against the device's address: a refused secret
-    // (wrong or revoked), not a relay that is away.
-    if let LoginOutcome::Refused(LoginRefusal::BadSecret | LoginRefusal::Revoked { .. }) = &outcome
-    {
-        throttle().failed(&ip, Instant::now());
-    }
+    let effects = gw
+        .core()
+        .login_answered(id, login, &outcome, Instant::now());
+    gw.apply(effects).await;
     match &outcome {
         LoginOutcome::Accepted { relay } => {
-            let receiver = login.receive.is_some().then(|| Receiver {
-                link: id,
-                opener: link.opener.clone(),
-                outbox: outbox.clone(),
-            });
-            if let Some(old) = gw.devices.add(id, login, receiver) {
-                let _ = old.outbox.try_send(Control::Kicked {
-                    number: number.clone(),
-                    reason: format!("number {number} logged in again on this gateway"),
-                });
-            }
             tracing::info!(%number, %relay, "device logged in");
             gw.metrics.logins.inc(&[("result", "accepted")]);
             gw.update_status();
@@ -156,5 +127,5 @@ async fn login_device(
             gw.metrics.logins.inc(&[("result", "refused")]);
         }
     }
-    Control::LoginResult { number, outcome }
+    Some(Control::LoginResult { number, outcome })
 }

@@ -1,8 +1,9 @@
 //! gatewayd: the gateway daemon at the LAN edge.
 //!
 //! - [`config`]: what the gateway runs with: command line, environment and config file merged.
-//! - [`devices`]: the LAN's logged-in devices and their secrets (kept in
-//!   memory to log them in again after a relay reconnect).
+//! - [`gateway_core`]: the gateway's decisions without I/O: the LAN's
+//!   logged-in devices and their logins (kept in memory to log them in again
+//!   after a relay reconnect), the login throttle, kicks, whether a call goes on.
 //! - [`uplink`]: the one link to a relay, with failover and backoff.
 //! - [`device_link`]: one task per device connection.
 //! - [`call`]: carrying call streams between devices and the relay.
@@ -12,7 +13,7 @@
 pub mod call;
 pub mod config;
 pub mod device_link;
-pub mod devices;
+pub mod gateway_core;
 pub mod metrics;
 pub mod server;
 pub mod uplink;

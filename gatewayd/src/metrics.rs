@@ -72,7 +72,7 @@ impl GatewayMetrics {
             .gauge(
                 "gatewayd_devices_online",
                 "Receiving devices logged in through this gateway.",
-                gw.devices.count() as u64,
+                gw.online_count() as u64,
             )
             .gauge(
                 "gatewayd_calls_in_flight",

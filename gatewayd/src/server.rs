@@ -1,8 +1,7 @@
 //! The gateway's accept loop, status line, watchdog, configuration reload
 //! (SIGHUP) and graceful shutdown (SIGTERM).
 
-use common::throttle::LoginThrottle;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -18,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, GatewayConfig, Settings, default_name};
-use crate::devices::Devices;
+use crate::gateway_core::{Effect, GatewayCore};
 use crate::metrics::GatewayMetrics;
 use crate::{device_link, uplink};
+use common::link::actor::LinkHandle;
 
 /// How often the status line is recomputed (systemd hears only changes).
 const STATUS_REFRESH: Duration = Duration::from_secs(1);
@@ -30,7 +30,9 @@ const STATUS_REFRESH: Duration = Duration::from_secs(1);
 pub struct Gateway {
     pub config: GatewayConfig,
     pub name: String,
-    pub devices: Devices,
+    /// The LAN's devices and the login and call rules. A std Mutex:
+    /// nothing awaits while it is held.
+    core: Mutex<GatewayCore<LinkHandle>>,
     pub uplink: uplink::Uplink,
     pub metrics: GatewayMetrics,
     /// Cancelled on SIGTERM: refuse new device links and calls.
@@ -38,9 +40,6 @@ pub struct Gateway {
     /// Cancelled once calls have drained: close every link.
     pub closing: CancellationToken,
     pub calls: TaskTracker,
-    /// Refused logins per device address (a std Mutex: never held across
-    /// an await).
-    pub login_throttle: Mutex<LoginThrottle<IpAddr>>,
     /// Relays in order of preference; a reload may change them.
     relays: Mutex<Vec<String>>,
     drain_secs: AtomicU64,
@@ -65,6 +64,36 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Gateway {
+    /// The gateway's state and rules, locked.
+    pub fn core(&self) -> std::sync::MutexGuard<'_, GatewayCore<LinkHandle>> {
+        // Plain maps: still consistent after a panic elsewhere.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Carries out what the core decided (the core's lock released).
+    /// Messages to the relay wait for room in its outbox; an error means the
+    /// relay link just went down: the relay forgets this gateway's devices
+    /// then, and only live ones are replayed.
+    pub async fn apply(&self, effects: Vec<Effect<LinkHandle>>) {
+        for effect in effects {
+            match effect {
+                Effect::Tell(device, msg) => {
+                    let _ = device.notify(msg);
+                }
+                Effect::ToRelay(msg) => {
+                    if let Some(relay) = self.uplink.current() {
+                        let _ = relay.link.send(msg).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receiving devices logged in through this gateway.
+    pub fn online_count(&self) -> usize {
+        self.core().online_count()
+    }
+
     /// The relays to try, in order of preference.
     pub fn relays(&self) -> Vec<String> {
         self.relays
@@ -94,7 +123,7 @@ impl Gateway {
         format!(
             "listening on {listen}; {admin}{relay}; calls in flight: {}; devices online: {}",
             self.calls.len(),
-            self.devices.count()
+            self.online_count()
         )
     }
 
@@ -150,13 +179,12 @@ pub async fn run_with(
         .unwrap_or_else(|| default_name(addr.port()));
     common::link::frame::set_max_frame_len(config.max_frame_bytes);
     let gw = Arc::new(Gateway {
-        login_throttle: Mutex::new(LoginThrottle::new(config.login_attempts_per_min)),
+        core: Mutex::new(GatewayCore::new(&name, config.login_attempts_per_min)),
         relays: Mutex::new(config.relays.clone()),
         drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
         settings: Mutex::new(config.settings.clone()),
         config,
         name,
-        devices: Devices::default(),
         uplink: uplink::Uplink::default(),
         metrics: GatewayMetrics::default(),
         draining: CancellationToken::new(),
@@ -213,7 +241,7 @@ pub async fn run_with(
             _ = refresh.tick() => {
                 idle_trim.tick(Activity {
                     calls_in_flight: gw.calls.len(),
-                    devices_online: gw.devices.count(),
+                    devices_online: gw.online_count(),
                 });
                 let now = gw.status_line();
                 if now != status {
@@ -283,7 +311,7 @@ fn reload(gw: &Arc<Gateway>, reloader: &Reloader) {
             && !b.contains(&r.addr)
         {
             tracing::info!(relay = %r.name, addr = %r.addr, "closing the link to a relay no longer listed");
-            r.opener.close();
+            r.link.close();
         }
         gw.uplink.relays_changed();
     }

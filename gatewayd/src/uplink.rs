@@ -7,17 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::backoff::Backoff;
-use common::link::control::{self, Heartbeat, Link};
+use common::link::actor::{self, LinkHandle, LinkRole, Reply};
+use common::link::control::{self, Link};
 use common::link::message::{
     Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
 };
-use common::link::mux::Opener;
+use common::link::mux::MuxStream;
+use common::link::roles::FromUpstream;
 use common::number::Number;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tracing::Instrument;
 
 use crate::call;
-use crate::devices::Departure;
+use crate::gateway_core::Effect;
 use crate::server::Gateway;
 
 /// Control messages waiting to go to the relay.
@@ -30,8 +32,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub struct RelayHandle {
     pub name: String,
     pub addr: String,
-    pub opener: Opener,
-    pub outbox: mpsc::Sender<Control>,
+    /// The link's outbox and call-stream opener.
+    pub link: LinkHandle,
 }
 
 /// Shared view of the relay link and the logins waiting for an answer.
@@ -84,7 +86,7 @@ impl Uplink {
             .or_default()
             .push(tx);
         let number = login.number.clone();
-        let sent = handle.outbox.send(Control::Login(login)).await.is_ok();
+        let sent = handle.link.send(Control::Login(login)).await.is_ok();
         let outcome = if sent {
             tokio::time::timeout(wait, result)
                 .await
@@ -181,16 +183,15 @@ pub async fn maintain(gw: Arc<Gateway>) {
 }
 
 async fn serve_relay_link(gw: &Arc<Gateway>, addr: &str, mut link: Link) {
-    let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
+    let (handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
     let handle = RelayHandle {
         name: link.peer.name.clone(),
         addr: addr.to_owned(),
-        opener: link.opener.clone(),
-        outbox,
+        link: handle,
     };
     // Replay every login before the link is announced, so calls only flow
     // once the relay knows the devices again.
-    let replay = gw.devices.logins_to_replay();
+    let replay = gw.core().logins_to_replay();
     let replayed = replay.len();
     for login in replay {
         if let Err(e) = link.writer.send(&Control::Login(login)).await {
@@ -201,92 +202,54 @@ async fn serve_relay_link(gw: &Arc<Gateway>, addr: &str, mut link: Link) {
     gw.uplink.current.send_replace(Some(handle));
     gw.update_status();
     tracing::info!(replayed, "relay link up");
-    let mut heartbeat = Heartbeat::new(gw.config.link.heartbeat);
-    let reason = loop {
-        tokio::select! {
-            // Closing first, then control traffic so heartbeats and logins are
-            // never starved by calls, then new calls.
-            biased;
-            _ = gw.closing.cancelled() => break "gateway stopping".to_owned(),
-            _ = link.opener.closed() => break "link closed".to_owned(),
-            msg = link.reader.next() => {
-                heartbeat.heard();
-                match msg {
-                    Ok(Some(Control::Ping { seq })) => {
-                        if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
-                            break format!("cannot write: {e}");
-                        }
-                    }
-                    Ok(Some(Control::LoginResult { number, outcome })) => {
-                        relay_login_result(gw, &number, &outcome);
-                    }
-                    Ok(Some(Control::Kicked { number, reason })) => {
-                        if let Some(old) = gw.devices.kick(&number) {
-                            let _ = old.outbox.try_send(Control::Kicked { number, reason });
-                        }
-                        gw.update_status();
-                    }
-                    Ok(Some(other)) => tracing::debug!(?other, "ignored control message"),
-                    Ok(None) => break "relay closed the control stream".to_owned(),
-                    Err(e) => break format!("bad control frame: {e}"),
-                }
-            }
-            Some(msg) = outbox_rx.recv() => {
-                if let Err(e) = link.writer.send(&msg).await {
-                    break format!("cannot write: {e}");
-                }
-            }
-            ping = heartbeat.beat() => match ping {
-                Some(ping) => {
-                    if let Err(e) = link.writer.send(&ping).await {
-                        break format!("cannot write: {e}");
-                    }
-                }
-                None => break format!("relay silent for {:?}", heartbeat.deadline()),
-            },
-            Some(stream) = link.inbound.recv() => call::spawn_from_relay(gw, stream),
-        }
+    let settings = actor::Settings {
+        heartbeat: gw.config.link.heartbeat,
+        far_end: "relay",
+        stop: gw.closing.clone(),
+        stop_reason: "gateway stopping",
     };
+    let mut role = RelayLink { gw: gw.clone() };
+    let reason = actor::run(link, mailbox, &mut role, &settings).await;
     gw.uplink.current.send_replace(None);
-    link.opener.close();
     tracing::warn!(%reason, "relay link down");
 }
 
-fn relay_login_result(gw: &Gateway, number: &Number, outcome: &LoginOutcome) {
-    if gw.uplink.resolve(number, outcome) {
-        return;
-    }
-    // A replayed login the relay now refuses (e.g. the secret was revoked):
-    // the device must hear it rather than wait for calls that never come.
-    if let LoginOutcome::Refused(reason) = outcome {
-        tracing::warn!(%number, %reason, "relay refused a replayed login");
-        if let Some(old) = gw.devices.kick(number) {
-            let _ = old.outbox.try_send(Control::Kicked {
-                number: number.clone(),
-                reason: format!("login refused by the relay: {reason}"),
-            });
-        }
-        gw.update_status();
-    }
+/// The gateway's end of its relay link: login answers and kicks come down,
+/// calls for the LAN's devices come in.
+struct RelayLink {
+    gw: Arc<Gateway>,
 }
 
-/// Tells the relay what a closed device link means for its numbers.
-pub async fn report_departures(gw: &Gateway, departures: Vec<Departure>) {
-    let Some(relay) = gw.uplink.current() else {
-        return;
-    };
-    for d in departures {
-        let msgs = match d {
-            Departure::Logout(number) => vec![Control::Logout { number }],
-            Departure::Downgrade(number, login) => {
-                vec![Control::Logout { number }, Control::Login(login)]
+impl LinkRole for RelayLink {
+    type Inbound = FromUpstream;
+
+    fn on_message(&mut self, msg: FromUpstream) -> Reply {
+        let gw = &self.gw;
+        let effects = match msg {
+            FromUpstream::LoginResult { number, outcome } => {
+                if gw.uplink.resolve(&number, &outcome) {
+                    return Reply::None;
+                }
+                // A replayed login: nobody waits for its answer.
+                match &outcome {
+                    LoginOutcome::Refused(reason) => gw.core().replay_refused(&number, reason),
+                    LoginOutcome::Accepted { .. } => return Reply::None,
+                }
             }
+            FromUpstream::Kicked { number, reason } => gw.core().kicked(&number, reason),
         };
-        for msg in msgs {
-            // An error means the relay link just went down: the relay forgets
-            // this gateway's devices then, and only live ones are replayed.
-            let _ = relay.outbox.send(msg).await;
+        // Kicks only: they go to device outboxes without waiting.
+        for effect in effects {
+            if let Effect::Tell(device, msg) = effect {
+                let _ = device.notify(msg);
+            }
         }
+        gw.update_status();
+        Reply::None
+    }
+
+    fn on_stream(&mut self, stream: MuxStream) {
+        call::spawn_from_relay(&self.gw, stream);
     }
 }
 
@@ -301,12 +264,11 @@ mod tests {
         let uplink = Uplink::default();
         let (io, _far) = tokio::io::duplex(1024);
         let (opener, _inbound) = mux::start(io.compat(), Side::Dialer, 8);
-        let (outbox, mut relay_hears) = mpsc::channel(4);
+        let (link, mut relay_hears) = LinkHandle::new(opener, 4);
         uplink.current.send_replace(Some(RelayHandle {
             name: "relay-a".into(),
             addr: "relay-a:4710".into(),
-            opener,
-            outbox,
+            link,
         }));
         let login = Login {
             number: "1002".parse().expect("a number"),

@@ -106,12 +106,12 @@ fn revoke(relay: &Relay, number: &str) -> serde_json::Value {
         Ok(n) => n,
         Err(e) => return serde_json::json!({ "error": format!("invalid number '{number}': {e}") }),
     };
-    let min_generation = relay.revocations.minimum(&number).saturating_add(1);
+    let min_generation = relay.core().minimum(&number).saturating_add(1);
     let rev = common::link::message::Revocation {
         number: number.clone(),
         min_generation,
     };
-    let kicked = crate::revocation::apply(relay, vec![rev], None);
+    let kicked = relay.revoke(vec![rev], None);
     serde_json::json!({ "number": number.to_string(), "min_generation": min_generation, "kicked": kicked })
 }
 

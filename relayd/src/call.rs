@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
-use common::link::message::{CallRefusal, CallRequest};
+use common::link::message::{CallRequest, Refusal};
 use common::link::mux::{MuxStream, Opener};
 use common::link::splice;
-
 use common::number::Number;
 
-use crate::mesh::Lookup;
 use crate::redis_dir;
-use crate::registry::LinkId;
+use crate::relay_core::LinkId;
+use crate::relay_core::route::{self, Destination, RouteError};
 use crate::server::Relay;
 
 /// Where a call stream came from.
@@ -42,7 +41,11 @@ pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
         let cap = |req: &CallRequest| Some(limits.splice_cap(req));
         let end = splice::carry_capped(stream, Some(&name), cap, async |req: &CallRequest| {
             pages = Some(req.pages);
-            check(&relay, from, req)?;
+            let logged_in = match from {
+                From::Link(link) => Some(relay.core().may_call_as(link, &req.from)),
+                From::Peer => None,
+            };
+            route::admit(&name, relay.draining.is_cancelled(), req, logged_in)?;
             limits.check_request(req)?;
             if let From::Link(link) = from {
                 _slot = Some(relay.limits.call_slot(&req.from, link)?);
@@ -57,49 +60,18 @@ pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
     });
 }
 
-/// Whether this relay takes the call at all.
-fn check(relay: &Relay, from: From, request: &CallRequest) -> Result<(), (CallRefusal, String)> {
-    let me = &relay.config.name;
-    if relay.draining.is_cancelled() {
-        return Err((
-            CallRefusal::Unreachable,
-            format!("relay {me} is shutting down"),
-        ));
-    }
-    if request.via.iter().any(|r| r == me) {
-        // Paths are loop-free by construction; this guards against a bug or
-        // a peer with a stale view.
-        let detail = format!("routing loop: the call came back to relay {me}");
-        return Err((CallRefusal::Unreachable, detail));
-    }
-    if let From::Link(link) = from
-        && !relay.registry.may_call_as(link, &request.from)
-    {
-        let detail = format!("{} is not logged in on this link", request.from);
-        return Err((CallRefusal::NotAuthorized, detail));
-    }
-    Ok(())
-}
-
 /// Mesh mode: where a call goes next along the routing table.
-fn route_mesh(relay: &Relay, to: &Number) -> Result<Opener, (CallRefusal, String)> {
-    match relay.mesh.lookup(to) {
-        Lookup::Unknown => Err((
-            CallRefusal::UnknownNumber,
-            format!("{to} is not a known number"),
-        )),
-        Lookup::Local => match relay.registry.receiver(to) {
-            Some(route) => Ok(route.opener),
-            None => Err((CallRefusal::Offline, format!("{to} is offline"))),
-        },
-        Lookup::Offline { home } => Err((
-            CallRefusal::Offline,
-            format!("{to} is offline (home relay {home})"),
-        )),
-        Lookup::Via { opener, .. } => Ok(opener),
-        Lookup::NoRoute { home } => Err((
-            CallRefusal::Unreachable,
-            format!("no path to relay {home}, where {to} is logged in"),
-        )),
+fn route_mesh(relay: &Relay, to: &Number) -> Result<Opener, Refusal> {
+    let local = relay.core().receiver(to);
+    match route::route(&relay.config.name, to, relay.mesh.found(to), local)? {
+        Destination::Local(link) => Ok(link.opener().clone()),
+        Destination::Relay { name, home } => relay.mesh.peer_opener(&name).ok_or_else(|| {
+            // The peer's link went down since the lookup.
+            RouteError::NoPath {
+                number: to.clone(),
+                home,
+            }
+            .into()
+        }),
     }
 }

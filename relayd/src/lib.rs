@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: what the relay runs with: flags, environment and config file merged.
 //! - [`store`]: connection information in sled.
-//! - [`registry`]: which numbers are online on which link.
+//! - [`relay_core`]: the relay's decisions without I/O: logins, revocations,
+//!   the home rule, where a call goes, and the limits' counters.
 //! - [`mesh`]: the routing table shared with peer relays, and renewals.
 //! - [`redis_dir`]: directory database mode: records in Redis, a local cache.
 //! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
@@ -14,7 +15,6 @@
 //! - [`server`]: the accept loop, readiness, status, reload and graceful shutdown.
 //! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
 //! - [`admin`]: the operator's socket behind `relayd peers` / `relayd directory` / `relayd revoke`.
-//! - [`limits`]: frame, page, call, link and login limits and their counters.
 //! - [`revocation`]: revoked secret generations, stored, spread and enforced.
 
 pub mod admin;
@@ -22,13 +22,12 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod inbound;
-pub mod limits;
 pub mod link_session;
 pub mod mesh;
 pub mod metrics;
 pub mod peer;
 pub mod redis_dir;
-pub mod registry;
+pub mod relay_core;
 pub mod revocation;
 pub mod server;
 pub mod store;
@@ -36,4 +35,6 @@ pub mod tls_cmd;
 pub mod tls_settings;
 
 pub use config::RelayConfig;
+// The limits are settings as well as rules: `config` names them here.
+pub use relay_core::limits;
 pub use server::run;

@@ -1,20 +1,20 @@
-//! One task per accepted link: the hello, then the control stream (logins,
-//! logouts, heartbeats) and the call streams the peer opens.
+//! One task per accepted link: TLS or plaintext, the hello, then either a
+//! peer relay's link (`peer`) or a device or gateway link run by the link
+//! actor, whose logins and logouts the relay core decides.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
-use common::directory::{ConnectionInfo, unix_now};
-use common::link::control::{self, Heartbeat, Link};
-use common::link::message::{
-    Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
-};
-use common::number::Number;
+use common::link::actor::{self, LinkHandle, LinkRole, Reply};
+use common::link::control::{self, Link};
+use common::link::message::{Hello, PROTOCOL_VERSION, Role};
+use common::link::mux::MuxStream;
+use common::link::roles::FromDevice;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::registry::{LinkId, Route};
+use crate::relay_core::LinkId;
 use crate::server::Relay;
 use crate::{call, peer};
 
@@ -80,218 +80,58 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     run_link(relay, link, peer.ip()).instrument(span).await;
 }
 
-async fn run_link(relay: Arc<Relay>, mut link: Link, ip: IpAddr) {
-    let id = relay.registry.new_link();
-    let _up = relay.link_up();
-    let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
+/// A device or gateway link: logins and logouts go to the core, calls to
+/// [`call`]; the link actor does the rest.
+async fn run_link(relay: Arc<Relay>, link: Link, ip: IpAddr) {
+    let (handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
     let gateway = (link.peer.role == Role::Gateway).then(|| link.peer.name.clone());
-    let mut heartbeat = Heartbeat::new(relay.config.link.heartbeat);
+    let id = relay.core().link_up(handle, ip, gateway);
+    let _up = relay.link_up();
     tracing::info!("link up");
-    let reason = loop {
-        tokio::select! {
-            // Priorities: closing first, then control traffic (logins, pings)
-            // so heartbeats are never starved by calls, then new calls.
-            biased;
-            _ = relay.closing.cancelled() => break "relay stopping".to_owned(),
-            _ = link.opener.closed() => break "link closed".to_owned(),
-            msg = link.reader.next() => {
-                heartbeat.heard();
-                match msg {
-                    Ok(Some(msg)) => {
-                        let ctx = LinkCtx { relay: &relay, id, ip, gateway: &gateway, outbox: &outbox, link: &link };
-                        if let Some(reply) = handle_control(ctx, msg)
-                            && let Err(e) = link.writer.send(&reply).await
-                        {
-                            break format!("cannot write: {e}");
-                        }
-                    }
-                    Ok(None) => break "peer closed the control stream".to_owned(),
-                    Err(e) => break format!("bad control frame: {e}"),
-                }
-            }
-            Some(msg) = outbox_rx.recv() => {
-                if let Err(e) = link.writer.send(&msg).await {
-                    break format!("cannot write: {e}");
-                }
-            }
-            ping = heartbeat.beat() => match ping {
-                Some(ping) => {
-                    if let Err(e) = link.writer.send(&ping).await {
-                        break format!("cannot write: {e}");
-                    }
-                }
-                None => break format!("peer silent for {:?}", heartbeat.deadline()),
-            },
-            Some(stream) = link.inbound.recv() => {
-                call::spawn(&relay, call::From::Link(id), stream);
-            }
-        }
+    let settings = actor::Settings {
+        heartbeat: relay.config.link.heartbeat,
+        far_end: "peer",
+        stop: relay.closing.clone(),
+        stop_reason: "relay stopping",
     };
-    link.opener.close();
-    relay.revocations.link_gone(id);
-    let gone = relay.registry.drop_link(id);
-    for number in &gone {
-        mark_offline(&relay, number);
-    }
-    tracing::info!(%reason, offline = gone.len(), "link down");
+    let mut role = DeviceLink {
+        relay: relay.clone(),
+        id,
+    };
+    let reason = actor::run(link, mailbox, &mut role, &settings).await;
+    let effects = relay.core().link_lost(id);
+    let offline = effects.len();
+    relay.apply(effects);
+    tracing::info!(%reason, offline, "link down");
 }
 
-struct LinkCtx<'a> {
-    relay: &'a Relay,
+/// The relay's end of a device or gateway link.
+struct DeviceLink {
+    relay: Arc<Relay>,
     id: LinkId,
-    ip: IpAddr,
-    gateway: &'a Option<String>,
-    outbox: &'a mpsc::Sender<Control>,
-    link: &'a Link,
 }
 
-/// Handles one control message; returns the reply to send, if any.
-fn handle_control(ctx: LinkCtx<'_>, msg: Control) -> Option<Control> {
-    match msg {
-        Control::Ping { seq } => Some(Control::Pong { seq }),
-        Control::Pong { .. } => None,
-        Control::Login(login) => Some(login_device(ctx, login)),
-        Control::Logout { number } => {
-            if ctx.relay.registry.logout(ctx.id, &number) {
-                mark_offline(ctx.relay, &number);
+impl LinkRole for DeviceLink {
+    type Inbound = FromDevice;
+
+    fn on_message(&mut self, msg: FromDevice) -> Reply {
+        let relay = &self.relay;
+        match msg {
+            FromDevice::Login(login) => {
+                let answer = relay.core().login(self.id, &login, Instant::now());
+                relay.metrics.logins.inc(&[("result", answer.result)]);
+                relay.apply(answer.effects);
+                Reply::Now(answer.reply)
             }
-            tracing::info!(%number, "logged out");
-            None
-        }
-        other => {
-            tracing::debug!(?other, "ignored control message");
-            None
-        }
-    }
-}
-
-fn login_device(ctx: LinkCtx<'_>, login: Login) -> Control {
-    let relay = ctx.relay;
-    let number = login.number.clone();
-    let refused = |reason: LoginRefusal, result: &str| {
-        relay.metrics.logins.inc(&[("result", result)]);
-        Control::LoginResult {
-            number: number.clone(),
-            outcome: LoginOutcome::Refused(reason),
-        }
-    };
-    // Failed logins count per address; behind a gateway (many devices, one
-    // address) per address and number.
-    let key = (ctx.ip, ctx.gateway.is_some().then(|| number.clone()));
-    if let Err(retry_after_secs) = relay.limits.login_allowed(&key) {
-        tracing::warn!(%number, ip = %ctx.ip, "login refused: too many attempts");
-        return refused(
-            LoginRefusal::TooManyAttempts { retry_after_secs },
-            "throttled",
-        );
-    }
-    // Never log the secret itself.
-    let Some(generation) = relay
-        .config
-        .fleet_key
-        .verify_device_gen(&number, &login.secret)
-    else {
-        relay.limits.login_failed(&key);
-        tracing::warn!(%number, ip = %ctx.ip, "login refused: wrong secret");
-        return refused(LoginRefusal::BadSecret, "refused");
-    };
-    let minimum = relay.revocations.minimum(&number);
-    if generation < minimum {
-        relay.limits.login_failed(&key);
-        tracing::warn!(%number, generation, minimum, "login refused: revoked secret");
-        return refused(
-            LoginRefusal::Revoked {
-                generation,
-                minimum,
-            },
-            "revoked",
-        );
-    }
-    relay
-        .revocations
-        .logged_in(&number, ctx.id, generation, ctx.outbox.clone());
-    let receives = login.receive.is_some();
-    let route = receives.then(|| Route {
-        link: ctx.id,
-        opener: ctx.link.opener.clone(),
-        outbox: ctx.outbox.clone(),
-        gateway: ctx.gateway.clone(),
-    });
-    if let Some(old) = relay.registry.login(ctx.id, &number, route) {
-        // Newest login wins: the older device is told why and stops receiving.
-        let kicked = Control::Kicked {
-            number: number.clone(),
-            reason: format!(
-                "number {number} logged in again{}",
-                ctx.gateway
-                    .as_ref()
-                    .map(|g| format!(" via gateway {g}"))
-                    .unwrap_or_default()
-            ),
-        };
-        if old.outbox.try_send(kicked).is_err() {
-            tracing::warn!(%number, "could not tell the previous login it was replaced");
-        }
-    }
-    if receives {
-        relay.renew_local(ConnectionInfo {
-            number: number.clone(),
-            home_relay: relay.config.name.clone(),
-            gateway: ctx.gateway.clone(),
-            capabilities: login.receive,
-            login_time: unix_now(),
-            version: relay.mesh.store().next_version(),
-            online: true,
-        });
-    }
-    tracing::info!(%number, receives, "logged in");
-    relay.metrics.logins.inc(&[("result", "accepted")]);
-    Control::LoginResult {
-        number,
-        outcome: LoginOutcome::Accepted {
-            relay: relay.config.name.clone(),
-        },
-    }
-}
-
-/// The number's receiving device is gone: keep the record, mark it offline.
-pub(crate) fn mark_offline(relay: &Relay, number: &Number) {
-    if let Some(mut record) = relay.mesh.record(number)
-        && record.online
-        && record.home_relay == relay.config.name
-    {
-        record.online = false;
-        record.version = relay.mesh.store().next_version();
-        relay.renew_local(record);
-    }
-}
-
-/// Keeps this relay the authority for its own devices after peers' records
-/// arrive: a newer record naming this relay as home while no such device is
-/// logged in here (e.g. writes lost in a crash) is corrected to offline; a
-/// newer login at another relay takes the number from a local device.
-pub fn enforce_home_rule(relay: &Relay, stored: &[ConnectionInfo]) {
-    for record in stored {
-        let local = relay.registry.receiver(&record.number);
-        if record.home_relay == relay.config.name {
-            if record.online && local.is_none() {
-                let mut fixed = record.clone();
-                fixed.online = false;
-                fixed.version = relay.mesh.store().next_version();
-                relay.renew_local(fixed);
+            FromDevice::Logout { number } => {
+                let effects = relay.core().logout(self.id, &number);
+                relay.apply(effects);
+                Reply::None
             }
-        } else if let Some(route) = local
-            && record.online
-        {
-            let kicked = Control::Kicked {
-                number: record.number.clone(),
-                reason: format!(
-                    "number {} logged in again at relay {}",
-                    record.number, record.home_relay
-                ),
-            };
-            let _ = route.outbox.try_send(kicked);
-            relay.registry.forget_receiver(&record.number, route.link);
         }
+    }
+
+    fn on_stream(&mut self, stream: MuxStream) {
+        call::spawn(&self.relay, call::From::Link(self.id), stream);
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! The table sits behind a std Mutex (nothing awaits while it is held);
 //! messages to peers go through each peer link's bounded outbox. A peer whose
-//! outbox overflows is disconnected: it resyncs from a fresh snapshot when it
-//! comes back, which is simpler and safer than an unbounded queue.
+//! outbox overflows is disconnected (the link actor's one overflow policy):
+//! it resyncs from a fresh snapshot when it comes back, which is simpler and
+//! safer than an unbounded queue.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,13 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use common::directory::ConnectionInfo;
+use common::link::actor::LinkHandle;
 use common::link::message::Control;
 use common::link::mux::Opener;
 use common::number::Number;
 use common::routing::{Announcement, Change, NextHop, RoutingTable};
-use tokio::sync::mpsc;
 
-use crate::registry::LinkId;
+use crate::relay_core::LinkId;
+use crate::relay_core::route::Found;
 use crate::store::{Store, StoreError};
 
 /// Announcements per snapshot frame: well under the frame size cap.
@@ -33,8 +35,8 @@ pub struct PeerHandle {
     pub addr: String,
     /// Name of the relay that dialed this link (for the duplicate rule).
     pub dialer: String,
-    pub opener: Opener,
-    pub outbox: mpsc::Sender<Control>,
+    /// The link's outbox and call-stream opener.
+    pub handle: LinkHandle,
     pub since: Instant,
     /// Milliseconds after `since` when the peer was last heard from.
     pub heard_ms: Arc<AtomicU64>,
@@ -54,30 +56,8 @@ impl PeerHandle {
     }
 }
 
-/// Where a call goes, as the mesh sees it.
-#[derive(Debug)]
-pub enum Lookup {
-    Unknown,
-    /// Homed here; the registry knows whether the device is online.
-    Local,
-    /// Homed elsewhere and offline there.
-    Offline {
-        home: String,
-    },
-    /// Homed elsewhere, online, and reachable through this peer link.
-    Via {
-        peer: String,
-        opener: Opener,
-    },
-    /// Homed elsewhere but no path to its home relay right now.
-    NoRoute {
-        home: String,
-    },
-}
-
 #[derive(Debug)]
 pub struct Mesh {
-    me: String,
     store: Store,
     table: Mutex<RoutingTable>,
     peers: Mutex<BTreeMap<String, PeerHandle>>,
@@ -98,7 +78,6 @@ impl Mesh {
         let mut table = RoutingTable::new(me);
         table.load(store.all()?);
         Ok(Mesh {
-            me: me.to_owned(),
             store,
             table: Mutex::new(table),
             peers: Mutex::new(BTreeMap::new()),
@@ -200,7 +179,7 @@ impl Mesh {
     pub fn register_peer(&self, handle: PeerHandle) -> Result<Option<PeerHandle>, PeerHandle> {
         let mut peers = lock(&self.peers);
         match peers.get(&handle.name) {
-            Some(old) if !old.opener.is_closed() => {
+            Some(old) if !old.handle.is_closed() => {
                 if handle.dialer < old.dialer {
                     let old = peers.insert(handle.name.clone(), handle);
                     Ok(old)
@@ -242,47 +221,32 @@ impl Mesh {
     pub fn peer_opener(&self, name: &str) -> Option<Opener> {
         lock(&self.peers)
             .get(name)
-            .filter(|p| !p.opener.is_closed())
-            .map(|p| p.opener.clone())
+            .filter(|p| !p.handle.is_closed())
+            .map(|p| p.handle.opener().clone())
     }
 
     pub fn is_peer_up(&self, name: &str) -> bool {
         lock(&self.peers)
             .get(name)
-            .is_some_and(|p| !p.opener.is_closed())
+            .is_some_and(|p| !p.handle.is_closed())
     }
 
-    /// Where a call to `number` goes.
-    pub fn lookup(&self, number: &Number) -> Lookup {
+    /// What the table knows about `number` for routing: its record, and
+    /// the peer a call goes through (the best path's first hop, if that
+    /// peer's link is up).
+    pub fn found(&self, number: &Number) -> Found {
         let (record, hop) = {
             let t = lock(&self.table);
             match t.record(number) {
-                None => return Lookup::Unknown,
+                None => return Found::Unknown,
                 Some(r) => (r.clone(), t.best(number)),
             }
         };
-        if record.home_relay == self.me {
-            return Lookup::Local;
-        }
-        if !record.online {
-            return Lookup::Offline {
-                home: record.home_relay,
-            };
-        }
-        match hop {
-            Some(NextHop::Peer { name, .. }) => match lock(&self.peers).get(&name) {
-                Some(p) => Lookup::Via {
-                    peer: name,
-                    opener: p.opener.clone(),
-                },
-                None => Lookup::NoRoute {
-                    home: record.home_relay,
-                },
-            },
-            _ => Lookup::NoRoute {
-                home: record.home_relay,
-            },
-        }
+        let next_hop = match hop {
+            Some(NextHop::Peer { name, .. }) if lock(&self.peers).contains_key(&name) => Some(name),
+            _ => None,
+        };
+        Found::Record { record, next_hop }
     }
 
     /// Sends changes to every peer, batched into one message of each kind.
@@ -307,9 +271,9 @@ impl Mesh {
         }
         for peer in self.peers() {
             for msg in &msgs {
-                if peer.outbox.try_send(msg.clone()).is_err() {
-                    tracing::warn!(peer = %peer.name, "peer too slow for renewals; relinking to resync");
-                    peer.opener.close();
+                // A full outbox closes the link: the peer resyncs from a
+                // fresh snapshot when it comes back.
+                if peer.handle.notify(msg.clone()).is_err() {
                     break;
                 }
             }

@@ -77,7 +77,7 @@ impl RelayMetrics {
             .gauge(
                 "relayd_devices_online",
                 "Receiving devices logged in at this relay.",
-                relay.registry.online_count() as u64,
+                relay.online_count() as u64,
             )
             .gauge(
                 "relayd_known_numbers",

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 
 use common::backoff::Backoff;
 use common::credential::nonce;
-use common::link::control::{self, Heartbeat, Link};
+use common::link::actor::{self, LinkHandle, LinkRole, Reply};
+use common::link::control::{self, Link};
+use common::link::frame::FrameError;
 use common::link::message::{Control, Hello, PROTOCOL_VERSION, Role};
-use tokio::sync::mpsc;
+use common::link::mux::MuxStream;
+use common::link::roles::FromPeer;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::call;
-use crate::link_session::enforce_home_rule;
 use crate::mesh::{PeerHandle, SNAPSHOT_CHUNK};
 use crate::server::Relay;
 
@@ -239,15 +241,14 @@ async fn run_peer(
     stop: &CancellationToken,
 ) {
     let name = link.peer.name.clone();
-    let id = relay.registry.new_link();
-    let (outbox, mut outbox_rx) = mpsc::channel::<Control>(OUTBOX);
+    let id = relay.core().new_link_id();
+    let (link_handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
     let handle = PeerHandle {
         name: name.clone(),
         link: id,
         addr,
         dialer,
-        opener: link.opener.clone(),
-        outbox,
+        handle: link_handle,
         since: Instant::now(),
         heard_ms: Default::default(),
     };
@@ -255,7 +256,7 @@ async fn run_peer(
     match relay.mesh.register_peer(handle) {
         Ok(Some(old)) => {
             tracing::info!(peer = %name, "replacing a duplicate peer link");
-            old.opener.close();
+            old.handle.close();
         }
         Ok(None) => {}
         Err(_) => {
@@ -264,133 +265,161 @@ async fn run_peer(
             return;
         }
     }
-    // Registered before the snapshot is taken, so no renewal falls between.
-    // Directory mode sends none: records travel through the directory.
     let sharing = relay.mesh.shares_with_peers();
-    let snapshot = if sharing {
-        relay.mesh.snapshot()
-    } else {
-        Vec::new()
-    };
-    let sent = snapshot.len();
-    let mut chunks = snapshot.chunks(SNAPSHOT_CHUNK).peekable();
-    let mut failed = None;
-    if sharing && chunks.peek().is_none() {
-        failed = link
-            .writer
-            .send(&Control::Snapshot {
-                announcements: Vec::new(),
-                done: true,
-            })
-            .await
-            .err();
-    }
-    while let Some(chunk) = chunks.next() {
-        let msg = Control::Snapshot {
-            announcements: chunk.to_vec(),
-            done: chunks.peek().is_none(),
-        };
-        if let Err(e) = link.writer.send(&msg).await {
-            failed = Some(e);
-            break;
-        }
-        relay
-            .metrics
-            .sync_messages
-            .inc(&[("direction", "sent"), ("kind", "snapshot")]);
-    }
-    // Revoked generations travel with the snapshot (in directory mode too:
-    // they are few, and merging them is idempotent).
-    let revoked = relay.revocations.all();
-    if failed.is_none() && !revoked.is_empty() {
-        failed = link.writer.send(&Control::Revoke(revoked)).await.err();
-    }
-    if sharing {
-        tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
-    } else {
-        tracing::info!(peer = %name, "peer link up (directory mode: calls only)");
-    }
-    let mut heartbeat = Heartbeat::new(relay.config.link.heartbeat);
-    let reason = if let Some(e) = failed {
-        format!("cannot send the snapshot: {e}")
-    } else {
-        loop {
-            tokio::select! {
-                // Closing first, then control traffic (renewals, heartbeats),
-                // then outgoing renewals, then new calls.
-                biased;
-                _ = stop.cancelled() => break "relay stopping, or the peer was removed".to_owned(),
-                _ = link.opener.closed() => break "link closed".to_owned(),
-                msg = link.reader.next() => {
-                    heartbeat.heard();
-                    heard.heard();
-                    if let Ok(Some(m)) = &msg {
-                        count_sync(relay, "received", m);
-                    }
-                    match msg {
-                        Ok(Some(Control::Ping { seq })) => {
-                            // A pong says that everything received before the
-                            // ping is applied and stored.
-                            relay.mesh.store().settled().await;
-                            if let Err(e) = link.writer.send(&Control::Pong { seq }).await {
-                                break format!("cannot write: {e}");
-                            }
-                        }
-                        Ok(Some(Control::Snapshot { .. } | Control::Announce(_) | Control::Withdraw(_))) if !sharing => {
-                            tracing::debug!("directory mode: mesh sync from a peer ignored");
-                        }
-                        Ok(Some(Control::Snapshot { announcements, done })) => {
-                            let n = announcements.len();
-                            let stored = relay.mesh.apply_announcements(&name, announcements);
-                            enforce_home_rule(relay, &stored);
-                            if done {
-                                tracing::info!(peer = %name, last_chunk = n, known = relay.mesh.known(), "snapshot received");
-                            }
-                        }
-                        Ok(Some(Control::Announce(anns))) => {
-                            let stored = relay.mesh.apply_announcements(&name, anns);
-                            enforce_home_rule(relay, &stored);
-                        }
-                        Ok(Some(Control::Withdraw(numbers))) => relay.mesh.apply_withdrawals(&name, &numbers),
-                        Ok(Some(Control::Revoke(revs))) => {
-                            crate::revocation::apply(relay, revs, Some(&name));
-                        }
-                        Ok(Some(Control::Pong { .. })) => {}
-                        Ok(Some(other)) => tracing::debug!(?other, "ignored control message"),
-                        Ok(None) => break "peer closed the control stream".to_owned(),
-                        Err(e) => break format!("bad control frame: {e}"),
-                    }
-                }
-                Some(msg) = outbox_rx.recv() => {
-                    if let Err(e) = link.writer.send(&msg).await {
-                        break format!("cannot write: {e}");
-                    }
-                    count_sync(relay, "sent", &msg);
-                }
-                ping = heartbeat.beat() => match ping {
-                    Some(ping) => {
-                        if let Err(e) = link.writer.send(&ping).await {
-                            break format!("cannot write: {e}");
-                        }
-                    }
-                    None => break format!("peer silent for {:?}", heartbeat.deadline()),
-                },
-                Some(stream) = link.inbound.recv() => call::spawn(relay, call::From::Peer, stream),
-            }
+    let reason = match send_snapshot(relay, &mut link, sharing).await {
+        Err(e) => format!("cannot send the snapshot: {e}"),
+        Ok(()) => {
+            let settings = actor::Settings {
+                heartbeat: relay.config.link.heartbeat,
+                far_end: "peer",
+                stop: stop.clone(),
+                stop_reason: "relay stopping, or the peer was removed",
+            };
+            let mut role = PeerLink {
+                relay: relay.clone(),
+                name: name.clone(),
+                sharing,
+                heard,
+            };
+            actor::run(link, mailbox, &mut role, &settings)
+                .await
+                .to_string()
         }
     };
-    link.opener.close();
     relay.mesh.peer_down(&name, id);
     tracing::info!(peer = %name, %reason, "peer link down");
 }
 
-/// Counts a directory sync message for the metrics.
-fn count_sync(relay: &Relay, direction: &str, msg: &Control) {
+/// What a new peer gets first: the snapshot of the directory (mesh mode),
+/// then every revoked generation (in directory mode too: they are few, and
+/// merging them is idempotent). The peer is registered before the snapshot
+/// is taken, so no renewal falls between the two.
+async fn send_snapshot(relay: &Relay, link: &mut Link, sharing: bool) -> Result<(), FrameError> {
+    let name = &link.peer.name;
+    if sharing {
+        let snapshot = relay.mesh.snapshot();
+        let sent = snapshot.len();
+        let mut chunks = snapshot.chunks(SNAPSHOT_CHUNK).peekable();
+        if chunks.peek().is_none() {
+            link.writer
+                .send(&Control::Snapshot {
+                    announcements: Vec::new(),
+                    done: true,
+                })
+                .await?;
+        }
+        while let Some(chunk) = chunks.next() {
+            let msg = Control::Snapshot {
+                announcements: chunk.to_vec(),
+                done: chunks.peek().is_none(),
+            };
+            link.writer.send(&msg).await?;
+            relay
+                .metrics
+                .sync_messages
+                .inc(&[("direction", "sent"), ("kind", "snapshot")]);
+        }
+        let revoked = relay.core().revocations();
+        if !revoked.is_empty() {
+            link.writer.send(&Control::Revoke(revoked)).await?;
+        }
+        tracing::info!(peer = %name, sent, "peer link up; snapshot sent");
+    } else {
+        let revoked = relay.core().revocations();
+        if !revoked.is_empty() {
+            link.writer.send(&Control::Revoke(revoked)).await?;
+        }
+        tracing::info!(peer = %name, "peer link up (directory mode: calls only)");
+    }
+    Ok(())
+}
+
+/// The relay's end of a peer link once the mesh key is proven.
+struct PeerLink {
+    relay: Arc<Relay>,
+    name: String,
+    /// Mesh mode: records travel on this link (directory mode: calls only).
+    sharing: bool,
+    /// The peer's entry in the mesh, for `relayd peers`' "heard".
+    heard: PeerHandle,
+}
+
+impl LinkRole for PeerLink {
+    type Inbound = FromPeer;
+
+    fn on_message(&mut self, msg: FromPeer) -> Reply {
+        let relay = &self.relay;
+        count_sync(relay, "received", &msg);
+        match msg {
+            FromPeer::Snapshot { .. } | FromPeer::Announce(_) | FromPeer::Withdraw(_)
+                if !self.sharing =>
+            {
+                tracing::debug!("directory mode: mesh sync from a peer ignored");
+            }
+            FromPeer::Snapshot {
+                announcements,
+                done,
+            } => {
+                let n = announcements.len();
+                let stored = relay.mesh.apply_announcements(&self.name, announcements);
+                let effects = relay.core().records_stored(&stored);
+                relay.apply(effects);
+                if done {
+                    tracing::info!(peer = %self.name, last_chunk = n, known = relay.mesh.known(), "snapshot received");
+                }
+            }
+            FromPeer::Announce(anns) => {
+                let stored = relay.mesh.apply_announcements(&self.name, anns);
+                let effects = relay.core().records_stored(&stored);
+                relay.apply(effects);
+            }
+            FromPeer::Withdraw(numbers) => relay.mesh.apply_withdrawals(&self.name, &numbers),
+            FromPeer::Revoke(revs) => {
+                relay.revoke(revs, Some(&self.name));
+            }
+        }
+        Reply::None
+    }
+
+    /// A pong says that everything received before the ping is applied and
+    /// stored: it waits for the store's writer, without holding up the link.
+    fn on_ping(&mut self, seq: u64) -> Reply {
+        let store = self.relay.mesh.store().clone();
+        Reply::Later(Box::pin(async move {
+            store.settled().await;
+            Some(Control::Pong { seq })
+        }))
+    }
+
+    fn on_heard(&mut self) {
+        self.heard.heard();
+    }
+
+    fn on_sent(&mut self, msg: &Control) {
+        let kind = match msg {
+            Control::Snapshot { .. } => "snapshot",
+            Control::Announce(_) => "announce",
+            Control::Withdraw(_) => "withdraw",
+            _ => return,
+        };
+        self.relay
+            .metrics
+            .sync_messages
+            .inc(&[("direction", "sent"), ("kind", kind)]);
+    }
+
+    fn on_stream(&mut self, stream: MuxStream) {
+        call::spawn(&self.relay, call::From::Peer, stream);
+    }
+}
+
+/// Counts a directory sync message from a peer for the metrics.
+fn count_sync(relay: &Relay, direction: &str, msg: &FromPeer) {
     let kind = match msg {
-        Control::Snapshot { .. } => "snapshot",
-        Control::Announce(_) => "announce",
-        Control::Withdraw(_) => "withdraw",
-        _ => return,
+        FromPeer::Snapshot { .. } => "snapshot",
+        FromPeer::Announce(_) => "announce",
+        FromPeer::Withdraw(_) => "withdraw",
+        FromPeer::Revoke(_) => return,
     };
     relay
         .metrics

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use common::backoff::Backoff;
 use common::directory::ConnectionInfo;
-use common::link::message::{CallRefusal, Revocation};
+use common::link::message::{Refusal, Revocation};
 use common::link::mux::Opener;
 use common::number::Number;
 use futures::StreamExt;
@@ -46,8 +46,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisSettings;
-use crate::link_session::enforce_home_rule;
 use crate::peer;
+use crate::relay_core::route::{self, Destination, Found, RouteError};
 use crate::server::Relay;
 
 /// Raises `ARGV[1]`'s minimum generation in the hash `KEYS[1]` to
@@ -277,7 +277,7 @@ impl RedisDirectory {
                     })
                 })
                 .collect();
-            crate::revocation::apply(relay, revs, Some("redis"));
+            relay.revoke(revs, Some("redis"));
         }
         Ok(())
     }
@@ -308,7 +308,10 @@ impl RedisDirectory {
             && relay.mesh.learn(&record.info)
         {
             // The device logged in at another relay since: it lives there now.
-            enforce_home_rule(relay, std::slice::from_ref(&record.info));
+            let effects = relay
+                .core()
+                .records_stored(std::slice::from_ref(&record.info));
+            relay.apply(effects);
         }
     }
 
@@ -496,58 +499,50 @@ pub async fn route(
     relay: &Arc<Relay>,
     dir: &RedisDirectory,
     to: &Number,
-) -> Result<Opener, (CallRefusal, String)> {
-    let local = || match relay.registry.receiver(to) {
-        Some(route) => Ok(route.opener),
-        None => Err((CallRefusal::Offline, format!("{to} is offline"))),
-    };
+) -> Result<Opener, Refusal> {
+    let mut addr = None;
     // Homed here: the local table is the authority.
-    if relay
-        .mesh
-        .record(to)
-        .is_some_and(|r| r.home_relay == dir.me)
-    {
-        return local();
-    }
-    let record = match dir.lookup(relay, to).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return Err((
-                CallRefusal::UnknownNumber,
-                format!("{to} is not a known number"),
-            ));
-        }
-        Err(e) => {
-            return Err((
-                CallRefusal::Unreachable,
-                format!("{to} is not cached here and the directory is unreachable ({e})"),
-            ));
-        }
+    let found = match relay.mesh.record(to) {
+        Some(record) if record.home_relay == dir.me => Found::Record {
+            record,
+            next_hop: None,
+        },
+        _ => match dir.lookup(relay, to).await {
+            Ok(Some(r)) => {
+                addr = Some(r.relay_addr);
+                Found::Record {
+                    next_hop: Some(r.info.home_relay.clone()),
+                    record: r.info,
+                }
+            }
+            Ok(None) => Found::Unknown,
+            Err(e) => Found::DirectoryDown(e),
+        },
     };
-    let home = &record.info.home_relay;
-    if *home == dir.me {
-        return local();
-    }
-    if !record.info.online {
-        return Err((
-            CallRefusal::Offline,
-            format!("{to} is offline (home relay {home})"),
-        ));
-    }
-    match dir.link_to(relay, home, &record.relay_addr).await {
+    let local = relay.core().receiver(to);
+    let (home, addr) = match route::route(&dir.me, to, found, local)? {
+        Destination::Local(link) => return Ok(link.opener().clone()),
+        Destination::Relay { home, .. } => (home, addr.unwrap_or_default()),
+    };
+    match dir.link_to(relay, &home, &addr).await {
         Ok(opener) => Ok(opener),
-        Err(e) => {
+        Err(error) => {
             // The record may be stale: its relay died and the lease ran out.
-            let detail = match dir.fetch(relay, to).await {
-                Ok(None) => format!(
-                    "relay {home}, where {to} was logged in, is unreachable ({e}) and {to} left the directory"
-                ),
-                _ => format!(
-                    "cannot reach relay {home} at {}, where {to} is logged in: {e}",
-                    record.relay_addr
-                ),
+            let number = to.clone();
+            let e = match dir.fetch(relay, to).await {
+                Ok(None) => RouteError::HomeGone {
+                    number,
+                    home,
+                    error,
+                },
+                _ => RouteError::HomeUnreachable {
+                    number,
+                    home,
+                    addr,
+                    error,
+                },
             };
-            Err((CallRefusal::Unreachable, detail))
+            Err(e.into())
         }
     }
 }

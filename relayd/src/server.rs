@@ -20,15 +20,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::{self, Directory, RelayConfig, Settings};
-use crate::limits::LimitState;
 use crate::link_session;
 use crate::mesh::Mesh;
 use crate::metrics::RelayMetrics;
 use crate::peer::{self, PeerState, PeerStatus};
 use crate::redis_dir::{self, RedisDirectory};
-use crate::registry::Registry;
-use crate::revocation::Revocations;
+use crate::relay_core::limits::LimitState;
+use crate::relay_core::{self, Effect, RelayCore, Renewal};
+use crate::revocation::RevocationStore;
 use crate::store::Store;
+use common::directory::unix_now;
+use common::link::actor::LinkHandle;
+use common::link::message::{Control, Revocation};
+use common::number::Number;
 
 /// How often the status line is recomputed (systemd hears only changes).
 const STATUS_REFRESH: Duration = Duration::from_secs(1);
@@ -40,11 +44,13 @@ pub struct Relay {
     pub mesh: Mesh,
     /// Directory mode only: the records in Redis and their cache.
     pub redis: Option<RedisDirectory>,
-    pub registry: Registry,
-    /// Limits and their live counters.
+    /// Who is logged in where, and the login, revocation and home rules.
+    /// A std Mutex: nothing awaits while it is held.
+    core: Mutex<RelayCore<LinkHandle>>,
+    /// Call and link limits and their live counters.
     pub limits: LimitState,
-    /// Revoked secret generations (shared with the fleet).
-    pub revocations: Revocations,
+    /// Revoked secret generations on disk.
+    revocation_store: RevocationStore,
     pub peer_status: PeerStatus,
     pub metrics: RelayMetrics,
     /// Cancelled on SIGTERM: refuse new links and calls.
@@ -85,6 +91,74 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Relay {
+    /// The relay's state and rules, locked.
+    pub fn core(&self) -> std::sync::MutexGuard<'_, RelayCore<LinkHandle>> {
+        // Plain maps: still consistent after a panic elsewhere.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Carries out what the core decided (the core's lock released).
+    pub fn apply(&self, effects: Vec<Effect<LinkHandle>>) {
+        for effect in effects {
+            match effect {
+                // A full outbox closes that link: the device is gone either way.
+                Effect::Tell(link, msg) => {
+                    let _ = link.notify(msg);
+                }
+                Effect::Renew(Renewal::Online {
+                    number,
+                    gateway,
+                    capabilities,
+                }) => self.renew_local(ConnectionInfo {
+                    number,
+                    home_relay: self.config.name.clone(),
+                    gateway,
+                    capabilities: Some(capabilities),
+                    login_time: unix_now(),
+                    version: self.mesh.store().next_version(),
+                    online: true,
+                }),
+                Effect::Renew(Renewal::Offline(number)) => self.mark_offline(&number),
+                Effect::Revoked { raised, from } => {
+                    self.revocation_store.save(&raised);
+                    for peer in self.mesh.peers() {
+                        // A peer whose outbox is full is relinked, and gets
+                        // every revocation again after its snapshot.
+                        if Some(peer.name.as_str()) != from.as_deref() {
+                            let _ = peer.handle.notify(Control::Revoke(raised.clone()));
+                        }
+                    }
+                    if let Some(dir) = &self.redis {
+                        dir.revoked(&raised);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies revocations (from the operator, a peer or Redis); returns
+    /// how many devices were kicked.
+    pub fn revoke(&self, revocations: Vec<Revocation>, from: Option<&str>) -> usize {
+        let (effects, kicked) = self.core().revoke(revocations, from);
+        self.apply(effects);
+        kicked
+    }
+
+    /// The number's receiving device is gone: keep the record, mark it offline.
+    pub fn mark_offline(&self, number: &Number) {
+        if let Some(mut record) =
+            relay_core::offline_record(self.mesh.record(number), &self.config.name)
+        {
+            record.version = self.mesh.store().next_version();
+            self.renew_local(record);
+        }
+    }
+
+    /// Receiving devices logged in here.
+    pub fn online_count(&self) -> usize {
+        self.core().online_count()
+    }
+
     /// The Redis directory, in directory mode.
     pub fn redis(&self) -> Option<&RedisDirectory> {
         self.redis.as_ref()
@@ -126,7 +200,7 @@ impl Relay {
         s.push_str(&format!(
             "peers up: {}; devices online: {}; calls in flight: {}",
             self.mesh.peers().len(),
-            self.registry.online_count(),
+            self.online_count(),
             self.calls.len()
         ));
         if let Some(dir) = &self.redis {
@@ -203,7 +277,7 @@ pub async fn run_with(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, &config.name)?;
-    let revocations = Revocations::open(store.db())?;
+    let (revocation_store, minimums) = RevocationStore::open(store.db())?;
     common::link::frame::set_max_frame_len(config.limits.max_frame_bytes);
     let mesh = Mesh::load(
         &config.name,
@@ -238,15 +312,21 @@ pub async fn run_with(
         }
     };
     let limits = LimitState::new(config.limits.clone());
+    let core = RelayCore::new(
+        &config.name,
+        config.fleet_key.clone(),
+        config.limits.login_attempts_per_min,
+        minimums,
+    );
     let relay = Arc::new(Relay {
         drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
         settings: Mutex::new(config.settings.clone()),
         config,
         mesh,
         redis,
-        registry: Registry::default(),
+        core: Mutex::new(core),
         limits,
-        revocations,
+        revocation_store,
         peer_status: PeerStatus::default(),
         metrics: RelayMetrics::default(),
         draining: CancellationToken::new(),
@@ -329,7 +409,7 @@ pub async fn run_with(
             _ = refresh.tick() => {
                 idle_trim.tick(Activity {
                     calls_in_flight: relay.calls.len(),
-                    devices_online: relay.registry.online_count(),
+                    devices_online: relay.online_count(),
                 });
                 let now = relay.status_line();
                 if now != status {

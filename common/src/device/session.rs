@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::codec::Capabilities;
-use crate::link::control::{self, Heartbeat, LinkConfig, LinkError};
+use crate::link::actor::{self, LinkHandle, LinkRole, Reply};
+use crate::link::control::{self, LinkConfig, LinkError};
 use crate::link::message::{
     Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
 };
 use crate::link::mux::{MuxStream, Opener};
+use crate::link::roles::FromUpstream;
 use crate::number::Number;
 
 #[derive(Debug, thiserror::Error)]
@@ -118,19 +121,30 @@ impl Session {
         .map_err(|_| SessionError::Timeout(wait))??;
 
         let (end_tx, ended) = watch::channel(None);
-        let heartbeat = Heartbeat::new(cfg.heartbeat);
-        let control = tokio::spawn(run_control(
-            link.reader,
-            link.writer,
-            heartbeat,
-            end_tx,
-            link.opener.clone(),
-        ));
+        let inbound = link.take_inbound();
+        let opener = link.opener.clone();
+        let settings = actor::Settings {
+            heartbeat: cfg.heartbeat,
+            far_end: "gateway",
+            // The session stops when it is dropped (the task is aborted).
+            stop: CancellationToken::new(),
+            stop_reason: "session over",
+        };
+        let (_handle, mailbox) = LinkHandle::new(opener.clone(), 1);
+        let control = tokio::spawn(async move {
+            let mut role = SessionRole::default();
+            let end = actor::run(link, mailbox, &mut role, &settings).await;
+            let reason = match role.kicked {
+                Some(reason) => SessionEnd::Kicked(reason),
+                None => SessionEnd::LinkLost(end.to_string()),
+            };
+            let _ = end_tx.send(Some(reason));
+        });
         Ok(Session {
             number: number.clone(),
             relay,
-            opener: link.opener,
-            inbound: link.inbound,
+            opener,
+            inbound,
             ended,
             control,
         })
@@ -165,44 +179,28 @@ impl EndSignal {
     }
 }
 
-/// Keeps the control stream alive: pongs, pings, and the session's end.
-async fn run_control(
-    mut reader: control::ControlReader,
-    mut writer: control::ControlWriter,
-    mut heartbeat: Heartbeat,
-    end: watch::Sender<Option<SessionEnd>>,
-    opener: Opener,
-) {
-    let reason = loop {
-        tokio::select! {
-            biased;
-            _ = opener.closed() => break SessionEnd::LinkLost("link closed".into()),
-            msg = reader.next() => {
-                heartbeat.heard();
-                match msg {
-                    Ok(Some(Control::Ping { seq })) => {
-                        if writer.send(&Control::Pong { seq }).await.is_err() {
-                            break SessionEnd::LinkLost("cannot write to gateway".into());
-                        }
-                    }
-                    Ok(Some(Control::Kicked { reason, .. })) => break SessionEnd::Kicked(reason),
-                    Ok(Some(_)) => {}
-                    Ok(None) => break SessionEnd::LinkLost("gateway closed the link".into()),
-                    Err(e) => break SessionEnd::LinkLost(format!("gateway link failed: {e}")),
-                }
+/// A logged-in device's end of the link: the actor answers pings; the only
+/// thing the gateway can tell a device afterwards is that it was kicked.
+#[derive(Debug, Default)]
+struct SessionRole {
+    kicked: Option<String>,
+}
+
+impl LinkRole for SessionRole {
+    type Inbound = FromUpstream;
+
+    fn on_message(&mut self, msg: FromUpstream) -> Reply {
+        match msg {
+            FromUpstream::Kicked { reason, .. } => {
+                self.kicked = Some(reason.clone());
+                Reply::Close(reason)
             }
-            ping = heartbeat.beat() => match ping {
-                Some(ping) => {
-                    if writer.send(&ping).await.is_err() {
-                        break SessionEnd::LinkLost("cannot write to gateway".into());
-                    }
-                }
-                None => break SessionEnd::LinkLost(format!(
-                    "gateway silent for {:?}", heartbeat.deadline()
-                )),
-            },
+            // A late answer to a login this session no longer waits for.
+            FromUpstream::LoginResult { .. } => Reply::None,
         }
-    };
-    let _ = end.send(Some(reason));
-    opener.close();
+    }
+
+    /// Calls for this device were taken off the link before the actor
+    /// started ([`Session::inbound`]); nothing reaches here.
+    fn on_stream(&mut self, _stream: MuxStream) {}
 }

@@ -88,6 +88,16 @@ pub struct Link {
     pub writer: ControlWriter,
 }
 
+impl Link {
+    /// Takes the call streams the peer opens, for a task other than the
+    /// link's actor (a device answering calls); the actor then sees none.
+    pub fn take_inbound(&mut self) -> mpsc::Receiver<MuxStream> {
+        // A receiver whose sender is gone yields nothing, at once.
+        let (_, none) = mpsc::channel(1);
+        std::mem::replace(&mut self.inbound, none)
+    }
+}
+
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")

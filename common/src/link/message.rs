@@ -225,6 +225,25 @@ impl fmt::Display for CallRefusal {
     }
 }
 
+/// One hop's refusal of a call: the reason, which the caller's device
+/// turns into its exit code, and the words for people (which name the
+/// number, relay or limit).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct Refusal {
+    pub reason: CallRefusal,
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn new(reason: CallRefusal, detail: impl Into<String>) -> Refusal {
+        Refusal {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// The callee's (or a refusing hop's) answer to a `CallRequest`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallAnswer {

@@ -2,6 +2,7 @@
 //! multiplexer, then one control stream plus one stream per call. The same
 //! protocol on every hop.
 
+pub mod actor;
 pub mod coalesce;
 pub mod control;
 pub mod flow;
@@ -9,6 +10,7 @@ pub mod frame;
 pub mod keepalive;
 pub mod message;
 pub mod mux;
+pub mod roles;
 pub mod splice;
 pub mod tls;
 pub mod transport;

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::flow::Flow;
 use super::frame;
-use super::message::{CallAnswer, CallRefusal, CallRequest};
+use super::message::{CallAnswer, CallRefusal, CallRequest, Refusal};
 use super::mux::{MuxStream, Opener};
 
 /// Longest wait for the request frame on a new call stream.
@@ -64,7 +64,7 @@ pub async fn refuse<S: AsyncWrite + Unpin>(
 pub async fn carry(
     upstream: MuxStream,
     relay_name: Option<&str>,
-    decide: impl FnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
+    decide: impl FnOnce(&CallRequest) -> Result<Opener, Refusal>,
 ) -> HopEnd {
     carry_async(upstream, relay_name, async move |request: &CallRequest| {
         decide(request)
@@ -77,7 +77,7 @@ pub async fn carry(
 pub async fn carry_async(
     upstream: MuxStream,
     relay_name: Option<&str>,
-    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
+    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, Refusal>,
 ) -> HopEnd {
     carry_capped(upstream, relay_name, |_| None, decide).await
 }
@@ -89,7 +89,7 @@ pub async fn carry_capped(
     mut upstream: MuxStream,
     relay_name: Option<&str>,
     cap: impl FnOnce(&CallRequest) -> Option<u64>,
-    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, (CallRefusal, String)>,
+    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, Refusal>,
 ) -> HopEnd {
     let mut request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
         Ok(r) => r,
@@ -113,13 +113,13 @@ pub async fn carry_capped(
         let next = match decision {
             Ok(opener) => opener.open().await.map_err(|e| {
                 let detail = format!("cannot open a stream towards {}: {e}", request.to);
-                (CallRefusal::Unreachable, detail)
+                Refusal::new(CallRefusal::Unreachable, detail)
             }),
             Err(e) => Err(e),
         };
         let mut downstream = match next {
             Ok(s) => s,
-            Err((reason, detail)) => {
+            Err(Refusal { reason, detail }) => {
                 let (call, from, to) = (&request.call_id, &request.from, &request.to);
                 tracing::info!(%call, %from, %to, %reason, %detail, "call refused");
                 refuse(&mut upstream, &request, reason, &detail).await;

@@ -13,13 +13,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
-use common::link::message::{CHUNK_LEN, CallRefusal, CallRequest};
+use common::link::message::{CHUNK_LEN, CallRefusal, CallRequest, Refusal};
 use common::number::Number;
-use common::throttle::LoginThrottle;
 
-use crate::registry::LinkId;
+use super::LinkId;
 
 pub const DEFAULT_MAX_FRAME_BYTES: usize = common::link::frame::MAX_FRAME_LEN;
 pub const DEFAULT_MAX_PAGES_PER_CALL: u32 = 1000;
@@ -108,13 +106,13 @@ impl Limits {
     }
 
     /// Refuses a request whose summary is over the page limits.
-    pub fn check_request(&self, req: &CallRequest) -> Result<(), (CallRefusal, String)> {
+    pub fn check_request(&self, req: &CallRequest) -> Result<(), Refusal> {
         if req.pages > self.max_pages_per_call {
             let detail = format!(
                 "{} pages is over this relay's limit of {} pages per call",
                 req.pages, self.max_pages_per_call
             );
-            return Err((CallRefusal::OverLimit, detail));
+            return Err(Refusal::new(CallRefusal::OverLimit, detail));
         }
         let most = u64::from(req.pages.max(1)).saturating_mul(self.max_page_bytes);
         if req.bytes > most {
@@ -122,7 +120,7 @@ impl Limits {
                 "{} bytes in {} pages is over this relay's limit of {} bytes per page",
                 req.bytes, req.pages, self.max_page_bytes
             );
-            return Err((CallRefusal::OverLimit, detail));
+            return Err(Refusal::new(CallRefusal::OverLimit, detail));
         }
         Ok(())
     }
@@ -145,11 +143,6 @@ enum CallKey {
     Link(LinkId),
 }
 
-/// Who a failed login counts against: the source address, and on a gateway
-/// link (many devices behind one address) also the number, so one device's
-/// bad secrets do not lock out its neighbours.
-pub type ThrottleKey = (IpAddr, Option<Number>);
-
 #[derive(Debug, Default)]
 struct Counts {
     links: HashMap<IpAddr, u32>,
@@ -161,7 +154,6 @@ struct Counts {
 pub struct LimitState {
     pub limits: Limits,
     counts: Arc<Mutex<Counts>>,
-    throttle: Mutex<LoginThrottle<ThrottleKey>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,7 +164,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl LimitState {
     pub fn new(limits: Limits) -> LimitState {
         LimitState {
-            throttle: Mutex::new(LoginThrottle::new(limits.login_attempts_per_min)),
             limits,
             counts: Arc::default(),
         }
@@ -199,7 +190,7 @@ impl LimitState {
     }
 
     /// Takes a call slot for the caller's number and its link, or refuses.
-    pub fn call_slot(&self, from: &Number, link: LinkId) -> Result<Slot, (CallRefusal, String)> {
+    pub fn call_slot(&self, from: &Number, link: LinkId) -> Result<Slot, Refusal> {
         let mut counts = lock(&self.counts);
         let device = CallKey::Device(from.clone());
         let on_link = CallKey::Link(link);
@@ -207,12 +198,12 @@ impl LimitState {
         let l = counts.calls.get(&on_link).copied().unwrap_or(0);
         if d >= self.limits.max_calls_per_device {
             let detail = format!("{from} has {d} calls in flight, this relay's limit per device");
-            return Err((CallRefusal::OverLimit, detail));
+            return Err(Refusal::new(CallRefusal::OverLimit, detail));
         }
         if l >= self.limits.max_calls_per_gateway {
             let detail =
                 format!("its link has {l} calls in flight, this relay's limit per gateway");
-            return Err((CallRefusal::OverLimit, detail));
+            return Err(Refusal::new(CallRefusal::OverLimit, detail));
         }
         *counts.calls.entry(device.clone()).or_default() += 1;
         *counts.calls.entry(on_link.clone()).or_default() += 1;
@@ -220,15 +211,6 @@ impl LimitState {
             counts: self.counts.clone(),
             keys: vec![SlotKey::Call(device), SlotKey::Call(on_link)],
         })
-    }
-
-    /// `Err(seconds to wait)` when `key` has used up its failed logins.
-    pub fn login_allowed(&self, key: &ThrottleKey) -> Result<(), u32> {
-        lock(&self.throttle).check(key, Instant::now())
-    }
-
-    pub fn login_failed(&self, key: &ThrottleKey) {
-        lock(&self.throttle).failed(key, Instant::now());
     }
 }
 
@@ -290,13 +272,13 @@ mod tests {
             ..Limits::default()
         };
         assert!(limits.check_request(&request(3, 3000)).is_ok());
-        let (reason, detail) = limits.check_request(&request(4, 10)).unwrap_err();
+        let Refusal { reason, detail } = limits.check_request(&request(4, 10)).unwrap_err();
         assert_eq!(reason, CallRefusal::OverLimit);
         assert!(
             detail.contains("4 pages") && detail.contains("limit of 3"),
             "{detail}"
         );
-        let (_, detail) = limits.check_request(&request(2, 2001)).unwrap_err();
+        let Refusal { detail, .. } = limits.check_request(&request(2, 2001)).unwrap_err();
         assert!(detail.contains("1000 bytes per page"), "{detail}");
         assert!(limits.splice_cap(&request(2, 0)) > 2000);
     }
