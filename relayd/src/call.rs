@@ -12,22 +12,12 @@ use common::link::mux::{MuxStream, Opener};
 use common::link::splice;
 use common::number::Number;
 
-use crate::redis_dir;
-use crate::relay_core::LinkId;
-use crate::relay_core::route::{self, Destination, RouteError};
+use crate::directory;
+use crate::relay_core::route::{self, Caller, Destination, RouteError};
 use crate::server::Relay;
 
-/// Where a call stream came from.
-#[derive(Clone, Copy, Debug)]
-pub enum From {
-    /// A gateway or device link.
-    Link(LinkId),
-    /// A peer relay.
-    Peer,
-}
-
 /// Handles a call stream as a tracked task.
-pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
+pub fn spawn(relay: &Arc<Relay>, from: Caller, stream: MuxStream) {
     let relay2 = relay.clone();
     relay.calls.spawn(async move {
         let relay = relay2;
@@ -42,16 +32,16 @@ pub fn spawn(relay: &Arc<Relay>, from: From, stream: MuxStream) {
         let end = splice::carry_capped(stream, Some(&name), cap, async |req: &CallRequest| {
             pages = Some(req.pages);
             let logged_in = match from {
-                From::Link(link) => Some(relay.core().may_call_as(link, &req.from)),
-                From::Peer => None,
+                Caller::Link(link) => Some(relay.core().may_call_as(link, &req.from)),
+                Caller::Peer => None,
             };
             route::admit(&name, relay.draining.is_cancelled(), req, logged_in)?;
             limits.check_request(req)?;
-            if let From::Link(link) = from {
+            if let Caller::Link(link) = from {
                 _slot = Some(relay.limits.call_slot(&req.from, link)?);
             }
             match relay.redis() {
-                Some(dir) => redis_dir::route(&relay, dir, &req.to).await,
+                Some(dir) => directory::route(&relay, dir, &req.to, spawn).await,
                 None => route_mesh(&relay, &req.to),
             }
         })

@@ -5,7 +5,8 @@
 //! - [`relay_core`]: the relay's decisions without I/O: logins, revocations,
 //!   the home rule, where a call goes, and the limits' counters.
 //! - [`mesh`]: the routing table shared with peer relays, and renewals.
-//! - [`redis_dir`]: directory database mode: records in Redis, a local cache.
+//! - [`redis_dir`]: directory database mode: the Redis client and its cache.
+//! - [`directory`]: directory mode's tasks: leases, renewals, routing a call.
 //! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
 //! - [`tls_settings`], [`inbound`]: TLS and the plaintext allow-list; telling
 //!   TLS from plaintext on the listening port.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod inbound;
 pub mod link_session;
 pub mod mesh;

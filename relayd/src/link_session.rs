@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tracing::Instrument;
 
 use crate::relay_core::LinkId;
+use crate::relay_core::route::Caller;
 use crate::server::Relay;
 use crate::{call, peer};
 
@@ -72,7 +73,9 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     };
     if link.peer.role == Role::Relay {
         let span = tracing::info_span!("peer", %peer, name = %link.peer.name, %scheme);
-        peer::accept(relay, link).instrument(span).await;
+        peer::accept(relay, link, call::spawn)
+            .instrument(span)
+            .await;
         return;
     }
     let span =
@@ -132,6 +135,6 @@ impl LinkRole for DeviceLink {
     }
 
     fn on_stream(&mut self, stream: MuxStream) {
-        call::spawn(&self.relay, call::From::Link(self.id), stream);
+        call::spawn(&self.relay, Caller::Link(self.id), stream);
     }
 }

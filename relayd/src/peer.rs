@@ -16,9 +16,14 @@ use common::link::roles::FromPeer;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::call;
 use crate::mesh::{PeerHandle, SNAPSHOT_CHUNK};
+use crate::relay_core::route::Caller;
 use crate::server::Relay;
+
+/// Takes a call stream a link delivers (`call::spawn`). Passed in rather
+/// than imported: routing a call may dial a peer, so `call` depends on this
+/// module, not the other way round.
+pub type CallSpawner = fn(&Arc<Relay>, Caller, MuxStream);
 
 /// Renewal messages waiting for one peer.
 const OUTBOX: usize = 1024;
@@ -27,7 +32,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Keeps a link to the peer at `addr` up until `stop` fires (the relay
 /// closes, or a reload removed the peer).
-pub async fn maintain(relay: Arc<Relay>, addr: String, stop: CancellationToken) {
+pub async fn maintain(
+    relay: Arc<Relay>,
+    addr: String,
+    stop: CancellationToken,
+    calls: CallSpawner,
+) {
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         let hello = Hello {
@@ -48,8 +58,15 @@ pub async fn maintain(relay: Arc<Relay>, addr: String, stop: CancellationToken) 
                             let name = link.peer.name.clone();
                             relay.peer_status.set(&addr, PeerState::Up(name.clone()));
                             backoff.reset();
-                            run_peer(&relay, link, relay.config.name.clone(), addr.clone(), &stop)
-                                .await;
+                            run_peer(
+                                &relay,
+                                link,
+                                relay.config.name.clone(),
+                                addr.clone(),
+                                &stop,
+                                calls,
+                            )
+                            .await;
                             Ok(name)
                         }
                         Err(e) => Err(e),
@@ -98,6 +115,7 @@ pub async fn dial_on_demand(
     relay: &Arc<Relay>,
     name: &str,
     addr: &str,
+    calls: CallSpawner,
 ) -> Result<common::link::mux::Opener, String> {
     let hello = Hello {
         version: PROTOCOL_VERSION,
@@ -124,7 +142,7 @@ pub async fn dial_on_demand(
         async move {
             let stop = relay2.closing.clone();
             let me = relay2.config.name.clone();
-            run_peer(&relay2, link, me, addr, &stop).await;
+            run_peer(&relay2, link, me, addr, &stop, calls).await;
         }
         .instrument(span),
     );
@@ -178,7 +196,7 @@ async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, S
 }
 
 /// Acceptor side: challenge the dialing relay, then run the peer link.
-pub async fn accept(relay: Arc<Relay>, mut link: Link) {
+pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
     let me = relay.config.name.clone();
     let peer = link.peer.name.clone();
     let key = &relay.config.mesh_key;
@@ -227,7 +245,7 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link) {
     }
     let addr = link.peer_addr.clone();
     let stop = relay.closing.clone();
-    run_peer(&relay, link, peer, addr, &stop).await;
+    run_peer(&relay, link, peer, addr, &stop, calls).await;
 }
 
 /// Runs an authenticated peer link: snapshot out, then renewals both ways,
@@ -239,6 +257,7 @@ async fn run_peer(
     dialer: String,
     addr: String,
     stop: &CancellationToken,
+    calls: CallSpawner,
 ) {
     let name = link.peer.name.clone();
     let id = relay.core().new_link_id();
@@ -280,6 +299,7 @@ async fn run_peer(
                 name: name.clone(),
                 sharing,
                 heard,
+                calls,
             };
             actor::run(link, mailbox, &mut role, &settings)
                 .await
@@ -342,6 +362,7 @@ struct PeerLink {
     sharing: bool,
     /// The peer's entry in the mesh, for `relayd peers`' "heard".
     heard: PeerHandle,
+    calls: CallSpawner,
 }
 
 impl LinkRole for PeerLink {
@@ -409,7 +430,7 @@ impl LinkRole for PeerLink {
     }
 
     fn on_stream(&mut self, stream: MuxStream) {
-        call::spawn(&self.relay, call::From::Peer, stream);
+        (self.calls)(&self.relay, Caller::Peer, stream);
     }
 }
 

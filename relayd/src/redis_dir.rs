@@ -1,5 +1,7 @@
 //! Directory database mode: the fleet's connection information in a Redis
-//! server every relay reaches, instead of shared relay to relay.
+//! server every relay reaches, instead of shared relay to relay. This is
+//! the Redis client and its cache; the tasks that drive it (lease writer,
+//! renewals follower, routing a call) are in `directory`.
 //!
 //! Protocol flow:
 //! - Each renewal of one of this relay's devices (login, logout, lost link)
@@ -34,21 +36,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::backoff::Backoff;
 use common::directory::ConnectionInfo;
-use common::link::message::{Refusal, Revocation};
+use common::link::message::Revocation;
 use common::link::mux::Opener;
 use common::number::Number;
-use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisSettings;
-use crate::peer;
-use crate::relay_core::route::{self, Destination, Found, RouteError};
-use crate::server::Relay;
+use crate::mesh::Mesh;
+
+/// Runs the home rule on a record that took a local number to another
+/// relay (the directory client knows no more of the relay than its mesh).
+pub type HandOver<'a> = &'a (dyn Fn(&ConnectionInfo) + Sync);
 
 /// Raises `ARGV[1]`'s minimum generation in the hash `KEYS[1]` to
 /// `ARGV[2]`, never lowering it.
@@ -62,9 +64,9 @@ return 0
 ";
 
 /// Longest wait for a connection or an answer from Redis.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Records written concurrently during a full write (one pipelined batch).
 const WRITE_BATCH: usize = 256;
 /// Keys per SCAN step and per MGET.
@@ -108,7 +110,7 @@ pub struct DirectoryRecord {
 
 /// Whether Redis answers, as the log and the status line tell it.
 #[derive(Clone, Debug, PartialEq)]
-enum Health {
+pub(crate) enum Health {
     Connecting,
     Up,
     Down(String),
@@ -116,14 +118,14 @@ enum Health {
 
 /// The relay's handle on the Redis directory.
 pub struct RedisDirectory {
-    me: String,
+    pub(crate) me: String,
     url: String,
     prefix: String,
-    channel: String,
-    lease: Duration,
+    pub(crate) channel: String,
+    pub(crate) lease: Duration,
     /// The address written beside every record (set once listening).
     advertise: String,
-    client: redis::Client,
+    pub(crate) client: redis::Client,
     /// Reconnects on its own; commands fail (after REDIS_TIMEOUT at most)
     /// while Redis is away.
     conn: ConnectionManager,
@@ -132,8 +134,8 @@ pub struct RedisDirectory {
     /// while it is held.
     cache: Mutex<HashMap<Number, DirectoryRecord>>,
     /// Local numbers renewed since the last write.
-    dirty: Mutex<HashSet<Number>>,
-    wake: Notify,
+    pub(crate) dirty: Mutex<HashSet<Number>>,
+    pub(crate) wake: Notify,
     health: Mutex<Health>,
     /// Links dialed on demand, by relay name, and one lock per relay name
     /// so concurrent calls to a relay dial it once.
@@ -156,12 +158,12 @@ impl std::fmt::Debug for RedisDirectory {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded maps stay consistent even if a holder panicked.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn short(e: &redis::RedisError) -> String {
+pub(crate) fn short(e: &redis::RedisError) -> String {
     e.to_string()
 }
 
@@ -213,7 +215,7 @@ impl RedisDirectory {
         }
     }
 
-    fn set_health(&self, new: Health) {
+    pub(crate) fn set_health(&self, new: Health) {
         let mut h = lock(&self.health);
         if *h == new || matches!((&*h, &new), (Health::Down(_), Health::Down(_))) {
             return;
@@ -244,8 +246,8 @@ impl RedisDirectory {
     }
 
     /// Writes pending revocations (keeping the higher minimum), and with
-    /// `read_all` reads every revocation in Redis and applies it here.
-    async fn sync_revocations(&self, relay: &Relay, read_all: bool) -> Result<(), String> {
+    /// `read_all` reads every revocation in Redis, for the caller to apply.
+    pub async fn sync_revocations(&self, read_all: bool) -> Result<Vec<Revocation>, String> {
         let key = format!("{}:revoked", self.prefix);
         let pending: Vec<Revocation> = std::mem::take(&mut *lock(&self.revocations));
         let mut conn = self.conn.clone();
@@ -277,9 +279,9 @@ impl RedisDirectory {
                     })
                 })
                 .collect();
-            relay.revoke(revs, Some("redis"));
+            return Ok(revs);
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// Every cached record (for `relayd directory`).
@@ -288,9 +290,10 @@ impl RedisDirectory {
     }
 
     /// Merges a record heard from Redis into the cache (newer versions win),
-    /// and hands a local number over to its new home relay.
-    fn learn(&self, relay: &Relay, record: DirectoryRecord) {
-        relay.mesh.store().witness(&record.info.version);
+    /// and hands a local number over to its new home relay (`hand_over`
+    /// runs the home rule on the stored record).
+    pub(crate) fn learn(&self, mesh: &Mesh, hand_over: HandOver<'_>, record: DirectoryRecord) {
+        mesh.store().witness(&record.info.version);
         if record.info.home_relay == self.me {
             // Our own renewal coming back; the local table is the authority.
             return;
@@ -303,15 +306,12 @@ impl RedisDirectory {
             }
             cache.insert(record.info.number.clone(), record.clone());
         }
-        if let Some(mine) = relay.mesh.record(&record.info.number)
+        if let Some(mine) = mesh.record(&record.info.number)
             && mine.home_relay == self.me
-            && relay.mesh.learn(&record.info)
+            && mesh.learn(&record.info)
         {
             // The device logged in at another relay since: it lives there now.
-            let effects = relay
-                .core()
-                .records_stored(std::slice::from_ref(&record.info));
-            relay.apply(effects);
+            hand_over(&record.info);
         }
     }
 
@@ -320,21 +320,23 @@ impl RedisDirectory {
     }
 
     /// The record for `number`: the cache, else Redis.
-    async fn lookup(
+    pub async fn lookup(
         &self,
-        relay: &Relay,
+        mesh: &Mesh,
+        hand_over: HandOver<'_>,
         number: &Number,
     ) -> Result<Option<DirectoryRecord>, String> {
         if let Some(r) = lock(&self.cache).get(number).cloned() {
             return Ok(Some(r));
         }
-        self.fetch(relay, number).await
+        self.fetch(mesh, hand_over, number).await
     }
 
     /// GETs the record for `number` from Redis; forgets it when gone.
-    async fn fetch(
+    pub async fn fetch(
         &self,
-        relay: &Relay,
+        mesh: &Mesh,
+        hand_over: HandOver<'_>,
         number: &Number,
     ) -> Result<Option<DirectoryRecord>, String> {
         let mut conn = self.conn.clone();
@@ -349,26 +351,26 @@ impl RedisDirectory {
         };
         let record: DirectoryRecord = serde_json::from_str(&json)
             .map_err(|e| format!("unreadable record for {number} in redis: {e}"))?;
-        self.learn(relay, record.clone());
+        self.learn(mesh, hand_over, record.clone());
         Ok(Some(record))
     }
 
     /// Writes the records of `numbers` that are homed here.
-    async fn write(
+    pub async fn write(
         &self,
-        relay: &Relay,
+        mesh: &Mesh,
         numbers: impl IntoIterator<Item = Number>,
     ) -> Result<(), String> {
         let records: Vec<ConnectionInfo> = numbers
             .into_iter()
-            .filter_map(|n| relay.mesh.record(&n))
+            .filter_map(|n| mesh.record(&n))
             .filter(|r| r.home_relay == self.me)
             .collect();
         self.write_records(records).await
     }
 
     /// Writes every record homed here and the relay key.
-    async fn write_all(&self, relay: &Relay) -> Result<(), String> {
+    pub async fn write_all(&self, mesh: &Mesh) -> Result<(), String> {
         lock(&self.dirty).clear();
         let lease_ms = self.lease.as_millis() as u64;
         let mut conn = self.conn.clone();
@@ -380,8 +382,7 @@ impl RedisDirectory {
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| short(&e))?;
-        let records: Vec<ConnectionInfo> = relay
-            .mesh
+        let records: Vec<ConnectionInfo> = mesh
             .records()
             .into_iter()
             .map(|(r, _)| r)
@@ -421,7 +422,7 @@ impl RedisDirectory {
     }
 
     /// Reads every record in Redis into the cache.
-    async fn resync(&self, relay: &Relay) -> Result<usize, String> {
+    pub async fn resync(&self, mesh: &Mesh, hand_over: HandOver<'_>) -> Result<usize, String> {
         let mut conn = self.conn.clone();
         let pattern = format!("{}:dev:*", self.prefix);
         let mut cursor: u64 = 0;
@@ -446,7 +447,7 @@ impl RedisDirectory {
                     match serde_json::from_str::<DirectoryRecord>(&json) {
                         Ok(r) => {
                             seen += 1;
-                            self.learn(relay, r);
+                            self.learn(mesh, hand_over, r);
                         }
                         Err(e) => tracing::warn!(error = %e, "unreadable record in redis; ignored"),
                     }
@@ -460,9 +461,14 @@ impl RedisDirectory {
     }
 
     /// A link to relay `name`: one that is up (either side dialed), else a
-    /// new one dialed at `addr`. Concurrent calls to one relay dial once.
-    async fn link_to(&self, relay: &Arc<Relay>, name: &str, addr: &str) -> Result<Opener, String> {
-        if let Some(o) = self.up_link(relay, name) {
+    /// new one from `dial`. Concurrent calls to one relay dial once.
+    pub async fn link_to(
+        &self,
+        mesh: &Mesh,
+        name: &str,
+        dial: impl AsyncFnOnce() -> Result<Opener, String>,
+    ) -> Result<Opener, String> {
+        if let Some(o) = self.up_link(mesh, name) {
             return Ok(o);
         }
         let gate = lock(&self.dialing)
@@ -470,16 +476,16 @@ impl RedisDirectory {
             .or_default()
             .clone();
         let _dialing = gate.lock().await;
-        if let Some(o) = self.up_link(relay, name) {
+        if let Some(o) = self.up_link(mesh, name) {
             return Ok(o);
         }
-        let opener = peer::dial_on_demand(relay, name, addr).await?;
+        let opener = dial().await?;
         lock(&self.dialed).insert(name.to_owned(), opener.clone());
         Ok(opener)
     }
 
-    fn up_link(&self, relay: &Relay, name: &str) -> Option<Opener> {
-        if let Some(o) = relay.mesh.peer_opener(name) {
+    fn up_link(&self, mesh: &Mesh, name: &str) -> Option<Opener> {
+        if let Some(o) = mesh.peer_opener(name) {
             return Some(o);
         }
         let mut dialed = lock(&self.dialed);
@@ -492,168 +498,6 @@ impl RedisDirectory {
             None => None,
         }
     }
-}
-
-/// Where a call to `to` goes in directory mode, or why it cannot go on.
-pub async fn route(
-    relay: &Arc<Relay>,
-    dir: &RedisDirectory,
-    to: &Number,
-) -> Result<Opener, Refusal> {
-    let mut addr = None;
-    // Homed here: the local table is the authority.
-    let found = match relay.mesh.record(to) {
-        Some(record) if record.home_relay == dir.me => Found::Record {
-            record,
-            next_hop: None,
-        },
-        _ => match dir.lookup(relay, to).await {
-            Ok(Some(r)) => {
-                addr = Some(r.relay_addr);
-                Found::Record {
-                    next_hop: Some(r.info.home_relay.clone()),
-                    record: r.info,
-                }
-            }
-            Ok(None) => Found::Unknown,
-            Err(e) => Found::DirectoryDown(e),
-        },
-    };
-    let local = relay.core().receiver(to);
-    let (home, addr) = match route::route(&dir.me, to, found, local)? {
-        Destination::Local(link) => return Ok(link.opener().clone()),
-        Destination::Relay { home, .. } => (home, addr.unwrap_or_default()),
-    };
-    match dir.link_to(relay, &home, &addr).await {
-        Ok(opener) => Ok(opener),
-        Err(error) => {
-            // The record may be stale: its relay died and the lease ran out.
-            let number = to.clone();
-            let e = match dir.fetch(relay, to).await {
-                Ok(None) => RouteError::HomeGone {
-                    number,
-                    home,
-                    error,
-                },
-                _ => RouteError::HomeUnreachable {
-                    number,
-                    home,
-                    addr,
-                    error,
-                },
-            };
-            Err(e.into())
-        }
-    }
-}
-
-/// Writes local renewals as they come and every record each third of the
-/// lease, until `dir.stop` fires (then writes what is left, briefly).
-pub async fn keep_leases(relay: Arc<Relay>) {
-    let Some(dir) = relay.redis() else { return };
-    let mut tick = tokio::time::interval(dir.lease / 3);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-    // Everything first: records written before a restart carry the old address.
-    let mut full = true;
-    loop {
-        if !full {
-            tokio::select! {
-                biased;
-                _ = dir.stop.cancelled() => break,
-                // notify_one keeps a permit when nobody waits: a renewal
-                // made while a write was in flight is not missed.
-                _ = dir.wake.notified() => {}
-                _ = tick.tick() => full = true,
-            }
-        }
-        if let Err(e) = dir.sync_revocations(&relay, full).await {
-            tracing::debug!(error = %e, "directory: revocations not synced; retrying");
-        }
-        let result = if full {
-            dir.write_all(&relay).await
-        } else {
-            let numbers: Vec<Number> = lock(&dir.dirty).drain().collect();
-            dir.write(&relay, numbers).await
-        };
-        match result {
-            Ok(()) => {
-                dir.set_health(Health::Up);
-                full = false;
-                backoff.reset();
-            }
-            Err(e) => {
-                dir.set_health(Health::Down(e));
-                // Whatever was pending is rewritten in full once Redis answers.
-                full = true;
-                tokio::select! {
-                    _ = dir.stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.next_pause()) => {}
-                }
-            }
-        }
-    }
-    // The last renewals (devices going offline as links close).
-    let numbers: Vec<Number> = lock(&dir.dirty).drain().collect();
-    if !numbers.is_empty() {
-        match tokio::time::timeout(REDIS_TIMEOUT, dir.write(&relay, numbers)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "directory: last renewals not written"),
-            Err(_) => tracing::warn!("directory: last renewals not written (timeout)"),
-        }
-    }
-}
-
-/// Follows the renewals channel into the cache until the relay closes;
-/// after each (re)subscription, reads every record once.
-pub async fn follow_renewals(relay: Arc<Relay>) {
-    let Some(dir) = relay.redis() else { return };
-    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-    loop {
-        let ended = tokio::select! {
-            _ = relay.closing.cancelled() => return,
-            e = follow_once(&relay, dir, &mut backoff) => e,
-        };
-        tracing::debug!(error = %ended, "directory: renewals subscription ended; resubscribing");
-        tokio::select! {
-            _ = relay.closing.cancelled() => return,
-            _ = tokio::time::sleep(backoff.next_pause()) => {}
-        }
-    }
-}
-
-async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff) -> String {
-    let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, dir.client.get_async_pubsub()).await
-    {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return short(&e),
-        Err(_) => return "connect timed out".to_owned(),
-    };
-    if let Err(e) = pubsub.subscribe(&dir.channel).await {
-        return short(&e);
-    }
-    // Subscribed before the scan, so no renewal falls between the two.
-    match dir.resync(relay).await {
-        Ok(n) => {
-            tracing::info!(records = n, channel = %dir.channel, "directory: subscribed to renewals; cache refreshed")
-        }
-        Err(e) => return e,
-    }
-    backoff.reset();
-    let mut messages = pubsub.on_message();
-    while let Some(msg) = messages.next().await {
-        let record = msg
-            .get_payload::<String>()
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                serde_json::from_str::<DirectoryRecord>(&json).map_err(|e| e.to_string())
-            });
-        match record {
-            Ok(r) => dir.learn(relay, r),
-            Err(e) => tracing::warn!(error = %e, "unreadable renewal on {}; ignored", dir.channel),
-        }
-    }
-    "connection closed".to_owned()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::link_session;
 use crate::mesh::Mesh;
 use crate::metrics::RelayMetrics;
 use crate::peer::{self, PeerState, PeerStatus};
-use crate::redis_dir::{self, RedisDirectory};
+use crate::redis_dir::RedisDirectory;
 use crate::relay_core::limits::LimitState;
 use crate::relay_core::{self, Effect, RelayCore, Renewal};
 use crate::revocation::RevocationStore;
@@ -219,7 +219,12 @@ impl Relay {
         let stop = self.closing.child_token();
         dialers.insert(addr.to_owned(), stop.clone());
         self.peer_status.set(addr, PeerState::Connecting);
-        tasks.spawn(peer::maintain(self.clone(), addr.to_owned(), stop));
+        tasks.spawn(peer::maintain(
+            self.clone(),
+            addr.to_owned(),
+            stop,
+            crate::call::spawn,
+        ));
     }
 
     /// Stops dialing `addr` and closes the link it keeps.
@@ -369,9 +374,9 @@ pub async fn run_with(
     let lease_writer = relay
         .redis()
         .is_some()
-        .then(|| tokio::spawn(redis_dir::keep_leases(relay.clone())));
+        .then(|| tokio::spawn(crate::directory::keep_leases(relay.clone())));
     if relay.redis().is_some() {
-        links.spawn(redis_dir::follow_renewals(relay.clone()));
+        links.spawn(crate::directory::follow_renewals(relay.clone()));
     }
     for peer in relay.config.peers.clone() {
         relay.start_peer(&links, &peer);

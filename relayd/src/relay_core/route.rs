@@ -9,6 +9,15 @@ use common::directory::ConnectionInfo;
 use common::link::message::{CallRefusal, CallRequest, Refusal};
 use common::number::Number;
 
+/// Where a call stream came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A gateway or device link.
+    Link(super::LinkId),
+    /// A peer relay.
+    Peer,
+}
+
 /// What the relay found about the callee.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
