@@ -13,7 +13,8 @@ use futures::StreamExt;
 
 use crate::peer::{self, CallSpawner};
 use crate::redis_dir::{
-    DirectoryRecord, FIRST_BACKOFF, Health, MAX_BACKOFF, REDIS_TIMEOUT, RedisDirectory, lock, short,
+    DirectoryError, DirectoryRecord, FIRST_BACKOFF, Health, MAX_BACKOFF, REDIS_TIMEOUT,
+    RedisDirectory, lock,
 };
 use crate::relay_core::route::{self, Destination, Found, RouteError};
 use crate::server::Relay;
@@ -50,7 +51,7 @@ pub async fn route(
                 }
             }
             Ok(None) => Found::Unknown,
-            Err(e) => Found::DirectoryDown(e),
+            Err(e) => Found::DirectoryDown(e.to_string()),
         },
     };
     let local = relay.core().receiver(to);
@@ -62,6 +63,7 @@ pub async fn route(
     match dir.link_to(&relay.mesh, &home, dial).await {
         Ok(opener) => Ok(opener),
         Err(error) => {
+            let error = error.to_string();
             // The record may be stale: its relay died and the lease ran out.
             let number = to.clone();
             let e = match dir.fetch(&relay.mesh, &hand_over, to).await {
@@ -122,7 +124,7 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                 backoff.reset();
             }
             Err(e) => {
-                dir.set_health(Health::Down(e));
+                dir.set_health(Health::Down(e.to_string()));
                 // Whatever was pending is rewritten in full once Redis answers.
                 full = true;
                 tokio::select! {
@@ -161,15 +163,16 @@ pub async fn follow_renewals(relay: Arc<Relay>) {
     }
 }
 
-async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff) -> String {
+/// Follows the channel until the subscription ends; returns why.
+async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff) -> DirectoryError {
     let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, dir.client.get_async_pubsub()).await
     {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return short(&e),
-        Err(_) => return "connect timed out".to_owned(),
+        Ok(Err(e)) => return e.into(),
+        Err(_) => return DirectoryError::Timeout,
     };
     if let Err(e) = pubsub.subscribe(&dir.channel).await {
-        return short(&e);
+        return e.into();
     }
     // Subscribed before the scan, so no renewal falls between the two.
     let hand_over = hand_over(relay);
@@ -193,5 +196,5 @@ async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff)
             Err(e) => tracing::warn!(error = %e, "unreadable renewal on {}; ignored", dir.channel),
         }
     }
-    "connection closed".to_owned()
+    DirectoryError::Closed
 }

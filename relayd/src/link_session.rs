@@ -51,7 +51,7 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
             return Err(reason);
         }
         if let Err(reason) = &slot {
-            return Err(reason.clone());
+            return Err(reason.to_string());
         }
         if hello.role == Role::Relay && hello.name == me {
             return Err(format!("relay name {me} is already taken by this relay"));

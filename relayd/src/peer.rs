@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::backoff::Backoff;
 use common::credential::nonce;
 use common::link::actor::{self, LinkHandle, LinkRole, Reply};
-use common::link::control::{self, Link};
+use common::link::control::{self, Link, LinkError};
 use common::link::frame::FrameError;
 use common::link::message::{Control, Hello, PROTOCOL_VERSION, Role};
 use common::link::mux::MuxStream;
@@ -24,6 +24,31 @@ use crate::server::Relay;
 /// than imported: routing a call may dial a peer, so `call` depends on this
 /// module, not the other way round.
 pub type CallSpawner = fn(&Arc<Relay>, Caller, MuxStream);
+
+/// Why a link to a peer relay was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("{addr} answers as relay {answered}, not {expected}")]
+    WrongRelay {
+        addr: String,
+        answered: String,
+        expected: String,
+    },
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("expected a {expected}, got {got}")]
+    Unexpected { expected: &'static str, got: String },
+    #[error("relay {0} failed the mesh key check")]
+    FailedKeyCheck(String),
+    #[error("wrong mesh key")]
+    WrongKey,
+    #[error("mesh handshake timed out")]
+    Timeout,
+}
 
 /// Renewal messages waiting for one peer.
 const OUTBOX: usize = 1024;
@@ -75,7 +100,7 @@ pub async fn maintain(
                 .instrument(span)
                 .await
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(PeerError::from(e)),
         };
         match outcome {
             Ok(name) => {
@@ -97,7 +122,7 @@ pub async fn maintain(
                 tracing::warn!(%addr, error = %e, "peer unreachable");
                 relay.metrics.error("peer_unreachable");
                 if !stop.is_cancelled() {
-                    relay.peer_status.set(&addr, PeerState::Down(e));
+                    relay.peer_status.set(&addr, PeerState::Down(e.to_string()));
                 }
             }
         }
@@ -116,21 +141,20 @@ pub async fn dial_on_demand(
     name: &str,
     addr: &str,
     calls: CallSpawner,
-) -> Result<common::link::mux::Opener, String> {
+) -> Result<common::link::mux::Opener, PeerError> {
     let hello = Hello {
         version: PROTOCOL_VERSION,
         role: Role::Relay,
         name: relay.config.name.clone(),
     };
-    let link = control::dial(addr, hello, &relay.config.link)
-        .await
-        .map_err(|e| e.to_string())?;
+    let link = control::dial(addr, hello, &relay.config.link).await?;
     if link.peer.name != name {
         link.opener.close();
-        return Err(format!(
-            "{addr} answers as relay {}, not {name}",
-            link.peer.name
-        ));
+        return Err(PeerError::WrongRelay {
+            addr: addr.to_owned(),
+            answered: link.peer.name.clone(),
+            expected: name.to_owned(),
+        });
     }
     let link = authenticate_as_dialer(relay, link).await?;
     let opener = link.opener.clone();
@@ -150,16 +174,15 @@ pub async fn dial_on_demand(
 }
 
 /// Dialer side of the mesh-key handshake.
-async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, String> {
+async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, PeerError> {
     let me = relay.config.name.clone();
     let peer = link.peer.name.clone();
     let key = &relay.config.mesh_key;
     let result = tokio::time::timeout(relay.config.link.handshake_timeout, async {
-        let their_nonce = match link.reader.next().await {
-            Ok(Some(Control::PeerChallenge { nonce })) => nonce,
-            Ok(Some(Control::Refused { reason })) => return Err(format!("refused: {reason}")),
-            Ok(other) => return Err(format!("expected a challenge, got {other:?}")),
-            Err(e) => return Err(e.to_string()),
+        let their_nonce = match link.reader.next().await? {
+            Some(Control::PeerChallenge { nonce }) => nonce,
+            Some(Control::Refused { reason }) => return Err(PeerError::Refused(reason)),
+            other => return Err(unexpected("challenge", other)),
         };
         let ours = nonce();
         let proof = key.peer_proof(&their_nonce, &me, &peer);
@@ -168,24 +191,20 @@ async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, S
                 proof,
                 nonce: ours.clone(),
             })
-            .await
-            .map_err(|e| e.to_string())?;
-        match link.reader.next().await {
-            Ok(Some(Control::PeerProof { proof, .. }))
+            .await?;
+        match link.reader.next().await? {
+            Some(Control::PeerProof { proof, .. })
                 if key.verify_peer(&ours, &peer, &me, &proof) =>
             {
                 Ok(())
             }
-            Ok(Some(Control::PeerProof { .. })) => {
-                Err(format!("relay {peer} failed the mesh key check"))
-            }
-            Ok(Some(Control::Refused { reason })) => Err(format!("refused: {reason}")),
-            Ok(other) => Err(format!("expected a proof, got {other:?}")),
-            Err(e) => Err(e.to_string()),
+            Some(Control::PeerProof { .. }) => Err(PeerError::FailedKeyCheck(peer.clone())),
+            Some(Control::Refused { reason }) => Err(PeerError::Refused(reason)),
+            other => Err(unexpected("proof", other)),
         }
     })
     .await
-    .unwrap_or_else(|_| Err("mesh handshake timed out".into()));
+    .unwrap_or(Err(PeerError::Timeout));
     match result {
         Ok(()) => Ok(link),
         Err(e) => {
@@ -195,22 +214,31 @@ async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, S
     }
 }
 
+/// A handshake message that is not the one expected (its kind only: a
+/// peer's message is not worth quoting whole in a log line).
+fn unexpected(expected: &'static str, got: Option<Control>) -> PeerError {
+    let got = match got {
+        None => "the end of the control stream".to_owned(),
+        Some(msg) => format!("{msg:?}").chars().take(80).collect(),
+    };
+    PeerError::Unexpected { expected, got }
+}
+
 /// Acceptor side: challenge the dialing relay, then run the peer link.
 pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
     let me = relay.config.name.clone();
     let peer = link.peer.name.clone();
     let key = &relay.config.mesh_key;
     let ours = nonce();
-    let result: Result<(), String> =
+    let result: Result<(), PeerError> =
         tokio::time::timeout(relay.config.link.handshake_timeout, async {
             link.writer
                 .send(&Control::PeerChallenge {
                     nonce: ours.clone(),
                 })
-                .await
-                .map_err(|e| e.to_string())?;
-            match link.reader.next().await {
-                Ok(Some(Control::PeerProof { proof, nonce }))
+                .await?;
+            match link.reader.next().await? {
+                Some(Control::PeerProof { proof, nonce })
                     if key.verify_peer(&ours, &peer, &me, &proof) =>
                 {
                     let answer = key.peer_proof(&nonce, &me, &peer);
@@ -219,24 +247,21 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
                             proof: answer,
                             nonce: Vec::new(),
                         })
-                        .await
-                        .map_err(|e| e.to_string())
+                        .await?;
+                    Ok(())
                 }
-                Ok(Some(Control::PeerProof { .. })) => {
-                    let _ = link
-                        .writer
-                        .send(&Control::Refused {
-                            reason: "wrong mesh key".into(),
-                        })
-                        .await;
-                    Err("wrong mesh key".into())
+                Some(Control::PeerProof { .. }) => {
+                    let refusal = Control::Refused {
+                        reason: PeerError::WrongKey.to_string(),
+                    };
+                    let _ = link.writer.send(&refusal).await;
+                    Err(PeerError::WrongKey)
                 }
-                Ok(other) => Err(format!("expected a proof, got {other:?}")),
-                Err(e) => Err(e.to_string()),
+                other => Err(unexpected("proof", other)),
             }
         })
         .await
-        .unwrap_or_else(|_| Err("mesh handshake timed out".into()));
+        .unwrap_or(Err(PeerError::Timeout));
     if let Err(e) = result {
         tracing::warn!(peer = %peer, addr = %link.peer_addr, error = %e, "peer refused");
         relay.metrics.error("peer_refused");

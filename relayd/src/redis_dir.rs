@@ -163,8 +163,25 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub(crate) fn short(e: &redis::RedisError) -> String {
-    e.to_string()
+/// What went wrong talking to Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unreadable record for {number} in redis: {source}")]
+    Unreadable {
+        number: Number,
+        source: serde_json::Error,
+    },
+    #[error("connect timed out")]
+    Timeout,
+    #[error("connection closed")]
+    Closed,
+    #[error("cannot encode the record of {number}: {source}")]
+    Encode {
+        number: Number,
+        source: serde_json::Error,
+    },
 }
 
 impl RedisDirectory {
@@ -247,7 +264,10 @@ impl RedisDirectory {
 
     /// Writes pending revocations (keeping the higher minimum), and with
     /// `read_all` reads every revocation in Redis, for the caller to apply.
-    pub async fn sync_revocations(&self, read_all: bool) -> Result<Vec<Revocation>, String> {
+    pub async fn sync_revocations(
+        &self,
+        read_all: bool,
+    ) -> Result<Vec<Revocation>, DirectoryError> {
         let key = format!("{}:revoked", self.prefix);
         let pending: Vec<Revocation> = std::mem::take(&mut *lock(&self.revocations));
         let mut conn = self.conn.clone();
@@ -261,15 +281,14 @@ impl RedisDirectory {
             if let Err(e) = written {
                 // Kept for the next try.
                 lock(&self.revocations).extend_from_slice(&pending[i..]);
-                return Err(short(&e));
+                return Err(e.into());
             }
         }
         if read_all {
             let all: HashMap<String, u32> = redis::cmd("HGETALL")
                 .arg(&key)
                 .query_async(&mut conn)
-                .await
-                .map_err(|e| short(&e))?;
+                .await?;
             let revs = all
                 .into_iter()
                 .filter_map(|(n, g)| {
@@ -325,7 +344,7 @@ impl RedisDirectory {
         mesh: &Mesh,
         hand_over: HandOver<'_>,
         number: &Number,
-    ) -> Result<Option<DirectoryRecord>, String> {
+    ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         if let Some(r) = lock(&self.cache).get(number).cloned() {
             return Ok(Some(r));
         }
@@ -338,19 +357,21 @@ impl RedisDirectory {
         mesh: &Mesh,
         hand_over: HandOver<'_>,
         number: &Number,
-    ) -> Result<Option<DirectoryRecord>, String> {
+    ) -> Result<Option<DirectoryRecord>, DirectoryError> {
         let mut conn = self.conn.clone();
         let value: Option<String> = redis::cmd("GET")
             .arg(self.dev_key(number))
             .query_async(&mut conn)
-            .await
-            .map_err(|e| short(&e))?;
+            .await?;
         let Some(json) = value else {
             self.forget(number);
             return Ok(None);
         };
-        let record: DirectoryRecord = serde_json::from_str(&json)
-            .map_err(|e| format!("unreadable record for {number} in redis: {e}"))?;
+        let record: DirectoryRecord =
+            serde_json::from_str(&json).map_err(|source| DirectoryError::Unreadable {
+                number: number.clone(),
+                source,
+            })?;
         self.learn(mesh, hand_over, record.clone());
         Ok(Some(record))
     }
@@ -360,7 +381,7 @@ impl RedisDirectory {
         &self,
         mesh: &Mesh,
         numbers: impl IntoIterator<Item = Number>,
-    ) -> Result<(), String> {
+    ) -> Result<(), DirectoryError> {
         let records: Vec<ConnectionInfo> = numbers
             .into_iter()
             .filter_map(|n| mesh.record(&n))
@@ -370,7 +391,7 @@ impl RedisDirectory {
     }
 
     /// Writes every record homed here and the relay key.
-    pub async fn write_all(&self, mesh: &Mesh) -> Result<(), String> {
+    pub async fn write_all(&self, mesh: &Mesh) -> Result<(), DirectoryError> {
         lock(&self.dirty).clear();
         let lease_ms = self.lease.as_millis() as u64;
         let mut conn = self.conn.clone();
@@ -380,8 +401,7 @@ impl RedisDirectory {
             .arg("PX")
             .arg(lease_ms)
             .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| short(&e))?;
+            .await?;
         let records: Vec<ConnectionInfo> = mesh
             .records()
             .into_iter()
@@ -391,7 +411,7 @@ impl RedisDirectory {
         self.write_records(records).await
     }
 
-    async fn write_records(&self, records: Vec<ConnectionInfo>) -> Result<(), String> {
+    async fn write_records(&self, records: Vec<ConnectionInfo>) -> Result<(), DirectoryError> {
         let lease_ms = self.lease.as_millis() as u64;
         for batch in records.chunks(WRITE_BATCH) {
             // One multiplexed connection pipelines these concurrent calls.
@@ -403,7 +423,12 @@ impl RedisDirectory {
                 };
                 let key = self.dev_key(&info.number);
                 async move {
-                    let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+                    let json = serde_json::to_string(&record).map_err(|source| {
+                        DirectoryError::Encode {
+                            number: info.number.clone(),
+                            source,
+                        }
+                    })?;
                     self.script
                         .key(key)
                         .arg(json)
@@ -413,7 +438,7 @@ impl RedisDirectory {
                         .arg(&self.channel)
                         .invoke_async::<i64>(&mut conn)
                         .await
-                        .map_err(|e| short(&e))
+                        .map_err(DirectoryError::from)
                 }
             });
             futures::future::try_join_all(writes).await?;
@@ -422,7 +447,11 @@ impl RedisDirectory {
     }
 
     /// Reads every record in Redis into the cache.
-    pub async fn resync(&self, mesh: &Mesh, hand_over: HandOver<'_>) -> Result<usize, String> {
+    pub async fn resync(
+        &self,
+        mesh: &Mesh,
+        hand_over: HandOver<'_>,
+    ) -> Result<usize, DirectoryError> {
         let mut conn = self.conn.clone();
         let pattern = format!("{}:dev:*", self.prefix);
         let mut cursor: u64 = 0;
@@ -435,14 +464,10 @@ impl RedisDirectory {
                 .arg("COUNT")
                 .arg(SCAN_COUNT)
                 .query_async(&mut conn)
-                .await
-                .map_err(|e| short(&e))?;
+                .await?;
             if !keys.is_empty() {
-                let values: Vec<Option<String>> = redis::cmd("MGET")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| short(&e))?;
+                let values: Vec<Option<String>> =
+                    redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
                 for json in values.into_iter().flatten() {
                     match serde_json::from_str::<DirectoryRecord>(&json) {
                         Ok(r) => {
@@ -462,12 +487,12 @@ impl RedisDirectory {
 
     /// A link to relay `name`: one that is up (either side dialed), else a
     /// new one from `dial`. Concurrent calls to one relay dial once.
-    pub async fn link_to(
+    pub async fn link_to<E>(
         &self,
         mesh: &Mesh,
         name: &str,
-        dial: impl AsyncFnOnce() -> Result<Opener, String>,
-    ) -> Result<Opener, String> {
+        dial: impl AsyncFnOnce() -> Result<Opener, E>,
+    ) -> Result<Opener, E> {
         if let Some(o) = self.up_link(mesh, name) {
             return Ok(o);
         }

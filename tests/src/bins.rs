@@ -15,7 +15,9 @@
 //! come from cargo's own `--message-format=json` artifact messages, which in
 //! the default layout are `<target>/<profile>/<name>`. This guarantees that
 //! the test command itself builds the binaries it runs, never a stale copy
-//! left by an earlier `cargo build`.
+//! left by an earlier `cargo build`. The one exception is deliberate:
+//! [`DAEMONS_FROM`] names another build's daemons, for benchmarks that
+//! compare two commits in one run.
 //!
 //! This does not deadlock on cargo's build lock: `cargo test` releases the
 //! target directory's lock once compilation is over, before it runs the test
@@ -31,6 +33,12 @@ use std::sync::OnceLock;
 /// The packages whose binaries the tests run; each has one binary of the same name.
 const PACKAGES: [&str; 4] = ["relayd", "gatewayd", "faxsend", "faxrecv"];
 
+/// A directory holding relayd and gatewayd built from another commit: the
+/// harness runs those daemons instead of this tree's (the devices still run
+/// this tree's code), so a benchmark can put two builds side by side.
+pub const DAEMONS_FROM: &str = "FAXMESH_DAEMONS_FROM";
+const DAEMONS: [&str; 2] = ["relayd", "gatewayd"];
+
 /// The path of a freshly built faxmesh binary: `relayd`, `gatewayd`,
 /// `faxsend` or `faxrecv`. Builds them all on the first call.
 ///
@@ -38,6 +46,11 @@ const PACKAGES: [&str; 4] = ["relayd", "gatewayd", "faxsend", "faxrecv"];
 ///
 /// When the build fails (its errors are on stderr) or `name` is not one of the four.
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(DAEMONS_FROM)
+        && DAEMONS.contains(&name)
+    {
+        return Path::new(&dir).join(name);
+    }
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| build().unwrap_or_else(|e| panic!("{e}")));
     built

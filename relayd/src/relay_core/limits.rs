@@ -170,7 +170,7 @@ impl LimitState {
     }
 
     /// Takes a link slot for `ip`, or says why not.
-    pub fn link_slot(&self, ip: IpAddr) -> Result<Slot, String> {
+    pub fn link_slot(&self, ip: IpAddr) -> Result<Slot, TooManyLinks> {
         let mut counts = lock(&self.counts);
         let n = counts.links.entry(ip).or_default();
         if *n >= self.limits.max_links_per_address {
@@ -178,9 +178,7 @@ impl LimitState {
             if *n == 0 {
                 counts.links.remove(&ip);
             }
-            return Err(format!(
-                "too many links from {ip}: this relay takes at most {max} per address"
-            ));
+            return Err(TooManyLinks { ip, max });
         }
         *n += 1;
         Ok(Slot {
@@ -212,6 +210,14 @@ impl LimitState {
             keys: vec![SlotKey::Call(device), SlotKey::Call(on_link)],
         })
     }
+}
+
+/// A link refused because its address has too many already.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("too many links from {ip}: this relay takes at most {max} per address")]
+pub struct TooManyLinks {
+    pub ip: IpAddr,
+    pub max: u32,
 }
 
 #[derive(Debug)]
@@ -292,7 +298,7 @@ mod tests {
         });
         let ip: IpAddr = "127.0.0.2".parse().unwrap();
         let slot = state.link_slot(ip).unwrap();
-        let err = state.link_slot(ip).unwrap_err();
+        let err = state.link_slot(ip).unwrap_err().to_string();
         assert!(err.contains("too many links from 127.0.0.2"), "{err}");
         assert!(state.link_slot("127.0.0.3".parse().unwrap()).is_ok());
         drop(slot);
