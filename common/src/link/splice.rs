@@ -30,15 +30,26 @@ pub enum HopEnd {
     Cut(String),
 }
 
+/// Why a call stream brought no request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("no call request within {0:?}")]
+    Timeout(Duration),
+    #[error("bad call request: {0}")]
+    Bad(#[from] frame::FrameError),
+    #[error("call stream closed before the request")]
+    Closed,
+}
+
 /// Reads the request that opens a call stream.
 pub async fn read_request<S: AsyncRead + Unpin>(
     stream: &mut S,
     wait: Duration,
-) -> Result<CallRequest, String> {
+) -> Result<CallRequest, RequestError> {
     match tokio::time::timeout(wait, frame::read_msg::<_, CallRequest>(stream)).await {
-        Err(_) => Err(format!("no call request within {wait:?}")),
-        Ok(Err(e)) => Err(format!("bad call request: {e}")),
-        Ok(Ok(None)) => Err("call stream closed before the request".into()),
+        Err(_) => Err(RequestError::Timeout(wait)),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok(None)) => Err(RequestError::Closed),
         Ok(Ok(Some(r))) => Ok(r),
     }
 }
@@ -95,7 +106,7 @@ pub async fn carry_capped(
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = %e, "call stream dropped");
-            return HopEnd::NoRequest(e);
+            return HopEnd::NoRequest(e.to_string());
         }
     };
     // A span per call at debug level only: at info, tracing's span registry
