@@ -8,6 +8,9 @@ use common::codec::{Bitmap, Compression, Resolution, encode};
 use fax::encoder::Encoder;
 use fax::{Color, VecWriter};
 
+mod support;
+use support::Lcg;
+
 /// The `fax` crate's encoding of a page, as `g4.rs` used to produce it.
 fn fax_crate_g4(page: &Bitmap) -> Vec<u8> {
     let width = page.width();
@@ -24,18 +27,6 @@ fn fax_crate_g4(page: &Bitmap) -> Vec<u8> {
     }
     let Ok(writer) = encoder.finish();
     writer.finish()
-}
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
 }
 
 fn page_from(width: u32, height: u32, black: impl Fn(u32, u32) -> bool) -> Bitmap {

@@ -10,6 +10,9 @@ use common::codec::g3::{G3Options, encode_g3, k_for_lines_per_inch};
 use common::codec::tiff_write::write_uncompressed;
 use common::codec::{Bitmap, Compression, Resolution, decode, encode, read_pages, write_document};
 
+mod support;
+use support::Lcg;
+
 /// Runs a libtiff tool and returns (stdout, stderr); fails the test when the
 /// tool is missing or exits non-zero.
 fn run(tool: &str, args: &[&str]) -> (String, String) {
@@ -29,18 +32,6 @@ fn run(tool: &str, args: &[&str]) -> (String, String) {
 
 fn s(path: &Path) -> &str {
     path.to_str().expect("temp paths are UTF-8")
-}
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
 }
 
 /// A text-like page: lines of glyph-sized blobs with word gaps, a rule, a

@@ -4,20 +4,10 @@
 
 use common::codec::{Bitmap, Compression, Resolution, decode, encode};
 
+mod support;
+use support::Lcg;
+
 const WIDTHS: [u32; 3] = [1728, 2048, 2432];
-
-/// A small deterministic generator, so failures reproduce.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
 
 fn pages(width: u32, resolution: Resolution) -> Vec<(&'static str, Bitmap)> {
     let height = 64;

@@ -24,7 +24,8 @@ a fax still arriving (or cut short) is DIR/<call id>.tif.part; a retry of the ca
 .tif is complete, before the JSON. One line is printed per fax received. Every flag may also
 come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET.
 
-Exit codes: 0 stopped cleanly (or --once: the call was handled), 1 error, 2 bad usage,
+Exit codes: 0 stopped cleanly (or --once: the call was handled), 1 error (DIR cannot be
+created, say), 2 bad usage (a bad flag value or secret file, flags that do not go together),
 4 login refused (wrong or revoked secret, or \"too many attempts\" from this address),
 5 replaced by a newer login of the same number (or its secret was revoked),
 9 (--once) the call ended before the fax was complete.";

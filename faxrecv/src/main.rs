@@ -22,6 +22,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // The command line was fine; a directory that cannot be made (a file in
+    // the way, a read-only disk) is a failure of the machine: exit 1, not 2.
+    if let Err(e) = std::fs::create_dir_all(&config.dir) {
+        eprintln!(
+            "faxrecv: cannot create directory {}: {e}",
+            config.dir.display()
+        );
+        return ExitCode::from(EXIT_ERROR);
+    }
     let run = async {
         let shutdown = common::daemon::shutdown::on_signals()?;
         // A file size limit (systemd's LimitFSIZE=) must fail a write, which
@@ -66,8 +75,6 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
             cli.heartbeat_secs
         );
     }
-    std::fs::create_dir_all(&cli.dir)
-        .map_err(|e| anyhow::anyhow!("cannot create directory {}: {e}", cli.dir.display()))?;
     let mut policy = AnswerPolicy::new(cli.capabilities());
     policy.busy = cli.busy;
     policy.reject = cli.reject;

@@ -43,8 +43,10 @@ Examples:
 
 Exit codes:
    0  every page confirmed by the callee (or, with --output, the file written)
-   1  internal error
-   2  bad input or usage (nothing was sent)
+   1  internal error: the machine failed, not the input (e.g. --output cannot
+      be written, or the temp file beside it cannot be made)
+   2  bad input or usage (nothing was sent): a file that cannot be read or
+      decoded, a bad flag value, options that do not go together
    3  cannot reach the gateway, or no path to the callee
    4  not authorized (wrong or revoked secret, \"too many attempts\" from this
       address, or calling as a number not logged in)

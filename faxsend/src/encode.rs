@@ -13,7 +13,7 @@ use common::codec::{DocumentOptions, load_document_with_progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::Cli;
-use crate::send::Usage;
+use crate::error::{Error, Usage};
 
 /// The document the command line describes: encoding flags, and a cover
 /// page and tag line when asked for (the tag line whenever the sender's
@@ -66,12 +66,13 @@ pub fn document_options(cli: &Cli) -> Result<DocumentOptions, Usage> {
 ///
 /// The file is written beside `output` under a temporary name and renamed
 /// at the end, so a failure (bad input included) leaves no output file and
-/// never a half-written one.
+/// never a half-written one. Failing to write it is [`Error::Internal`]:
+/// the documents were fine, the disk or the directory was not.
 pub fn write_output(
     files: &[PathBuf],
     opts: &DocumentOptions,
     output: &Path,
-) -> anyhow::Result<usize> {
+) -> Result<usize, Error> {
     let progress = progress_bar();
     let pages = load_document_with_progress(files, opts, &|done| {
         if let Some(bar) = &progress {
@@ -82,7 +83,8 @@ pub fn write_output(
         bar.finish_and_clear();
     }
     let pages = pages?;
-    let bytes = document_bytes(&pages)?;
+    // Pages we encoded ourselves: a failure to lay them out is ours.
+    let bytes = document_bytes(&pages).map_err(|e| Error::Internal(e.into()))?;
 
     let dir = match output.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -92,12 +94,15 @@ pub fn write_output(
         .prefix(".faxsend-")
         .suffix(".part")
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
+        .map_err(Error::Internal)?;
     temp.write_all(&bytes)
         .and_then(|()| temp.as_file().sync_data())
-        .with_context(|| format!("cannot write {}", output.display()))?;
+        .with_context(|| format!("cannot write {}", output.display()))
+        .map_err(Error::Internal)?;
     temp.persist(output)
-        .with_context(|| format!("cannot write {}", output.display()))?;
+        .with_context(|| format!("cannot write {}", output.display()))
+        .map_err(Error::Internal)?;
     Ok(pages.len())
 }
 

@@ -7,18 +7,23 @@
 //! - [`encode`]: encode-only mode.
 //! - [`send`]: the call: log in, send, wait for every confirmation.
 //! - [`exit`]: the documented exit codes.
+//! - [`error`]: why faxsend stops without a call outcome: bad input (exit 2)
+//!   or a failure of the machine (exit 1).
 
 pub mod cli;
 pub mod encode;
+pub mod error;
 pub mod exit;
 pub mod send;
 
 use std::process::ExitCode;
 
 use cli::Cli;
+pub use error::Error;
 
-/// Runs faxsend with parsed arguments.
-pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// Runs faxsend with parsed arguments; the exit code of the call, or of
+/// the [`Error`] that stopped it.
+pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     let Some(output) = &cli.output else {
         let code = send::run(cli)?;
         return Ok(ExitCode::from(code));

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("faxsend: {e:#}");
-            ExitCode::from(faxsend::exit::BAD_INPUT)
+            ExitCode::from(e.exit_code())
         }
     }
 }

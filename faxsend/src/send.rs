@@ -18,15 +18,11 @@ use common::number::{CallId, Number};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::Cli;
+use crate::error::{Error, Usage};
 use crate::exit;
 
-/// A bad command line: exit 2 with this message.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
-
 /// Sends the fax the command line describes; returns the exit code.
-pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli) -> Result<u8, Error> {
     let call = &cli.call;
     let (Some(gateway), Some(from), Some(to), Some(secret_file)) =
         (&call.gateway, &call.from, &call.to, &call.secret_file)
@@ -39,7 +35,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         .into());
     };
     let secret = read_secret_file(secret_file)
-        .with_context(|| format!("cannot read secret file {}", secret_file.display()))?;
+        .with_context(|| format!("cannot read secret file {}", secret_file.display()))
+        .map_err(Error::BadInput)?;
     let link = LinkConfig {
         tls: ClientTls::new(call.ca_file.as_deref()).map_err(|e| Usage(e.to_string()))?,
         ..LinkConfig::default()
@@ -63,14 +60,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         to,
         call_id,
     };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the runtime")
+        .map_err(Error::Internal)?;
     let report = runtime.block_on(send_with_retries(&fax, pages, &opts, &retry));
     print_report(&report, call.json);
     Ok(exit::for_outcome(report.result))
 }
 
 /// Reads and encodes every page, with a progress bar on a terminal.
-fn encode(cli: &Cli) -> anyhow::Result<Vec<EncodedPage>> {
+fn encode(cli: &Cli) -> Result<Vec<EncodedPage>, Error> {
     let bar = terminal_spinner("{spinner} encoding: {pos} pages ({elapsed})");
     let document = crate::encode::document_options(cli)?;
     let pages = load_document_with_progress(&cli.files, &document, &|done| {

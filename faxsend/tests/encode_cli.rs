@@ -168,3 +168,54 @@ fn without_output_sending_needs_gateway_numbers_and_secret() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_output_that_cannot_be_written_is_an_internal_error() {
+    let dir = tempfile::tempdir().expect("temp");
+    write_png(&dir.path().join("scan.png"));
+    // Paths under a regular file, and in a directory that does not exist:
+    // no file can be made there, not even by root (CI runs as root, which
+    // permission bits would not stop).
+    std::fs::write(dir.path().join("plain"), "").expect("write");
+    for (output, dir_named) in [("plain/out.tif", "plain"), ("nosuch/out.tif", "nosuch")] {
+        let (code, stderr) = run(dir.path(), &["scan.png", "--output", output]);
+        assert_eq!(code, 1, "{output}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("faxsend: cannot create a file in {dir_named}: ")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_reported_before_the_output_is_tried() {
+    let dir = tempfile::tempdir().expect("temp");
+    let (code, stderr) = run(dir.path(), &["nosuch.png", "--output", "nosuch/out.tif"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot read nosuch.png"), "{stderr}");
+}
+
+#[test]
+fn a_secret_file_that_cannot_be_read_is_bad_input() {
+    let dir = tempfile::tempdir().expect("temp");
+    write_png(&dir.path().join("scan.png"));
+    let (code, stderr) = run(
+        dir.path(),
+        &[
+            "scan.png",
+            "--gateway",
+            "127.0.0.1:1",
+            "--from",
+            "1001",
+            "--to",
+            "1002",
+            "--secret-file",
+            "nosuch.secret",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("faxsend: cannot read secret file nosuch.secret: "),
+        "{stderr}"
+    );
+}

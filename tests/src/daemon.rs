@@ -143,6 +143,15 @@ impl Daemon {
         })
     }
 
+    /// Waits for the next notification that satisfies `pred` (STOPPING=1,
+    /// RELOADING=1, WATCHDOG=1, ...) and returns it; `what` names it in the
+    /// failure message. Notifications are consumed in order, as in
+    /// [`Daemon::wait_status`].
+    #[track_caller]
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Notification) -> bool) -> Notification {
+        self.wait(what, |n| pred(n).then(|| n.clone()))
+    }
+
     /// Reads notifications until `found` returns something for one; fails
     /// the test when the deadline passes or the process exits first.
     #[track_caller]

@@ -2,6 +2,7 @@
 //! processes, on loopback, each test in its own temp dir. Used by the tests
 //! in `tests/` and by benchmarks.
 //!
+//! - [`admin`]: GET from a daemon's admin listener (/metrics, /healthz).
 //! - [`bins`]: finding (and first building) relayd, gatewayd, faxsend, faxrecv.
 //! - [`notify`]: the test's end of systemd's notify protocol.
 //! - [`daemon`]: a child process with a notify socket and its logs; waits
@@ -15,6 +16,7 @@
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
 //! - [`redis_server`]: a real redis-server on a free port (directory mode).
+//! - [`status`]: the parts of a STATUS= line (`listening on A; admin on B`).
 //! - [`testbed`]: one test's temp dir and fleet, with shortcuts to start it all.
 //!
 //! A typical test:
@@ -28,6 +30,7 @@
 //! bed.faxsend(&gw1, "1001", "1002", &[bed.note()]).run().assert_delivered();
 //! ```
 
+pub mod admin;
 pub mod bins;
 pub mod daemon;
 pub mod fleet;
@@ -41,6 +44,7 @@ pub mod redis_server;
 pub mod relay;
 pub mod rogue;
 pub mod sender;
+pub mod status;
 pub mod testbed;
 
 pub use bins::bin;

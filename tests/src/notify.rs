@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 pub struct Notification {
     pub ready: bool,
     pub stopping: bool,
+    /// RELOADING=1: the daemon heard SIGHUP and is applying its config.
+    pub reloading: bool,
+    /// WATCHDOG=1: a keep-alive ping for systemd's watchdog.
+    pub watchdog: bool,
     pub status: Option<String>,
 }
 
@@ -25,6 +29,8 @@ impl Notification {
             match line.split_once('=') {
                 Some(("READY", "1")) => n.ready = true,
                 Some(("STOPPING", "1")) => n.stopping = true,
+                Some(("RELOADING", "1")) => n.reloading = true,
+                Some(("WATCHDOG", "1")) => n.watchdog = true,
                 Some(("STATUS", s)) => n.status = Some(s.to_owned()),
                 _ => {}
             }
@@ -106,6 +112,9 @@ mod tests {
         assert_eq!(n.status.as_deref(), Some("listening on 127.0.0.1:4710"));
         let n = Notification::parse("STOPPING=1\nSTATUS=stopping");
         assert!(n.stopping && !n.ready);
+        let n = Notification::parse("RELOADING=1\nMONOTONIC_USEC=1");
+        assert!(n.reloading && !n.watchdog);
+        assert!(Notification::parse("WATCHDOG=1").watchdog);
     }
 
     #[test]

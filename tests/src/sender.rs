@@ -248,3 +248,15 @@ impl std::fmt::Display for Sent {
         )
     }
 }
+
+/// The relays a delivered call went through, in order, from its `--json`
+/// report (`via`).
+#[track_caller]
+pub fn via(sent: &Sent) -> Vec<String> {
+    sent.report()["via"]
+        .as_array()
+        .unwrap_or_else(|| panic!("faxsend's report has no via list; {sent}"))
+        .iter()
+        .map(|v| v.as_str().expect("a relay name").to_owned())
+        .collect()
+}

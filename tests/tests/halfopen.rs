@@ -6,6 +6,8 @@
 //! Heartbeats are short here (`--heartbeat-secs 0.5`, dead after 1.5 s);
 //! every wait is on state the daemons report, never a sleep.
 
+use std::net::SocketAddr;
+
 use harness::{Gateway, Relay, Testbed};
 
 const HEARTBEAT: [&str; 2] = ["--heartbeat-secs", "0.5"];
@@ -16,6 +18,15 @@ fn flags(extra: &[&str]) -> Vec<String> {
         .chain(extra)
         .map(|s| s.to_string())
         .collect()
+}
+
+/// gatewayd `name` with short heartbeats, dialing `relays` in order; returns
+/// once it is linked to one.
+#[track_caller]
+fn linked_gateway(bed: &Testbed, name: &str, relays: &[SocketAddr]) -> Gateway {
+    let mut gw = Gateway::start_with(bed.path(), name, relays, &HEARTBEAT);
+    gw.wait_linked();
+    gw
 }
 
 /// Waits until `daemon` has logged that it found a `who` silent: the link
@@ -29,10 +40,8 @@ fn wait_found_silent(daemon: &harness::Daemon, who: &str) {
 fn a_stopped_gateway_is_declared_dead_its_devices_go_offline_and_come_back_with_it() {
     let bed = Testbed::new();
     let relay = Relay::start_with(bed.path(), bed.fleet(), "relay-a", &flags(&[]));
-    let mut gw1 = Gateway::start_with(bed.path(), "gw1", &[relay.addr()], &HEARTBEAT);
-    gw1.wait_linked();
-    let mut gw2 = Gateway::start_with(bed.path(), "gw2", &[relay.addr()], &HEARTBEAT);
-    gw2.wait_linked();
+    let gw1 = linked_gateway(&bed, "gw1", &[relay.addr()]);
+    let mut gw2 = linked_gateway(&bed, "gw2", &[relay.addr()]);
     let _callee = bed.receiver(&gw2, "1002", &HEARTBEAT);
     let _neighbour = bed.receiver(&gw1, "1003", &HEARTBEAT);
     relay.wait_route("1002", &["relay-a"]);
@@ -71,10 +80,8 @@ fn a_stopped_relay_is_left_for_the_next_one_and_its_devices_are_reachable_again(
     );
     relay_b.wait_peer_up("relay-a");
     let relays = [relay_a.addr(), relay_b.addr()];
-    let mut gw1 = Gateway::start_with(bed.path(), "gw1", &relays, &HEARTBEAT);
-    gw1.wait_linked();
-    let mut gw2 = Gateway::start_with(bed.path(), "gw2", &[relay_b.addr()], &HEARTBEAT);
-    gw2.wait_linked();
+    let mut gw1 = linked_gateway(&bed, "gw1", &relays);
+    let gw2 = linked_gateway(&bed, "gw2", &[relay_b.addr()]);
     let _callee = bed.receiver(&gw1, "1002", &HEARTBEAT);
     relay_b.wait_route("1002", &["relay-a"]);
 
@@ -102,10 +109,8 @@ fn a_stopped_relay_is_left_for_the_next_one_and_its_devices_are_reachable_again(
 fn a_stopped_device_is_withdrawn_by_its_gateway() {
     let bed = Testbed::new();
     let relay = Relay::start_with(bed.path(), bed.fleet(), "relay-a", &flags(&[]));
-    let mut gw1 = Gateway::start_with(bed.path(), "gw1", &[relay.addr()], &HEARTBEAT);
-    gw1.wait_linked();
-    let mut gw2 = Gateway::start_with(bed.path(), "gw2", &[relay.addr()], &HEARTBEAT);
-    gw2.wait_linked();
+    let gw1 = linked_gateway(&bed, "gw1", &[relay.addr()]);
+    let mut gw2 = linked_gateway(&bed, "gw2", &[relay.addr()]);
     let mut callee = bed.receiver(&gw2, "1002", &HEARTBEAT);
     gw2.wait_devices_online(1);
     relay.wait_route("1002", &["relay-a"]);

@@ -13,7 +13,7 @@ use common::link::message::{
 };
 use harness::load::Secrets;
 use harness::rogue;
-use harness::{FaxSend, Testbed};
+use harness::{FaxSend, Gateway, Receiver, Relay, Testbed};
 use tokio::io::AsyncWriteExt;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -24,14 +24,21 @@ fn secret(bed: &Testbed, number: &str) -> String {
     Secrets::load(bed.fleet().key_file()).of(&number.parse().expect("a number"))
 }
 
+/// The network every test here attacks, around `relay`: gateways gw1 (the
+/// caller's LAN) and gw2, faxrecv 1002 behind gw2, and the secret 1001 logs
+/// in with.
+fn lans(bed: &Testbed, relay: Relay) -> (Relay, Gateway, Gateway, Receiver, String) {
+    let gw1 = bed.gateway("gw1", &relay);
+    let gw2 = bed.gateway("gw2", &relay);
+    let callee = bed.receiver(&gw2, "1002", &[]);
+    let s1001 = secret(bed, "1001");
+    (relay, gw1, gw2, callee, s1001)
+}
+
 #[test]
 fn bad_frames_and_unknown_messages_close_only_their_stream_or_link() {
     let bed = Testbed::new();
-    let relay = bed.relay("relay-a");
-    let gw1 = bed.gateway("gw1", &relay);
-    let gw2 = bed.gateway("gw2", &relay);
-    let mut callee = bed.receiver(&gw2, "1002", &[]);
-    let s1001 = secret(&bed, "1001");
+    let (relay, gw1, _gw2, mut callee, s1001) = lans(&bed, bed.relay("relay-a"));
 
     runtime().block_on(async {
         // A device straight at the relay, so the relay itself reads the junk.
@@ -111,11 +118,7 @@ fn bad_frames_and_unknown_messages_close_only_their_stream_or_link() {
 #[test]
 fn a_device_calling_as_a_number_it_did_not_log_in_with_is_refused() {
     let bed = Testbed::new();
-    let relay = bed.relay("relay-a");
-    let gw1 = bed.gateway("gw1", &relay);
-    let gw2 = bed.gateway("gw2", &relay);
-    let _callee = bed.receiver(&gw2, "1002", &[]);
-    let s1001 = secret(&bed, "1001");
+    let (relay, gw1, _gw2, _callee, s1001) = lans(&bed, bed.relay("relay-a"));
 
     runtime().block_on(async {
         // At the relay directly, and through a gateway: each hop checks.
@@ -142,11 +145,7 @@ fn a_device_calling_as_a_number_it_did_not_log_in_with_is_refused() {
 #[test]
 fn a_corrupted_page_header_ends_only_that_call_and_stores_nothing() {
     let bed = Testbed::new();
-    let relay = bed.relay("relay-a");
-    let gw1 = bed.gateway("gw1", &relay);
-    let gw2 = bed.gateway("gw2", &relay);
-    let mut callee = bed.receiver(&gw2, "1002", &[]);
-    let s1001 = secret(&bed, "1001");
+    let (_relay, gw1, _gw2, mut callee, s1001) = lans(&bed, bed.relay("relay-a"));
 
     runtime().block_on(async {
         let session = rogue::device(gw1.addr(), "1001", &s1001).await;
@@ -187,11 +186,8 @@ fn a_corrupted_page_header_ends_only_that_call_and_stores_nothing() {
 fn a_call_carrying_more_than_it_announced_is_cut_at_the_relay() {
     let bed = Testbed::new();
     let extra = ["--max-page-bytes".to_owned(), "65536".to_owned()];
-    let relay = harness::Relay::start_with(bed.path(), bed.fleet(), "relay-a", &extra);
-    let gw1 = bed.gateway("gw1", &relay);
-    let gw2 = bed.gateway("gw2", &relay);
-    let mut callee = bed.receiver(&gw2, "1002", &[]);
-    let s1001 = secret(&bed, "1001");
+    let relay = Relay::start_with(bed.path(), bed.fleet(), "relay-a", &extra);
+    let (relay, gw1, _gw2, mut callee, s1001) = lans(&bed, relay);
 
     runtime().block_on(async {
         let session = rogue::device(gw1.addr(), "1001", &s1001).await;

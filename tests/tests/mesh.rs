@@ -1,17 +1,8 @@
 //! The relay mesh: connection information shared between relays, and calls
 //! carried from the caller's relay to the callee's, through chains of relays.
 
+use harness::sender::via;
 use harness::{Relay, Testbed};
-
-/// The relays a delivered call went through, from faxsend's JSON report.
-fn via(sent: &harness::Sent) -> Vec<String> {
-    sent.report()["via"]
-        .as_array()
-        .expect("a via list")
-        .iter()
-        .map(|v| v.as_str().expect("a relay name").to_owned())
-        .collect()
-}
 
 #[test]
 fn a_call_crosses_two_peered_relays() {

@@ -2,17 +2,8 @@
 //! redis-server (started per test on a free port) and carry calls straight
 //! to the callee's home relay, without configured peer links.
 
+use harness::sender::via;
 use harness::{RedisServer, Relay, Testbed};
-
-/// The relays a delivered call went through, from faxsend's JSON report.
-fn via(sent: &harness::Sent) -> Vec<String> {
-    sent.report()["via"]
-        .as_array()
-        .expect("a via list")
-        .iter()
-        .map(|v| v.as_str().expect("a relay name").to_owned())
-        .collect()
-}
 
 fn relay(bed: &Testbed, redis: &RedisServer, name: &str, lease_secs: u64) -> Relay {
     let mut relay = Relay::start_with(

@@ -26,6 +26,18 @@ fn tls_gateway(bed: &Testbed, name: &str, relay: &Relay, ca_file: &Path) -> Gate
     Gateway::start_dialing(bed.path(), name, &[relay.addr().to_string()], &extra)
 }
 
+/// faxsend from 1001 (with its right secret) to 1002, a device dialing a
+/// relay directly at `gateway` (`tls://HOST:PORT`), trusting `ca_file`.
+fn faxsend_direct(bed: &Testbed, gateway: &str, ca_file: &Path) -> FaxSend {
+    FaxSend::with_args(bed.path(), &["--gateway", gateway])
+        .arg("--ca-file")
+        .arg(ca_file)
+        .args(["--from", "1001", "--secret-file"])
+        .arg(bed.fleet().secret_file("1001"))
+        .args(["--to", "1002"])
+        .arg(bed.note())
+}
+
 #[test]
 fn a_fax_crosses_two_relays_over_tls_pixel_identical() {
     let bed = Testbed::new();
@@ -135,24 +147,8 @@ fn plaintext_is_refused_unless_allowed_for_the_address() {
     let mut gw = Gateway::start_dialing(bed.path(), "gw-plain", &[plain(open.addr())], &[]);
     gw.wait_linked();
     let _callee = bed.receiver(&gw, "1002", &[]);
-    let secret = bed.fleet().secret_file("1001");
     let direct = format!("tls://{}", open.addr());
-    let note = bed.note();
-    let ca = pki.ca_file();
-    let args = [
-        "--gateway",
-        direct.as_str(),
-        "--ca-file",
-        ca.to_str().expect("a utf-8 path"),
-        "--from",
-        "1001",
-        "--secret-file",
-        secret.to_str().expect("a utf-8 path"),
-        "--to",
-        "1002",
-        note.to_str().expect("a utf-8 path"),
-    ];
-    FaxSend::with_args(bed.path(), &args)
+    faxsend_direct(&bed, &direct, &pki.ca_file())
         .run()
         .assert_delivered();
     open.wait_stderr_contains("scheme=plain");
@@ -278,22 +274,7 @@ fn a_ca_file_that_cannot_be_read_is_named_before_anything_is_dialed() {
     assert!(stderr.starts_with(&named), "{stderr}");
 
     // faxsend: bad usage (2), nothing sent.
-    let note = bed.note();
-    let secret = bed.fleet().secret_file("1001");
-    let args = [
-        "--gateway",
-        "tls://127.0.0.1:1",
-        "--ca-file",
-        missing.to_str().expect("a utf-8 path"),
-        "--from",
-        "1001",
-        "--secret-file",
-        secret.to_str().expect("a utf-8 path"),
-        "--to",
-        "1002",
-        note.to_str().expect("a utf-8 path"),
-    ];
-    FaxSend::with_args(bed.path(), &args)
+    faxsend_direct(&bed, "tls://127.0.0.1:1", &missing)
         .run()
         .assert_failed(2, &["cannot read", "missing-ca.pem"]);
 }

@@ -130,6 +130,16 @@ where
     receive_pages(stream, policy, sink, held).await
 }
 
+/// Tells the caller why this device hangs up (best effort: the caller may
+/// be gone already) and ends the call incomplete with `pages` stored.
+async fn hang_up<S: AsyncWrite + Unpin>(stream: &mut S, pages: u32, reason: String) -> Answered {
+    let hangup = ReceiverFrame::Hangup {
+        reason: reason.clone(),
+    };
+    let _ = frame::write_msg(stream, &hangup).await;
+    Answered::Incomplete { pages, reason }
+}
+
 async fn receive_pages<S, K>(
     stream: &mut S,
     policy: &AnswerPolicy,
@@ -162,11 +172,7 @@ where
             // The caller's pages differ from the ones held: start over.
             if let Err(e) = sink.start_over() {
                 let reason = format!("cannot start the fax over: {e}");
-                let hangup = ReceiverFrame::Hangup {
-                    reason: reason.clone(),
-                };
-                let _ = frame::write_msg(stream, &hangup).await;
-                return incomplete(stored, reason);
+                return hang_up(stream, stored, reason).await;
             }
             tracing::info!(
                 held,
@@ -182,39 +188,18 @@ where
                 "this device takes at most {} pages",
                 policy.capabilities.max_pages
             );
-            let _ = frame::write_msg(
-                stream,
-                &ReceiverFrame::Hangup {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            return incomplete(stored, reason);
+            return hang_up(stream, stored, reason).await;
         }
         if let Err(e) = crate::codec::decode::check_geometry(info.width, info.height) {
             let reason = format!("page {index}: {e}");
-            let _ = frame::write_msg(
-                stream,
-                &ReceiverFrame::Hangup {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            return incomplete(stored, reason);
+            return hang_up(stream, stored, reason).await;
         }
         if info.data_len > MAX_PAGE_BYTES {
             let reason = format!(
                 "page {index} is {} bytes, over the {MAX_PAGE_BYTES} byte limit",
                 info.data_len
             );
-            let _ = frame::write_msg(
-                stream,
-                &ReceiverFrame::Hangup {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            return incomplete(stored, reason);
+            return hang_up(stream, stored, reason).await;
         }
         // The announced length is the caller's word: reserve a bounded
         // start and let the data that really arrives grow the page.
@@ -248,14 +233,7 @@ where
             Ok((sink, data, Ok(()))) => (sink, data),
             Ok((_, _, Err(e))) => {
                 let reason = format!("cannot store page {}: {e}", index + 1);
-                let _ = frame::write_msg(
-                    stream,
-                    &ReceiverFrame::Hangup {
-                        reason: reason.clone(),
-                    },
-                )
-                .await;
-                return incomplete(stored, reason);
+                return hang_up(stream, stored, reason).await;
             }
             Err(e) => return incomplete(stored, format!("page store task failed: {e}")),
         };
@@ -287,14 +265,7 @@ where
         }
         Ok(Err(e)) => {
             let reason = format!("cannot complete the fax: {e}");
-            let _ = frame::write_msg(
-                stream,
-                &ReceiverFrame::Hangup {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
-            incomplete(stored, reason)
+            hang_up(stream, stored, reason).await
         }
         Err(e) => incomplete(stored, format!("finish task failed: {e}")),
     }

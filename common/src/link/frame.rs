@@ -55,6 +55,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
+    let Some(len) = read_len(r, max).await? else {
+        return Ok(None);
+    };
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await.map_err(eof_is_truncated)?;
+    Ok(Some(buf))
+}
+
+/// Reads a frame's length prefix and checks it against `max`; `Ok(None)`
+/// at a clean end of stream (no byte of a next frame).
+async fn read_len<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut len = [0u8; 4];
     // Read the first byte on its own to tell a clean EOF from a truncated header.
     if r.read(&mut len[..1]).await? == 0 {
@@ -67,9 +81,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await.map_err(eof_is_truncated)?;
-    Ok(Some(buf))
+    Ok(Some(len))
 }
 
 fn eof_is_truncated(e: std::io::Error) -> FrameError {
@@ -103,17 +115,9 @@ pub async fn read_raw_into<R: AsyncRead + Unpin>(
     out: &mut Vec<u8>,
     max: usize,
 ) -> Result<Option<usize>, FrameError> {
-    let mut len = [0u8; 4];
-    if r.read(&mut len[..1]).await? == 0 {
+    let Some(len) = read_len(r, max).await? else {
         return Ok(None);
-    }
-    r.read_exact(&mut len[1..])
-        .await
-        .map_err(eof_is_truncated)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
-    }
+    };
     let start = out.len();
     out.resize(start + len, 0);
     r.read_exact(&mut out[start..])
