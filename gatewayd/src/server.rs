@@ -1,66 +1,48 @@
 //! The gateway's accept loop, status line, watchdog, configuration reload
 //! (SIGHUP) and graceful shutdown (SIGTERM).
 
-use common::throttle::LoginThrottle;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
-use common::daemon::admin_http::{self, AdminPages};
-use common::daemon::logging::LogControl;
-use common::daemon::memory::{Activity, IdleTrim};
+use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
+use common::daemon::memory::Activity;
 use common::daemon::notify;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use common::throttle::LoginThrottle;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::{self, GatewayConfig, Settings, default_name};
 use crate::devices::Devices;
 use crate::metrics::GatewayMetrics;
 use crate::{device_link, uplink};
 
-/// How often the status line is recomputed (systemd hears only changes).
-const STATUS_REFRESH: Duration = Duration::from_secs(1);
+/// Re-reads the configuration on SIGHUP.
+pub type Reloader = lifecycle::Reloader<Settings>;
 
-/// State every task of the gateway shares.
+/// State every task of the gateway shares. The stop signals and trackers
+/// every daemon has (`draining`, `closing`, `calls`, `tasks`) are in its
+/// [`Lifecycle`], reached through `Deref` as if they were fields here.
 #[derive(Debug)]
 pub struct Gateway {
+    pub life: Lifecycle,
     pub config: GatewayConfig,
     pub name: String,
     pub devices: Devices,
     pub uplink: uplink::Uplink,
     pub metrics: GatewayMetrics,
-    /// Cancelled on SIGTERM: refuse new device links and calls.
-    pub draining: CancellationToken,
-    /// Cancelled once calls have drained: close every link.
-    pub closing: CancellationToken,
-    pub calls: TaskTracker,
     /// Refused logins per device address (a std Mutex: never held across
     /// an await).
     pub login_throttle: Mutex<LoginThrottle<IpAddr>>,
     /// Relays in order of preference; a reload may change them.
     relays: Mutex<Vec<String>>,
-    drain_secs: AtomicU64,
-    settings: Mutex<Option<Settings>>,
-    listen_addr: OnceLock<SocketAddr>,
-    admin_addr: OnceLock<SocketAddr>,
 }
 
-/// Re-reads the configuration on SIGHUP.
-pub struct Reloader {
-    /// Loads the settings afresh (file, then environment and flags on top).
-    pub load: Box<dyn Fn() -> anyhow::Result<Settings> + Send + Sync>,
-    pub log: LogControl,
-    /// One message per SIGHUP.
-    pub signals: mpsc::Receiver<()>,
-}
+impl Deref for Gateway {
+    type Target = Lifecycle;
 
-impl std::fmt::Debug for Reloader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reloader").finish_non_exhaustive()
+    fn deref(&self) -> &Lifecycle {
+        &self.life
     }
 }
 
@@ -77,25 +59,7 @@ impl Gateway {
     /// relay NAME at ADDR|no relay link; calls in flight: N; devices online: N`.
     /// Tests parse the first parts, and the device count that ends it.
     pub fn status_line(&self) -> String {
-        let relay = match self.uplink.current() {
-            Some(r) => format!("linked to relay {} at {}", r.name, r.addr),
-            None => "no relay link".to_owned(),
-        };
-        let listen = self
-            .listen_addr
-            .get()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let admin = self
-            .admin_addr
-            .get()
-            .map(|a| format!("admin on {a}; "))
-            .unwrap_or_default();
-        format!(
-            "listening on {listen}; {admin}{relay}; calls in flight: {}; devices online: {}",
-            self.calls.len(),
-            self.devices.count()
-        )
+        Service::status_line(self)
     }
 
     /// Tells systemd (and tests) what the gateway is doing.
@@ -104,19 +68,86 @@ impl Gateway {
     }
 }
 
-struct Pages(Arc<Gateway>);
+impl Service for Gateway {
+    const NOUN: &'static str = "gateway";
+    type Settings = Settings;
+    type Error = std::convert::Infallible;
 
-impl AdminPages for Pages {
-    fn metrics(&self) -> String {
-        self.0.metrics.render(&self.0)
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
     }
 
-    fn health(&self) -> Result<String, String> {
-        if self.0.draining.is_cancelled() {
-            Err("stopping".into())
-        } else {
-            Ok(format!("ok: {}", self.0.status_line()))
+    fn status(&self) -> String {
+        let relay = match self.uplink.current() {
+            Some(r) => format!("linked to relay {} at {}", r.name, r.addr),
+            None => "no relay link".to_owned(),
+        };
+        format!(
+            "{relay}; calls in flight: {}; devices online: {}",
+            self.calls.len(),
+            self.devices.count()
+        )
+    }
+
+    fn activity(&self) -> Activity {
+        Activity {
+            calls_in_flight: self.calls.len(),
+            devices_online: self.devices.count(),
         }
+    }
+
+    fn log_listening(&self) {
+        let addr = self.listen_addr();
+        tracing::info!(gateway = %self.name, %addr, relays = ?self.relays(), "listening");
+    }
+
+    fn serve(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        device_link::serve(self, tcp, peer)
+    }
+
+    /// The link to a relay.
+    fn started(self: &Arc<Self>) {
+        self.tasks.spawn(uplink::maintain(self.clone()));
+    }
+
+    fn reload(self: &Arc<Self>, old: &Settings, new: Settings) -> Reload<Settings> {
+        let c = config::changes(old, &new);
+        if let Some((a, b)) = &c.relays {
+            tracing::info!("relays: {} -> {}", a.join(", "), b.join(", "));
+            *self.relays.lock().unwrap_or_else(|p| p.into_inner()) = b.clone();
+            // A link to a relay no longer listed is closed; the uplink then
+            // starts over from the new list.
+            if let Some(r) = self.uplink.current()
+                && !b.contains(&r.addr)
+            {
+                tracing::info!(relay = %r.name, addr = %r.addr, "closing the link to a relay no longer listed");
+                r.opener.close();
+            }
+            self.uplink.relays_changed();
+        }
+        Reload {
+            log_level: c.log_level.as_ref().map(|(_, b)| b.clone()),
+            drain_secs: c.drain_secs,
+            unchanged: c == config::Changes::default(),
+            need_restart: c.need_restart,
+            applied: config::applied(old, new),
+        }
+    }
+
+    fn metrics_page(&self) -> String {
+        self.metrics.render(self)
+    }
+
+    fn count_error(&self, kind: &'static str) {
+        self.metrics.error(kind);
+    }
+
+    fn count_reload(&self, result: &'static str) {
+        self.metrics.reloads.inc(&[("result", result)]);
     }
 }
 
@@ -130,183 +161,25 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
 pub async fn run_with(
     config: GatewayConfig,
     shutdown: CancellationToken,
-    mut reloader: Option<Reloader>,
+    reloader: Option<Reloader>,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let admin_listener = match config.admin {
-        Some(a) => Some(
-            TcpListener::bind(a)
-                .await
-                .with_context(|| format!("cannot listen on admin address {a}"))?,
-        ),
-        None => None,
-    };
+    let listeners = Listeners::bind(config.listen, config.admin).await?;
     let name = config
         .name
         .clone()
-        .unwrap_or_else(|| default_name(addr.port()));
+        .unwrap_or_else(|| default_name(listeners.addr().port()));
     common::link::frame::set_max_frame_len(config.max_frame_bytes);
+    let settings = config.settings.clone();
     let gw = Arc::new(Gateway {
+        life: Lifecycle::new(&listeners, config.drain_timeout),
         login_throttle: Mutex::new(LoginThrottle::new(config.login_attempts_per_min)),
         relays: Mutex::new(config.relays.clone()),
-        drain_secs: AtomicU64::new(config.drain_timeout.as_secs()),
-        settings: Mutex::new(config.settings.clone()),
         config,
         name,
         devices: Devices::default(),
         uplink: uplink::Uplink::default(),
         metrics: GatewayMetrics::default(),
-        draining: CancellationToken::new(),
-        closing: CancellationToken::new(),
-        calls: TaskTracker::new(),
-        listen_addr: OnceLock::new(),
-        admin_addr: OnceLock::new(),
     });
-    let _ = gw.listen_addr.set(addr);
-    let tasks = TaskTracker::new();
-    if let Some(admin_listener) = admin_listener {
-        let admin_addr = admin_listener.local_addr()?;
-        let _ = gw.admin_addr.set(admin_addr);
-        tracing::info!(%admin_addr, "admin on http://{admin_addr}/metrics and /healthz");
-        let pages: Arc<dyn AdminPages> = Arc::new(Pages(gw.clone()));
-        tasks.spawn(admin_http::serve(admin_listener, pages, gw.closing.clone()));
-    }
-    tracing::info!(gateway = %gw.name, %addr, relays = ?gw.relays(), "listening");
-    let mut status = gw.status_line();
-    // What starting up allocated and freed goes back before the first call.
-    common::daemon::memory::release_free_memory();
-    notify::ready(&status);
-
-    tasks.spawn(uplink::maintain(gw.clone()));
-    let mut refresh = tokio::time::interval(STATUS_REFRESH);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut idle_trim = IdleTrim::default();
-    // Petted from this loop, so a wedged accept loop stops the petting.
-    let mut watchdog = notify::watchdog_interval();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(()) = async {
-                match reloader.as_mut() {
-                    Some(r) => r.signals.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if let Some(r) = &reloader {
-                    reload(&gw, r);
-                }
-                status = gw.status_line();
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tasks.spawn(device_link::serve(gw.clone(), tcp, peer));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    gw.metrics.error("accept");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = refresh.tick() => {
-                idle_trim.tick(Activity {
-                    calls_in_flight: gw.calls.len(),
-                    devices_online: gw.devices.count(),
-                });
-                let now = gw.status_line();
-                if now != status {
-                    notify::status(&now);
-                    status = now;
-                }
-            }
-            _ = notify::tick(&mut watchdog) => notify::watchdog(),
-        }
-    }
-    drop(listener);
-    notify::stopping();
-    gw.draining.cancel();
-    gw.calls.close();
-    let drain = Duration::from_secs(gw.drain_secs.load(Ordering::Relaxed));
-    if tokio::time::timeout(drain, async {
-        // Keep petting the watchdog while calls finish.
-        loop {
-            tokio::select! {
-                _ = gw.calls.wait() => break,
-                _ = notify::tick(&mut watchdog) => notify::watchdog(),
-            }
-        }
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!(
-            left = gw.calls.len(),
-            "drain timeout: cutting calls still in flight"
-        );
-    }
-    gw.closing.cancel();
-    tasks.close();
-    tasks.wait().await;
-    tracing::info!("stopped");
-    notify::flush(std::time::Duration::from_secs(1));
+    lifecycle::run(gw, listeners, shutdown, reloader, settings).await?;
     Ok(())
-}
-
-/// Applies what a reload changed; logs each change, and what needs a restart.
-fn reload(gw: &Arc<Gateway>, reloader: &Reloader) {
-    notify::reloading();
-    let new = match (reloader.load)() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("reload failed; the running configuration stays: {e:#}");
-            gw.metrics.reloads.inc(&[("result", "failed")]);
-            notify::ready(&gw.status_line());
-            return;
-        }
-    };
-    let mut current = gw.settings.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(old) = current.clone() else {
-        tracing::warn!("this gateway was not started from settings; reload ignored");
-        drop(current);
-        notify::ready(&gw.status_line());
-        return;
-    };
-    let c = config::changes(&old, &new);
-    if let Some((a, b)) = &c.relays {
-        tracing::info!("relays: {} -> {}", a.join(", "), b.join(", "));
-        *gw.relays.lock().unwrap_or_else(|p| p.into_inner()) = b.clone();
-        // A link to a relay no longer listed is closed; the uplink then
-        // starts over from the new list.
-        if let Some(r) = gw.uplink.current()
-            && !b.contains(&r.addr)
-        {
-            tracing::info!(relay = %r.name, addr = %r.addr, "closing the link to a relay no longer listed");
-            r.opener.close();
-        }
-        gw.uplink.relays_changed();
-    }
-    if c.log_level.is_some() {
-        reloader.log.reload_level(&new.log_level);
-    }
-    if let Some((a, b)) = c.drain_secs {
-        gw.drain_secs.store(b, Ordering::Relaxed);
-        tracing::info!("drain_secs: {a} -> {b}");
-    }
-    for what in &c.need_restart {
-        tracing::warn!("{what}: needs a restart; not applied");
-    }
-    if c == config::Changes::default() {
-        tracing::info!("configuration reloaded: nothing changed");
-    }
-    *current = Some(Settings {
-        relays: new.relays,
-        log_level: new.log_level,
-        drain_secs: new.drain_secs,
-        ..old
-    });
-    drop(current);
-    gw.metrics.reloads.inc(&[("result", "applied")]);
-    notify::ready(&gw.status_line());
 }
