@@ -3,7 +3,7 @@
 //! The gateway splices call streams without parsing them: it counts calls,
 //! the pages each call's request announced, and bytes.
 
-use common::daemon::metrics::{CallCounters, Exposition};
+use common::daemon::metrics::Exposition;
 use common::link::splice::HopEnd;
 
 use crate::server::Gateway;
@@ -46,17 +46,8 @@ impl GatewayMetrics {
     /// Counts how a call ended; `direction` is up (from a LAN device) or
     /// down (from the relay), `pages` from its request.
     pub fn call_ended(&self, direction: &str, end: &HopEnd, pages: Option<u32>) {
-        CallCounters {
-            calls: &self.calls,
-            pages: &self.call_pages,
-            bytes: &self.call_bytes,
-            errors: &self.errors,
-        }
-        .ended(&[("direction", direction)], end, pages);
-    }
-
-    pub fn error(&self, kind: &'static str) {
-        self.errors.inc(&[("kind", kind)]);
+        self.call_counters()
+            .ended(&[("direction", direction)], end, pages);
     }
 
     /// The gauges read from the gateway, then every counter.

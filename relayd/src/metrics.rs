@@ -5,7 +5,7 @@
 //! caller's summary; how many of them the callee confirmed only the devices
 //! know).
 
-use common::daemon::metrics::{CallCounters, Exposition};
+use common::daemon::metrics::Exposition;
 use common::link::splice::HopEnd;
 
 use crate::server::Relay;
@@ -53,17 +53,7 @@ common::metrics_table! {
 impl RelayMetrics {
     /// Counts how a call ended at this relay; `pages` from its request.
     pub fn call_ended(&self, end: &HopEnd, pages: Option<u32>) {
-        CallCounters {
-            calls: &self.calls,
-            pages: &self.call_pages,
-            bytes: &self.call_bytes,
-            errors: &self.errors,
-        }
-        .ended(&[], end, pages);
-    }
-
-    pub fn error(&self, kind: &'static str) {
-        self.errors.inc(&[("kind", kind)]);
+        self.call_counters().ended(&[], end, pages);
     }
 
     /// The gauges read from the relay, then every counter.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
 use common::daemon::memory::Activity;
+use common::daemon::metrics::DaemonMetrics;
 use common::directory::ConnectionInfo;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -212,25 +213,23 @@ impl Service for Relay {
         // Certificate files are read again on every reload: they may have been
         // replaced under the same names.
         self.config.inbound.reload(&new.tls);
-        Reload {
-            log_level: c.log_level.as_ref().map(|(_, b)| b.clone()),
-            drain_secs: c.drain_secs,
-            unchanged: c == config::Changes::default(),
-            need_restart: c.need_restart,
-            applied: config::applied(old, new),
-        }
+        let unchanged = c == config::Changes::default();
+        let (log_level, drain_secs) = (c.log_level.map(|(_, b)| b), c.drain_secs);
+        Reload::new(
+            config::applied(old, new),
+            log_level,
+            drain_secs,
+            c.need_restart,
+            unchanged,
+        )
     }
 
     fn metrics_page(&self) -> String {
         self.metrics.render(self)
     }
 
-    fn count_error(&self, kind: &'static str) {
-        self.metrics.error(kind);
-    }
-
-    fn count_reload(&self, result: &'static str) {
-        self.metrics.reloads.inc(&[("result", result)]);
+    fn metrics(&self) -> &dyn DaemonMetrics {
+        &self.metrics
     }
 
     /// Links dialed on demand end, then the lease writer writes their last

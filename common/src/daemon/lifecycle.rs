@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::daemon::admin_http::{self, AdminPages};
 use crate::daemon::logging::LogControl;
 use crate::daemon::memory::{self, Activity, IdleTrim};
+use crate::daemon::metrics::DaemonMetrics;
 use crate::daemon::notify;
 
 /// How often the status line is recomputed (systemd hears only changes).
@@ -167,6 +168,24 @@ pub struct Reload<S> {
     pub unchanged: bool,
 }
 
+impl<S> Reload<S> {
+    pub fn new(
+        applied: S,
+        log_level: Option<String>,
+        drain_secs: Option<(u64, u64)>,
+        need_restart: Vec<String>,
+        unchanged: bool,
+    ) -> Self {
+        Reload {
+            applied,
+            log_level,
+            drain_secs,
+            need_restart,
+            unchanged,
+        }
+    }
+}
+
 /// Re-reads the configuration on SIGHUP.
 pub struct Reloader<S> {
     /// Loads the settings afresh (file, then environment and flags on top).
@@ -241,11 +260,8 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// The Prometheus text for `/metrics`.
     fn metrics_page(&self) -> String;
 
-    /// Counts an error by kind (`accept`).
-    fn count_error(&self, kind: &'static str);
-
-    /// Counts a reload by result (`applied`, `failed`).
-    fn count_reload(&self, result: &'static str);
+    /// Where failed accepts and reloads are counted.
+    fn metrics(&self) -> &dyn DaemonMetrics;
 
     /// The daemon's last steps once every task has ended (flushing a store).
     fn stopped(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
@@ -331,7 +347,7 @@ pub async fn run<D: Service>(
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
                     tracing::warn!(error = %e, "accept failed");
-                    daemon.count_error("accept");
+                    daemon.metrics().error("accept");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
@@ -393,7 +409,7 @@ fn reload<D: Service>(daemon: &Arc<D>, reloader: &mut Reloader<D::Settings>) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("reload failed; the running configuration stays: {e:#}");
-            daemon.count_reload("failed");
+            daemon.metrics().reloaded("failed");
             notify::ready(&daemon.status_line());
             return;
         }
@@ -421,6 +437,6 @@ fn reload<D: Service>(daemon: &Arc<D>, reloader: &mut Reloader<D::Settings>) {
         tracing::info!("configuration reloaded: nothing changed");
     }
     reloader.current = Some(r.applied);
-    daemon.count_reload("applied");
+    daemon.metrics().reloaded("applied");
     notify::ready(&daemon.status_line());
 }

@@ -127,8 +127,11 @@ impl Metric for Family {
 
 /// Declares a daemon's table of counters: each field with the metric name
 /// and help text it is served under, so the two never drift apart. The
-/// struct gets `Default` and `expose`, which writes every field in the
-/// order declared.
+/// struct gets `Default`; `expose`, which writes every field in the order
+/// declared; `error(kind)`; `call_counters()`; and [`DaemonMetrics`], which
+/// the daemon skeleton counts failed accepts and reloads with. So every
+/// table has the fields `calls`, `call_pages`, `call_bytes`, `errors` and
+/// `reloads`.
 ///
 /// ```
 /// common::metrics_table! {
@@ -136,7 +139,11 @@ impl Metric for Family {
 ///     pub struct ToyMetrics {
 ///         /// Links accepted.
 ///         links: Counter = ("toy_links_total", "Links accepted."),
+///         calls: Family = ("toy_calls_total", "Calls by result."),
+///         call_pages: Counter = ("toy_call_pages_total", "Pages."),
+///         call_bytes: Family = ("toy_call_bytes_total", "Bytes."),
 ///         errors: Family = ("toy_errors_total", "Errors by kind."),
+///         reloads: Family = ("toy_reloads_total", "Reloads by result."),
 ///     }
 /// }
 /// let m = ToyMetrics::default();
@@ -172,8 +179,41 @@ macro_rules! metrics_table {
                     $crate::daemon::metrics::Metric::expose(&self.$field, out, $name, $help);
                 )*
             }
+
+            /// Counts an error by kind.
+            pub fn error(&self, kind: &'static str) {
+                self.errors.inc(&[("kind", kind)]);
+            }
+
+            /// The counters a call's end moves.
+            pub fn call_counters(&self) -> $crate::daemon::metrics::CallCounters<'_> {
+                $crate::daemon::metrics::CallCounters {
+                    calls: &self.calls,
+                    pages: &self.call_pages,
+                    bytes: &self.call_bytes,
+                    errors: &self.errors,
+                }
+            }
+        }
+
+        impl $crate::daemon::metrics::DaemonMetrics for $table {
+            fn error(&self, kind: &'static str) {
+                $table::error(self, kind);
+            }
+
+            fn reloaded(&self, result: &'static str) {
+                self.reloads.inc(&[("result", result)]);
+            }
         }
     };
+}
+
+/// What the daemon skeleton counts in any daemon's table.
+pub trait DaemonMetrics: Send + Sync {
+    /// Counts an error by kind (`accept`).
+    fn error(&self, kind: &'static str);
+    /// Counts a reload by result (`applied`, `failed`).
+    fn reloaded(&self, result: &'static str);
 }
 
 /// The counters a call's end moves, borrowed from a daemon's table.
