@@ -3,14 +3,24 @@
 //! The gateway splices call streams without parsing them: it counts calls,
 //! the pages each call's request announced, and bytes.
 
-use common::daemon::metrics::Exposition;
 use common::link::splice::HopEnd;
 
 use crate::server::Gateway;
 
 common::metrics_table! {
     /// The gateway's counters, each with the name and help it is served under.
-    pub struct GatewayMetrics {
+    pub struct GatewayMetrics for Gateway as gw {
+        gauges {
+            "gatewayd_relay_link_up",
+            "1 while the gateway is linked to a relay."
+                => u64::from(gw.uplink.current().is_some()),
+            "gatewayd_devices_online",
+            "Receiving devices logged in through this gateway."
+                => gw.devices.count() as u64,
+            "gatewayd_calls_in_flight",
+            "Calls being carried now."
+                => gw.calls.len() as u64,
+        }
         /// Relay links established.
         relay_links: Counter = (
             "gatewayd_relay_links_total",
@@ -48,27 +58,5 @@ impl GatewayMetrics {
     pub fn call_ended(&self, direction: &str, end: &HopEnd, pages: Option<u32>) {
         self.call_counters()
             .ended(&[("direction", direction)], end, pages);
-    }
-
-    /// The gauges read from the gateway, then every counter.
-    pub fn render(&self, gw: &Gateway) -> String {
-        let mut out = Exposition::default();
-        out.gauge(
-            "gatewayd_relay_link_up",
-            "1 while the gateway is linked to a relay.",
-            u64::from(gw.uplink.current().is_some()),
-        )
-        .gauge(
-            "gatewayd_devices_online",
-            "Receiving devices logged in through this gateway.",
-            gw.devices.count() as u64,
-        )
-        .gauge(
-            "gatewayd_calls_in_flight",
-            "Calls being carried now.",
-            gw.calls.len() as u64,
-        );
-        self.expose(&mut out);
-        out.finish()
     }
 }

@@ -5,14 +5,30 @@
 //! caller's summary; how many of them the callee confirmed only the devices
 //! know).
 
-use common::daemon::metrics::Exposition;
 use common::link::splice::HopEnd;
 
 use crate::server::Relay;
 
 common::metrics_table! {
     /// The relay's counters, each with the name and help it is served under.
-    pub struct RelayMetrics {
+    pub struct RelayMetrics for Relay as relay {
+        gauges {
+            "relayd_links",
+            "Device and gateway links up at this relay."
+                => relay.links_up(),
+            "relayd_peers_up",
+            "Peer relays linked to this relay."
+                => relay.mesh.peers().len() as u64,
+            "relayd_devices_online",
+            "Receiving devices logged in at this relay."
+                => relay.registry.online_count() as u64,
+            "relayd_known_numbers",
+            "Numbers in the directory (local and learned)."
+                => relay.mesh.known() as u64,
+            "relayd_calls_in_flight",
+            "Calls being relayed now."
+                => relay.calls.len() as u64,
+        }
         /// Device and gateway links accepted.
         links_accepted: Counter = (
             "relayd_links_accepted_total",
@@ -54,37 +70,5 @@ impl RelayMetrics {
     /// Counts how a call ended at this relay; `pages` from its request.
     pub fn call_ended(&self, end: &HopEnd, pages: Option<u32>) {
         self.call_counters().ended(&[], end, pages);
-    }
-
-    /// The gauges read from the relay, then every counter.
-    pub fn render(&self, relay: &Relay) -> String {
-        let mut out = Exposition::default();
-        out.gauge(
-            "relayd_links",
-            "Device and gateway links up at this relay.",
-            relay.links_up(),
-        )
-        .gauge(
-            "relayd_peers_up",
-            "Peer relays linked to this relay.",
-            relay.mesh.peers().len() as u64,
-        )
-        .gauge(
-            "relayd_devices_online",
-            "Receiving devices logged in at this relay.",
-            relay.registry.online_count() as u64,
-        )
-        .gauge(
-            "relayd_known_numbers",
-            "Numbers in the directory (local and learned).",
-            relay.mesh.known() as u64,
-        )
-        .gauge(
-            "relayd_calls_in_flight",
-            "Calls being relayed now.",
-            relay.calls.len() as u64,
-        );
-        self.expose(&mut out);
-        out.finish()
     }
 }

@@ -126,9 +126,10 @@ impl Metric for Family {
 }
 
 /// Declares a daemon's table of counters: each field with the metric name
-/// and help text it is served under, so the two never drift apart. The
-/// struct gets `Default`; `expose`, which writes every field in the order
-/// declared; `error(kind)`; `call_counters()`; and [`DaemonMetrics`], which
+/// and help text it is served under, so the two never drift apart, and the
+/// gauges read from the daemon's state (`for Daemon as d`: each value an
+/// expression of `d`). The struct gets `Default`; `render`, the whole page;
+/// `expose`, which writes every counter in the order declared; `error(kind)`; `call_counters()`; and [`DaemonMetrics`], which
 /// the daemon skeleton counts failed accepts and reloads with. So every
 /// table has the fields `calls`, `call_pages`, `call_bytes`, `errors` and
 /// `reloads`.
@@ -136,7 +137,10 @@ impl Metric for Family {
 /// ```
 /// common::metrics_table! {
 ///     /// What a toy daemon counts.
-///     pub struct ToyMetrics {
+///     pub struct ToyMetrics for u64 as up {
+///         gauges {
+///             "toy_up", "Links up." => *up,
+///         }
 ///         /// Links accepted.
 ///         links: Counter = ("toy_links_total", "Links accepted."),
 ///         calls: Family = ("toy_calls_total", "Calls by result."),
@@ -148,15 +152,17 @@ impl Metric for Family {
 /// }
 /// let m = ToyMetrics::default();
 /// m.links.inc();
-/// let mut out = common::daemon::metrics::Exposition::default();
-/// m.expose(&mut out);
-/// assert!(out.finish().contains("toy_links_total 1"));
+/// let page = m.render(&3);
+/// assert!(page.contains("toy_up 3\n") && page.contains("toy_links_total 1\n"));
 /// ```
 #[macro_export]
 macro_rules! metrics_table {
     (
         $(#[$meta:meta])*
-        $vis:vis struct $table:ident {
+        $vis:vis struct $table:ident for $daemon:ty as $d:ident {
+            gauges {
+                $($gauge:literal, $gauge_help:literal => $value:expr,)*
+            }
             $(
                 $(#[$field_meta:meta])*
                 $field:ident: $kind:ident = ($name:literal, $help:literal),
@@ -173,6 +179,15 @@ macro_rules! metrics_table {
         }
 
         impl $table {
+            /// The gauges read from the daemon, then every counter, in the
+            /// order declared.
+            pub fn render(&self, $d: &$daemon) -> String {
+                let mut out = $crate::daemon::metrics::Exposition::default();
+                $(out.gauge($gauge, $gauge_help, $value);)*
+                self.expose(&mut out);
+                out.finish()
+            }
+
             /// Writes every counter of the table, in the order declared.
             pub fn expose(&self, out: &mut $crate::daemon::metrics::Exposition) {
                 $(
