@@ -61,7 +61,7 @@ common::settings_layer! {
     /// One layer of settings: the config file, or the flags and environment.
     /// Each key once: its flag, environment variable and help; the TOML key
     /// is the field's name.
-    pub struct Layer {
+    pub struct Layer (env "GATEWAYD_", admin "127.0.0.1:9700") {
         /// Address the LAN's devices dial, e.g. 0.0.0.0:4700 (port 0 picks one) [required].
         #[arg(long, value_name = "ADDR", env = "GATEWAYD_LISTEN")]
         listen: SocketAddr,
@@ -78,28 +78,13 @@ common::settings_layer! {
         /// This gateway's name, shown at the relay [default: HOSTNAME-PORT].
         #[arg(long, env = "GATEWAYD_NAME")]
         name: String,
-        /// Seconds between heartbeats on every link; a peer silent for three is dead [default: 5].
-        #[arg(long, value_name = "SECS", env = "GATEWAYD_HEARTBEAT_SECS")]
-        heartbeat_secs: f64,
         /// Longest pause between reconnect attempts, in seconds [default: 10].
         #[arg(long, value_name = "SECS", env = "GATEWAYD_MAX_BACKOFF_SECS")]
         max_backoff_secs: f64,
-        /// Seconds calls in flight may take to finish after SIGTERM [default: 30].
-        #[arg(long, value_name = "SECS", env = "GATEWAYD_DRAIN_SECS")]
-        drain_secs: u64,
-        /// Serve Prometheus /metrics and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9700 [default: off].
-        #[arg(long, value_name = "ADDR", env = "GATEWAYD_ADMIN")]
-        admin: SocketAddr,
-        /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
-        #[arg(long, value_name = "LEVEL", env = "GATEWAYD_LOG_LEVEL")]
-        log_level: String,
         /// CA certificates (PEM) that relays' certificates are checked against
         /// [default: the system's roots].
         #[arg(long, value_name = "F", env = "GATEWAYD_CA_FILE")]
         ca_file: PathBuf,
-        /// Largest frame accepted on any link (132096 to 67108864) [default: 1048576].
-        #[arg(long, value_name = "BYTES", env = "GATEWAYD_MAX_FRAME_BYTES")]
-        max_frame_bytes: usize,
         /// Refused logins per device address per minute before every login from it
         /// is refused with "too many attempts"; 0 turns this off [default: 10].
         #[arg(long, value_name = "N", env = "GATEWAYD_LOGIN_ATTEMPTS_PER_MIN")]

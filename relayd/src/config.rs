@@ -30,7 +30,7 @@ common::settings_layer! {
     /// One layer of settings: the config file, or the flags and environment.
     /// Each key once: its flag, environment variable and help; the TOML key
     /// is the field's name. Unknown keys in the file are an error.
-    pub struct Layer {
+    pub struct Layer (env "RELAYD_", admin "127.0.0.1:9710") {
         /// This relay's name in the fleet (letters, digits, '-', '_', '.') [required].
         #[arg(long, env = "RELAYD_NAME")]
         name: String,
@@ -59,18 +59,6 @@ common::settings_layer! {
         /// [default: derived from the fleet key].
         #[arg(long, value_name = "F", env = "RELAYD_MESH_KEY_FILE")]
         mesh_key_file: PathBuf,
-        /// Seconds between heartbeats on every link; a peer silent for three is dead [default: 5].
-        #[arg(long, value_name = "SECS", env = "RELAYD_HEARTBEAT_SECS")]
-        heartbeat_secs: f64,
-        /// Seconds calls in flight may take to finish after SIGTERM [default: 30].
-        #[arg(long, value_name = "SECS", env = "RELAYD_DRAIN_SECS")]
-        drain_secs: u64,
-        /// Serve Prometheus /metrics and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9710 [default: off].
-        #[arg(long, value_name = "ADDR", env = "RELAYD_ADMIN")]
-        admin: SocketAddr,
-        /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
-        #[arg(long, value_name = "LEVEL", env = "RELAYD_LOG_LEVEL")]
-        log_level: String,
         /// Where connection information lives: `mesh` (shared over peer links)
         /// or redis://HOST:PORT[/DB] (a Redis server every relay reaches) [default: mesh].
         #[arg(long, value_name = "URL", env = "RELAYD_DIRECTORY")]
@@ -105,9 +93,6 @@ common::settings_layer! {
             value_delimiter = ','
         )]
         allow_plaintext: Vec<String>,
-        /// Largest frame accepted on any link (132096 to 67108864) [default: 1048576].
-        #[arg(long, value_name = "BYTES", env = "RELAYD_MAX_FRAME_BYTES")]
-        max_frame_bytes: usize,
         /// Most pages a call may announce [default: 1000].
         #[arg(long, value_name = "N", env = "RELAYD_MAX_PAGES_PER_CALL")]
         max_pages_per_call: u32,

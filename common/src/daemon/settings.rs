@@ -11,7 +11,11 @@ use std::fmt::Display;
 
 /// Declares a daemon's layer of settings: every key optional, with the clap
 /// attributes of its flag (`long`, `env`, `value_name`) and its help as doc
-/// comments. The TOML key is the field's name. Generates the struct
+/// comments. The TOML key is the field's name. The keys every daemon has
+/// (`heartbeat_secs`, `drain_secs`, `admin`, `log_level`, `max_frame_bytes`)
+/// are declared here once, their environment variables named with the
+/// daemon's prefix (`env "RELAYD_"`) and the admin help's example address
+/// given (`admin "127.0.0.1:9710"`). Generates the struct
 /// (`clap::Args`, `serde::Deserialize` refusing unknown keys, `Default`)
 /// and `over`, which keeps a key from `self` and takes the rest from `lower`.
 ///
@@ -20,7 +24,7 @@ use std::fmt::Display;
 macro_rules! settings_layer {
     (
         $(#[$meta:meta])*
-        $vis:vis struct $layer:ident {
+        $vis:vis struct $layer:ident (env $prefix:literal, admin $admin_example:literal) {
             $(
                 $(#[$field_meta:meta])*
                 $field:ident: $ty:ty,
@@ -35,6 +39,48 @@ macro_rules! settings_layer {
                 $(#[$field_meta])*
                 pub $field: Option<$ty>,
             )*
+            // The keys every daemon has, their environment variables under
+            // the daemon's prefix. Help without a final period, as clap
+            // shows a one-line doc comment.
+            #[arg(
+                long,
+                value_name = "SECS",
+                env = concat!($prefix, "HEARTBEAT_SECS"),
+                help = "Seconds between heartbeats on every link; a peer silent for three is dead [default: 5]"
+            )]
+            pub heartbeat_secs: Option<f64>,
+            #[arg(
+                long,
+                value_name = "SECS",
+                env = concat!($prefix, "DRAIN_SECS"),
+                help = "Seconds calls in flight may take to finish after SIGTERM [default: 30]"
+            )]
+            pub drain_secs: Option<u64>,
+            #[arg(
+                long,
+                value_name = "ADDR",
+                env = concat!($prefix, "ADMIN"),
+                help = concat!(
+                    "Serve Prometheus /metrics and /healthz over HTTP on ADDR, e.g. ",
+                    $admin_example,
+                    " [default: off]"
+                )
+            )]
+            pub admin: Option<::std::net::SocketAddr>,
+            #[arg(
+                long,
+                value_name = "LEVEL",
+                env = concat!($prefix, "LOG_LEVEL"),
+                help = "Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info]"
+            )]
+            pub log_level: Option<String>,
+            #[arg(
+                long,
+                value_name = "BYTES",
+                env = concat!($prefix, "MAX_FRAME_BYTES"),
+                help = "Largest frame accepted on any link (132096 to 67108864) [default: 1048576]"
+            )]
+            pub max_frame_bytes: Option<usize>,
         }
 
         impl $layer {
@@ -42,6 +88,11 @@ macro_rules! settings_layer {
             pub fn over(self, lower: $layer) -> $layer {
                 $layer {
                     $($field: self.$field.or(lower.$field),)*
+                    heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
+                    drain_secs: self.drain_secs.or(lower.drain_secs),
+                    admin: self.admin.or(lower.admin),
+                    log_level: self.log_level.or(lower.log_level),
+                    max_frame_bytes: self.max_frame_bytes.or(lower.max_frame_bytes),
                 }
             }
         }
