@@ -7,8 +7,8 @@ use std::sync::Arc;
 use common::link::mux::MuxStream;
 use common::link::splice;
 
+use crate::gateway::Gateway;
 use crate::gateway_core::{CallError, DeviceLinkId};
-use crate::server::Gateway;
 
 /// A device on the LAN places a call: it must call as a number it logged in
 /// with on this connection, and goes up to the relay.

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use common::daemon::settings::{Changed, shown};
 use common::link::control::LinkConfig;
 use common::link::tls::ClientTls;
 use common::link::transport::{Scheme, check_addr};
-use serde::Deserialize;
 
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
 pub const DEFAULT_MAX_BACKOFF_SECS: f64 = 10.0;
@@ -53,83 +53,42 @@ pub struct Cli {
     /// TOML config file; every key is documented in systemd/gatewayd.toml.
     #[arg(long, value_name = "FILE", env = "GATEWAYD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address the LAN's devices dial, e.g. 0.0.0.0:4700 (port 0 picks one) [required].
-    #[arg(long, value_name = "ADDR", env = "GATEWAYD_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Relay to link to (HOST:PORT over TLS, or plain://HOST:PORT); repeat for failover, in order of preference
-    /// (GATEWAYD_RELAYS: comma-separated) [required]. Given here, they replace the
-    /// file's `relays`, and SIGHUP cannot change them.
-    #[arg(
-        long = "relay",
-        value_name = "ADDR",
-        env = "GATEWAYD_RELAYS",
-        value_delimiter = ','
-    )]
-    pub relays: Vec<String>,
-    /// This gateway's name, shown at the relay [default: HOSTNAME-PORT].
-    #[arg(long, env = "GATEWAYD_NAME")]
-    pub name: Option<String>,
-    /// Seconds between heartbeats on every link; a peer silent for three is dead [default: 5].
-    #[arg(long, value_name = "SECS", env = "GATEWAYD_HEARTBEAT_SECS")]
-    pub heartbeat_secs: Option<f64>,
-    /// Longest pause between reconnect attempts, in seconds [default: 10].
-    #[arg(long, value_name = "SECS", env = "GATEWAYD_MAX_BACKOFF_SECS")]
-    pub max_backoff_secs: Option<f64>,
-    /// Seconds calls in flight may take to finish after SIGTERM [default: 30].
-    #[arg(long, value_name = "SECS", env = "GATEWAYD_DRAIN_SECS")]
-    pub drain_secs: Option<u64>,
-    /// Serve Prometheus /metrics and /healthz over HTTP on ADDR, e.g. 127.0.0.1:9700 [default: off].
-    #[arg(long, value_name = "ADDR", env = "GATEWAYD_ADMIN")]
-    pub admin: Option<SocketAddr>,
-    /// Log level or filter (error, warn, info, debug, trace); RUST_LOG wins [default: info].
-    #[arg(long, value_name = "LEVEL", env = "GATEWAYD_LOG_LEVEL")]
-    pub log_level: Option<String>,
-    /// CA certificates (PEM) that relays' certificates are checked against
-    /// [default: the system's roots].
-    #[arg(long, value_name = "F", env = "GATEWAYD_CA_FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Largest frame accepted on any link (132096 to 67108864) [default: 1048576].
-    #[arg(long, value_name = "BYTES", env = "GATEWAYD_MAX_FRAME_BYTES")]
-    pub max_frame_bytes: Option<usize>,
-    /// Refused logins per device address per minute before every login from it
-    /// is refused with "too many attempts"; 0 turns this off [default: 10].
-    #[arg(long, value_name = "N", env = "GATEWAYD_LOGIN_ATTEMPTS_PER_MIN")]
-    pub login_attempts_per_min: Option<u32>,
+    #[command(flatten)]
+    pub layer: Layer,
 }
 
-/// One layer of settings: the config file, or the flags and environment.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Layer {
-    pub listen: Option<SocketAddr>,
-    pub relays: Option<Vec<String>>,
-    pub name: Option<String>,
-    pub heartbeat_secs: Option<f64>,
-    pub max_backoff_secs: Option<f64>,
-    pub drain_secs: Option<u64>,
-    pub admin: Option<SocketAddr>,
-    pub log_level: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub max_frame_bytes: Option<usize>,
-    pub login_attempts_per_min: Option<u32>,
-}
-
-impl Layer {
-    /// `self` wins over `lower`, key by key.
-    pub fn over(self, lower: Layer) -> Layer {
-        Layer {
-            listen: self.listen.or(lower.listen),
-            relays: self.relays.or(lower.relays),
-            name: self.name.or(lower.name),
-            heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
-            max_backoff_secs: self.max_backoff_secs.or(lower.max_backoff_secs),
-            drain_secs: self.drain_secs.or(lower.drain_secs),
-            admin: self.admin.or(lower.admin),
-            log_level: self.log_level.or(lower.log_level),
-            ca_file: self.ca_file.or(lower.ca_file),
-            max_frame_bytes: self.max_frame_bytes.or(lower.max_frame_bytes),
-            login_attempts_per_min: self.login_attempts_per_min.or(lower.login_attempts_per_min),
-        }
+common::settings_layer! {
+    /// One layer of settings: the config file, or the flags and environment.
+    /// Each key once: its flag, environment variable and help; the TOML key
+    /// is the field's name.
+    pub struct Layer (env "GATEWAYD_", admin "127.0.0.1:9700") {
+        /// Address the LAN's devices dial, e.g. 0.0.0.0:4700 (port 0 picks one) [required].
+        #[arg(long, value_name = "ADDR", env = "GATEWAYD_LISTEN")]
+        listen: SocketAddr,
+        /// Relay to link to (HOST:PORT over TLS, or plain://HOST:PORT); repeat for failover, in order of preference
+        /// (GATEWAYD_RELAYS: comma-separated) [required]. Given here, they replace the
+        /// file's `relays`, and SIGHUP cannot change them.
+        #[arg(
+            long = "relay",
+            value_name = "ADDR",
+            env = "GATEWAYD_RELAYS",
+            value_delimiter = ','
+        )]
+        relays: Vec<String>,
+        /// This gateway's name, shown at the relay [default: HOSTNAME-PORT].
+        #[arg(long, env = "GATEWAYD_NAME")]
+        name: String,
+        /// Longest pause between reconnect attempts, in seconds [default: 10].
+        #[arg(long, value_name = "SECS", env = "GATEWAYD_MAX_BACKOFF_SECS")]
+        max_backoff_secs: f64,
+        /// CA certificates (PEM) that relays' certificates are checked against
+        /// [default: the system's roots].
+        #[arg(long, value_name = "F", env = "GATEWAYD_CA_FILE")]
+        ca_file: PathBuf,
+        /// Refused logins per device address per minute before every login from it
+        /// is refused with "too many attempts"; 0 turns this off [default: 10].
+        #[arg(long, value_name = "N", env = "GATEWAYD_LOGIN_ATTEMPTS_PER_MIN")]
+        login_attempts_per_min: u32,
     }
 }
 
@@ -206,26 +165,9 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
 }
 
 impl Cli {
-    /// The flags (and environment) as the top layer of settings.
-    pub fn layer(&self) -> Layer {
-        Layer {
-            listen: self.listen,
-            relays: (!self.relays.is_empty()).then(|| self.relays.clone()),
-            name: self.name.clone(),
-            heartbeat_secs: self.heartbeat_secs,
-            max_backoff_secs: self.max_backoff_secs,
-            drain_secs: self.drain_secs,
-            admin: self.admin,
-            log_level: self.log_level.clone(),
-            ca_file: self.ca_file.clone(),
-            max_frame_bytes: self.max_frame_bytes,
-            login_attempts_per_min: self.login_attempts_per_min,
-        }
-    }
-
     /// The settings from the flags, the environment and the config file.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        load(&self.layer(), self.config.as_deref())
+        load(&self.layer, self.config.as_deref())
     }
 
     pub fn into_config(self) -> anyhow::Result<GatewayConfig> {
@@ -296,52 +238,51 @@ pub struct Changes {
 }
 
 pub fn changes(old: &Settings, new: &Settings) -> Changes {
-    let mut c = Changes::default();
-    if old.relays != new.relays {
-        c.relays = Some((old.relays.clone(), new.relays.clone()));
+    let mut restart = Changed::default();
+    let path = |p: &Option<PathBuf>| shown(p.as_ref().map(|p| p.display()), "(system roots)");
+    restart
+        .restart("listen", old.listen, new.listen)
+        .restart(
+            "name",
+            shown(old.name.as_ref(), "(default)"),
+            shown(new.name.as_ref(), "(default)"),
+        )
+        .restart("heartbeat_secs", old.heartbeat_secs, new.heartbeat_secs)
+        .restart(
+            "max_backoff_secs",
+            old.max_backoff_secs,
+            new.max_backoff_secs,
+        )
+        .restart(
+            "admin",
+            shown(old.admin, "(none)"),
+            shown(new.admin, "(none)"),
+        )
+        .restart("ca_file", path(&old.ca_file), path(&new.ca_file))
+        .restart("max_frame_bytes", old.max_frame_bytes, new.max_frame_bytes)
+        .restart(
+            "login_attempts_per_min",
+            old.login_attempts_per_min,
+            new.login_attempts_per_min,
+        );
+    Changes {
+        relays: Changed::live(&old.relays, &new.relays),
+        log_level: Changed::live(&old.log_level, &new.log_level),
+        drain_secs: Changed::live(&old.drain_secs, &new.drain_secs),
+        need_restart: restart.need_restart,
     }
-    if old.log_level != new.log_level {
-        c.log_level = Some((old.log_level.clone(), new.log_level.clone()));
+}
+
+/// The settings in force after a reload from `old` to `new`: the live keys
+/// (relays, log level, drain time) take their new values, the restart-only
+/// ones keep those the gateway runs with.
+pub fn applied(old: &Settings, new: Settings) -> Settings {
+    Settings {
+        relays: new.relays,
+        log_level: new.log_level,
+        drain_secs: new.drain_secs,
+        ..old.clone()
     }
-    if old.drain_secs != new.drain_secs {
-        c.drain_secs = Some((old.drain_secs, new.drain_secs));
-    }
-    let mut restart = |key: &str, a: String, b: String| {
-        if a != b {
-            c.need_restart.push(format!("{key}: {a} -> {b}"));
-        }
-    };
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(default)".into());
-    restart("listen", old.listen.to_string(), new.listen.to_string());
-    restart("name", opt(&old.name), opt(&new.name));
-    restart(
-        "heartbeat_secs",
-        old.heartbeat_secs.to_string(),
-        new.heartbeat_secs.to_string(),
-    );
-    restart(
-        "max_backoff_secs",
-        old.max_backoff_secs.to_string(),
-        new.max_backoff_secs.to_string(),
-    );
-    let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
-    restart("admin", admin(&old.admin), admin(&new.admin));
-    let path = |p: &Option<PathBuf>| {
-        p.as_ref()
-            .map_or("(system roots)".into(), |p| p.display().to_string())
-    };
-    restart("ca_file", path(&old.ca_file), path(&new.ca_file));
-    restart(
-        "max_frame_bytes",
-        old.max_frame_bytes.to_string(),
-        new.max_frame_bytes.to_string(),
-    );
-    restart(
-        "login_attempts_per_min",
-        old.login_attempts_per_min.to_string(),
-        new.login_attempts_per_min.to_string(),
-    );
-    c
 }
 
 /// HOSTNAME-PORT, the default gateway name.

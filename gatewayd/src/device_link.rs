@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 use tracing::Instrument;
 
 use crate::call;
+use crate::gateway::Gateway;
 use crate::gateway_core::DeviceLinkId;
-use crate::server::Gateway;
 
 const OUTBOX: usize = 16;
 

@@ -1,20 +1,26 @@
 //! gatewayd: the gateway daemon at the LAN edge.
 //!
+//! Leaves first; each module imports only those above it in this list:
+//!
 //! - [`config`]: what the gateway runs with: command line, environment and config file merged.
 //! - [`gateway_core`]: the gateway's decisions without I/O: the LAN's
 //!   logged-in devices and their logins (kept in memory to log them in again
 //!   after a relay reconnect), the login throttle, kicks, whether a call goes on.
-//! - [`uplink`]: the one link to a relay, with failover and backoff.
-//! - [`device_link`]: one task per device connection.
-//! - [`call`]: carrying call streams between devices and the relay.
-//! - [`server`]: accept loop, status, reload and shutdown.
 //! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
+//! - [`uplink`]: the relay link in use and the logins waiting for its answer.
+//! - [`gateway`]: the state every task shares, and carrying out the core's effects.
+//! - [`call`]: carrying call streams between devices and the relay.
+//! - [`relay_link`]: the one link to a relay, with failover and backoff.
+//! - [`device_link`]: one task per device connection.
+//! - [`server`]: gatewayd on the shared daemon skeleton (status, reload, run).
 
 pub mod call;
 pub mod config;
 pub mod device_link;
+pub mod gateway;
 pub mod gateway_core;
 pub mod metrics;
+pub mod relay_link;
 pub mod server;
 pub mod uplink;
 

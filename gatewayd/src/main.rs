@@ -23,11 +23,11 @@ fn main() -> ExitCode {
             .build()?;
         runtime.block_on(async {
             let shutdown = common::daemon::shutdown::on_signals()?;
-            let reloader = Reloader {
-                load: Box::new(move || cli.settings()),
+            let reloader = Reloader::new(
+                move || cli.settings(),
                 log,
-                signals: common::daemon::shutdown::on_reload()?,
-            };
+                common::daemon::shutdown::on_reload()?,
+            );
             gatewayd::server::run_with(config, shutdown, Some(reloader)).await
         })
     };

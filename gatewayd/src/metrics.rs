@@ -3,118 +3,66 @@
 //! The gateway splices call streams without parsing them: it counts calls,
 //! the pages each call's request announced, and bytes.
 
-use common::daemon::metrics::{Counter, Exposition, Family};
 use common::link::splice::HopEnd;
 
-use crate::server::Gateway;
+/// The gateway's state as the gauges show it, read when the page is served.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GatewayGauges {
+    pub relay_link_up: bool,
+    pub devices_online: u64,
+    pub calls_in_flight: u64,
+}
 
-#[derive(Debug, Default)]
-pub struct GatewayMetrics {
-    /// Calls by direction (up: from a LAN device; down: from the relay) and result.
-    pub calls: Family,
-    pub call_pages: Counter,
-    pub call_bytes: Family,
-    /// Relay links established.
-    pub relay_links: Counter,
-    pub device_links: Counter,
-    pub logins: Family,
-    pub errors: Family,
-    pub reloads: Family,
+common::metrics_table! {
+    /// The gateway's counters, each with the name and help it is served under.
+    pub struct GatewayMetrics for GatewayGauges as g {
+        gauges {
+            "gatewayd_relay_link_up",
+            "1 while the gateway is linked to a relay."
+                => u64::from(g.relay_link_up),
+            "gatewayd_devices_online",
+            "Receiving devices logged in through this gateway."
+                => g.devices_online,
+            "gatewayd_calls_in_flight",
+            "Calls being carried now."
+                => g.calls_in_flight,
+        }
+        /// Relay links established.
+        relay_links: Counter = (
+            "gatewayd_relay_links_total",
+            "Relay links established (1 plus reconnects and failovers)."
+        ),
+        device_links: Counter = ("gatewayd_device_links_total", "Device links accepted."),
+        logins: Family = (
+            "gatewayd_logins_total",
+            "Device logins by result (accepted, refused)."
+        ),
+        /// Calls by direction (up: from a LAN device; down: from the relay) and result.
+        calls: Family = (
+            "gatewayd_calls_total",
+            "Calls by direction (up: from a LAN device, down: to one) and result (relayed, refused with reason, cut, no_request)."
+        ),
+        call_pages: Counter = (
+            "gatewayd_call_pages_total",
+            "Pages announced by the calls carried (from each call's request)."
+        ),
+        call_bytes: Family = (
+            "gatewayd_call_bytes_total",
+            "Bytes of call streams carried, by direction (to_callee, to_caller)."
+        ),
+        errors: Family = ("gatewayd_errors_total", "Errors by kind."),
+        reloads: Family = (
+            "gatewayd_reloads_total",
+            "Configuration reloads (SIGHUP) by result (applied, failed)."
+        ),
+    }
 }
 
 impl GatewayMetrics {
+    /// Counts how a call ended; `direction` is up (from a LAN device) or
+    /// down (from the relay), `pages` from its request.
     pub fn call_ended(&self, direction: &str, end: &HopEnd, pages: Option<u32>) {
-        match end {
-            HopEnd::Relayed {
-                to_callee,
-                to_caller,
-            } => {
-                self.calls
-                    .inc(&[("direction", direction), ("result", "relayed")]);
-                self.call_pages.add(u64::from(pages.unwrap_or(0)));
-                self.call_bytes
-                    .add(&[("direction", "to_callee")], *to_callee);
-                self.call_bytes
-                    .add(&[("direction", "to_caller")], *to_caller);
-            }
-            HopEnd::Refused(reason) => {
-                let reason = reason.to_string().replace(' ', "_");
-                self.calls.inc(&[
-                    ("direction", direction),
-                    ("result", "refused"),
-                    ("reason", &reason),
-                ]);
-            }
-            HopEnd::Cut(_) => {
-                self.calls
-                    .inc(&[("direction", direction), ("result", "cut")]);
-                self.error("call_cut");
-            }
-            HopEnd::NoRequest(_) => {
-                self.calls
-                    .inc(&[("direction", direction), ("result", "no_request")]);
-                self.error("call_no_request");
-            }
-        }
-    }
-
-    pub fn error(&self, kind: &'static str) {
-        self.errors.inc(&[("kind", kind)]);
-    }
-
-    pub fn render(&self, gw: &Gateway) -> String {
-        Exposition::default()
-            .gauge(
-                "gatewayd_relay_link_up",
-                "1 while the gateway is linked to a relay.",
-                u64::from(gw.uplink.current().is_some()),
-            )
-            .gauge(
-                "gatewayd_devices_online",
-                "Receiving devices logged in through this gateway.",
-                gw.online_count() as u64,
-            )
-            .gauge(
-                "gatewayd_calls_in_flight",
-                "Calls being carried now.",
-                gw.calls.len() as u64,
-            )
-            .counter(
-                "gatewayd_relay_links_total",
-                "Relay links established (1 plus reconnects and failovers).",
-                &self.relay_links,
-            )
-            .counter(
-                "gatewayd_device_links_total",
-                "Device links accepted.",
-                &self.device_links,
-            )
-            .family(
-                "gatewayd_logins_total",
-                "Device logins by result (accepted, refused).",
-                &self.logins,
-            )
-            .family(
-                "gatewayd_calls_total",
-                "Calls by direction (up: from a LAN device, down: to one) and result (relayed, refused with reason, cut, no_request).",
-                &self.calls,
-            )
-            .counter(
-                "gatewayd_call_pages_total",
-                "Pages announced by the calls carried (from each call's request).",
-                &self.call_pages,
-            )
-            .family(
-                "gatewayd_call_bytes_total",
-                "Bytes of call streams carried, by direction (to_callee, to_caller).",
-                &self.call_bytes,
-            )
-            .family("gatewayd_errors_total", "Errors by kind.", &self.errors)
-            .family(
-                "gatewayd_reloads_total",
-                "Configuration reloads (SIGHUP) by result (applied, failed).",
-                &self.reloads,
-            )
-            .finish()
+        self.call_counters()
+            .ended(&[("direction", direction)], end, pages);
     }
 }

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::peer::PeerState;
-use crate::server::Relay;
+use crate::mesh::PeerState;
+use crate::relay::Relay;
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("relayd.sock")

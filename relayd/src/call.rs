@@ -13,8 +13,8 @@ use common::link::splice;
 use common::number::Number;
 
 use crate::directory;
+use crate::relay::Relay;
 use crate::relay_core::route::{self, Caller, Destination, RouteError};
-use crate::server::Relay;
 
 /// Handles a call stream as a tracked task.
 pub fn spawn(relay: &Arc<Relay>, from: Caller, stream: MuxStream) {

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::credential::FleetKey;
+use common::daemon::settings::{Changed, shown};
 use common::link::control::LinkConfig;
 use common::link::tls::ClientTls;
 use common::link::transport::{Scheme, check_addr};
-use serde::Deserialize;
 
 use crate::inbound::InboundPolicy;
 use crate::limits::Limits;
@@ -26,71 +26,91 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_DIRECTORY_PREFIX: &str = "faxmesh";
 pub const DEFAULT_LEASE_SECS: u64 = 30;
 
-/// One layer of settings: the config file, or the flags and environment.
-/// Every key is optional; unknown keys in the file are an error.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Layer {
-    pub name: Option<String>,
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub fleet_key_file: Option<PathBuf>,
-    pub mesh_key_file: Option<PathBuf>,
-    pub peers: Option<Vec<String>>,
-    pub heartbeat_secs: Option<f64>,
-    pub drain_secs: Option<u64>,
-    pub admin: Option<SocketAddr>,
-    pub log_level: Option<String>,
-    /// `mesh` (the default) or `redis://HOST:PORT[/DB]`.
-    pub directory: Option<String>,
-    pub directory_prefix: Option<String>,
-    pub lease_secs: Option<u64>,
-    pub advertise: Option<String>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    /// Networks (CIDR) whose plaintext links are accepted.
-    pub allow_plaintext: Option<Vec<String>>,
-    // Limits (see `limits`).
-    pub max_frame_bytes: Option<usize>,
-    pub max_pages_per_call: Option<u32>,
-    pub max_page_bytes: Option<u64>,
-    pub max_calls_per_device: Option<u32>,
-    pub max_calls_per_gateway: Option<u32>,
-    pub max_links_per_address: Option<u32>,
-    pub login_attempts_per_min: Option<u32>,
-}
-
-impl Layer {
-    /// `self` wins over `lower`, key by key.
-    pub fn over(self, lower: Layer) -> Layer {
-        Layer {
-            name: self.name.or(lower.name),
-            listen: self.listen.or(lower.listen),
-            data_dir: self.data_dir.or(lower.data_dir),
-            fleet_key_file: self.fleet_key_file.or(lower.fleet_key_file),
-            mesh_key_file: self.mesh_key_file.or(lower.mesh_key_file),
-            peers: self.peers.or(lower.peers),
-            heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
-            drain_secs: self.drain_secs.or(lower.drain_secs),
-            admin: self.admin.or(lower.admin),
-            log_level: self.log_level.or(lower.log_level),
-            directory: self.directory.or(lower.directory),
-            directory_prefix: self.directory_prefix.or(lower.directory_prefix),
-            lease_secs: self.lease_secs.or(lower.lease_secs),
-            advertise: self.advertise.or(lower.advertise),
-            tls_cert: self.tls_cert.or(lower.tls_cert),
-            tls_key: self.tls_key.or(lower.tls_key),
-            ca_file: self.ca_file.or(lower.ca_file),
-            allow_plaintext: self.allow_plaintext.or(lower.allow_plaintext),
-            max_frame_bytes: self.max_frame_bytes.or(lower.max_frame_bytes),
-            max_pages_per_call: self.max_pages_per_call.or(lower.max_pages_per_call),
-            max_page_bytes: self.max_page_bytes.or(lower.max_page_bytes),
-            max_calls_per_device: self.max_calls_per_device.or(lower.max_calls_per_device),
-            max_calls_per_gateway: self.max_calls_per_gateway.or(lower.max_calls_per_gateway),
-            max_links_per_address: self.max_links_per_address.or(lower.max_links_per_address),
-            login_attempts_per_min: self.login_attempts_per_min.or(lower.login_attempts_per_min),
-        }
+common::settings_layer! {
+    /// One layer of settings: the config file, or the flags and environment.
+    /// Each key once: its flag, environment variable and help; the TOML key
+    /// is the field's name. Unknown keys in the file are an error.
+    pub struct Layer (env "RELAYD_", admin "127.0.0.1:9710") {
+        /// This relay's name in the fleet (letters, digits, '-', '_', '.') [required].
+        #[arg(long, env = "RELAYD_NAME")]
+        name: String,
+        /// Address to accept gateways and devices on, e.g. 0.0.0.0:4710 (port 0 picks one) [required].
+        #[arg(long, value_name = "ADDR", env = "RELAYD_LISTEN")]
+        listen: SocketAddr,
+        /// Directory for the connection information database [required].
+        #[arg(long, value_name = "DIR", env = "RELAYD_DATA_DIR")]
+        data_dir: PathBuf,
+        /// File holding the fleet key that device secrets derive from
+        /// [default: DIR/fleet.key, created on first start].
+        #[arg(long, value_name = "F", env = "RELAYD_FLEET_KEY_FILE")]
+        fleet_key_file: PathBuf,
+        /// Peer relay to dial and keep linked (HOST:PORT, over TLS; plain://HOST:PORT
+        /// for plaintext); repeat for more
+        /// (RELAYD_PEERS: comma-separated). Given here, they replace the file's
+        /// `peers`, and SIGHUP cannot change them.
+        #[arg(
+            long = "peer",
+            value_name = "ADDR",
+            env = "RELAYD_PEERS",
+            value_delimiter = ','
+        )]
+        peers: Vec<String>,
+        /// File holding the key relays prove fleet membership with
+        /// [default: derived from the fleet key].
+        #[arg(long, value_name = "F", env = "RELAYD_MESH_KEY_FILE")]
+        mesh_key_file: PathBuf,
+        /// Where connection information lives: `mesh` (shared over peer links)
+        /// or redis://HOST:PORT[/DB] (a Redis server every relay reaches) [default: mesh].
+        #[arg(long, value_name = "URL", env = "RELAYD_DIRECTORY")]
+        directory: String,
+        /// Prefix of every Redis key and channel, so fleets can share a server [default: faxmesh].
+        #[arg(long, value_name = "PREFIX", env = "RELAYD_DIRECTORY_PREFIX")]
+        directory_prefix: String,
+        /// Seconds this relay's records outlive it in Redis; refreshed every third of that [default: 30].
+        #[arg(long, value_name = "SECS", env = "RELAYD_LEASE_SECS")]
+        lease_secs: u64,
+        /// HOST:PORT other relays dial this one at (redis mode) [default: the bound listen address].
+        #[arg(long, value_name = "ADDR", env = "RELAYD_ADVERTISE")]
+        advertise: String,
+        /// This relay's certificate chain, PEM (reloaded on SIGHUP) [required unless
+        /// --allow-plaintext].
+        #[arg(long, value_name = "F", env = "RELAYD_TLS_CERT")]
+        tls_cert: PathBuf,
+        /// The certificate's private key, PEM (reloaded on SIGHUP).
+        #[arg(long, value_name = "F", env = "RELAYD_TLS_KEY")]
+        tls_key: PathBuf,
+        /// CA certificates (PEM) that peer relays' certificates are checked
+        /// against [default: the system's roots].
+        #[arg(long, value_name = "F", env = "RELAYD_CA_FILE")]
+        ca_file: PathBuf,
+        /// Accept plaintext links from this network (CIDR, e.g. 127.0.0.0/8, or
+        /// one address); repeat for more (RELAYD_ALLOW_PLAINTEXT: comma-separated)
+        /// [default: none, TLS only].
+        #[arg(
+            long = "allow-plaintext",
+            value_name = "CIDR",
+            env = "RELAYD_ALLOW_PLAINTEXT",
+            value_delimiter = ','
+        )]
+        allow_plaintext: Vec<String>,
+        /// Most pages a call may announce [default: 1000].
+        #[arg(long, value_name = "N", env = "RELAYD_MAX_PAGES_PER_CALL")]
+        max_pages_per_call: u32,
+        /// Most encoded bytes per page; bounds the bytes a call may carry [default: 16777216].
+        #[arg(long, value_name = "BYTES", env = "RELAYD_MAX_PAGE_BYTES")]
+        max_page_bytes: u64,
+        /// Calls in flight per calling number [default: 8].
+        #[arg(long, value_name = "N", env = "RELAYD_MAX_CALLS_PER_DEVICE")]
+        max_calls_per_device: u32,
+        /// Calls in flight per gateway (or device) link [default: 512].
+        #[arg(long, value_name = "N", env = "RELAYD_MAX_CALLS_PER_GATEWAY")]
+        max_calls_per_gateway: u32,
+        /// Links at once from one source IP address [default: 64].
+        #[arg(long, value_name = "N", env = "RELAYD_MAX_LINKS_PER_ADDRESS")]
+        max_links_per_address: u32,
+        /// Failed logins per source address (per number behind a gateway) per minute before every login from it is refused with "too many attempts"; 0 turns this off [default: 10].
+        #[arg(long, value_name = "N", env = "RELAYD_LOGIN_ATTEMPTS_PER_MIN")]
+        login_attempts_per_min: u32,
     }
 }
 
@@ -372,68 +392,57 @@ pub struct Changes {
 }
 
 pub fn changes(old: &Settings, new: &Settings) -> Changes {
-    let mut c = Changes {
-        peers_added: new
-            .peers
-            .iter()
-            .filter(|p| !old.peers.contains(p))
-            .cloned()
-            .collect(),
-        peers_removed: old
-            .peers
-            .iter()
-            .filter(|p| !new.peers.contains(p))
-            .cloned()
-            .collect(),
-        ..Changes::default()
+    let mut restart = Changed::default();
+    let path = |p: &Option<PathBuf>| shown(p.as_ref().map(|p| p.display()), "(default)");
+    restart
+        .restart("name", &old.name, &new.name)
+        .restart("listen", old.listen, new.listen)
+        .restart("data_dir", old.data_dir.display(), new.data_dir.display())
+        .restart(
+            "fleet_key_file",
+            path(&old.fleet_key_file),
+            path(&new.fleet_key_file),
+        )
+        .restart(
+            "mesh_key_file",
+            path(&old.mesh_key_file),
+            path(&new.mesh_key_file),
+        )
+        .restart("heartbeat_secs", old.heartbeat_secs, new.heartbeat_secs)
+        .restart(
+            "admin",
+            shown(old.admin, "(none)"),
+            shown(new.admin, "(none)"),
+        )
+        .restart("ca_file", path(&old.tls.ca_file), path(&new.tls.ca_file))
+        .restart_group("directory settings changed", &old.directory, &new.directory)
+        .restart_group("limits changed", &old.limits, &new.limits);
+    let not_in = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|p| !b.contains(p)).cloned().collect()
     };
-    if old.log_level != new.log_level {
-        c.log_level = Some((old.log_level.clone(), new.log_level.clone()));
+    Changes {
+        peers_added: not_in(&new.peers, &old.peers),
+        peers_removed: not_in(&old.peers, &new.peers),
+        log_level: Changed::live(&old.log_level, &new.log_level),
+        drain_secs: Changed::live(&old.drain_secs, &new.drain_secs),
+        need_restart: restart.need_restart,
     }
-    if old.drain_secs != new.drain_secs {
-        c.drain_secs = Some((old.drain_secs, new.drain_secs));
+}
+
+/// The settings in force after a reload from `old` to `new`: the live keys
+/// (peers, log level, drain time, certificate and allow-list) take their new
+/// values, the restart-only ones keep those the relay runs with.
+pub fn applied(old: &Settings, new: Settings) -> Settings {
+    Settings {
+        peers: new.peers,
+        log_level: new.log_level,
+        drain_secs: new.drain_secs,
+        tls: TlsSettings {
+            ca_file: old.tls.ca_file.clone(),
+            ..new.tls
+        },
+        ..old.clone()
     }
-    let mut restart = |key: &str, a: String, b: String| {
-        if a != b {
-            c.need_restart.push(format!("{key}: {a} -> {b}"));
-        }
-    };
-    restart("name", old.name.clone(), new.name.clone());
-    restart("listen", old.listen.to_string(), new.listen.to_string());
-    let show = |p: &Option<PathBuf>| {
-        p.as_ref()
-            .map_or("(default)".into(), |p| p.display().to_string())
-    };
-    restart(
-        "data_dir",
-        old.data_dir.display().to_string(),
-        new.data_dir.display().to_string(),
-    );
-    restart(
-        "fleet_key_file",
-        show(&old.fleet_key_file),
-        show(&new.fleet_key_file),
-    );
-    restart(
-        "mesh_key_file",
-        show(&old.mesh_key_file),
-        show(&new.mesh_key_file),
-    );
-    restart(
-        "heartbeat_secs",
-        old.heartbeat_secs.to_string(),
-        new.heartbeat_secs.to_string(),
-    );
-    let admin = |a: &Option<SocketAddr>| a.map_or("(none)".into(), |a| a.to_string());
-    restart("admin", admin(&old.admin), admin(&new.admin));
-    restart("ca_file", show(&old.tls.ca_file), show(&new.tls.ca_file));
-    if old.directory != new.directory {
-        c.need_restart.push("directory settings changed".to_owned());
-    }
-    if old.limits != new.limits {
-        c.need_restart.push("limits changed".to_owned());
-    }
-    c
 }
 
 /// Checks a relay name: it travels in reports and routes, so keep it plain.

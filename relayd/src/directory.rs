@@ -16,8 +16,8 @@ use crate::redis_dir::{
     DirectoryError, DirectoryRecord, FIRST_BACKOFF, Health, MAX_BACKOFF, REDIS_TIMEOUT,
     RedisDirectory, lock,
 };
+use crate::relay::Relay;
 use crate::relay_core::route::{self, Destination, Found, RouteError};
-use crate::server::Relay;
 
 /// The home rule for a record from Redis that took a local number away.
 fn hand_over(relay: &Relay) -> impl Fn(&ConnectionInfo) + Sync + '_ {

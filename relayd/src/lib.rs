@@ -1,22 +1,27 @@
 //! relayd: the relay daemon.
 //!
-//! - [`config`]: what the relay runs with: flags, environment and config file merged.
-//! - [`store`]: connection information in sled.
-//! - [`relay_core`]: the relay's decisions without I/O: logins, revocations,
-//!   the home rule, where a call goes, and the limits' counters.
-//! - [`mesh`]: the routing table shared with peer relays, and renewals.
-//! - [`redis_dir`]: directory database mode: the Redis client and its cache.
-//! - [`directory`]: directory mode's tasks: leases, renewals, routing a call.
-//! - [`peer`]: links to peer relays (dial, mesh key, snapshot, renewals).
+//! Leaves first; each module imports only those above it in this list
+//! (`call` reaches `peer` only through the spawner it is handed):
+//!
 //! - [`tls_settings`], [`inbound`]: TLS and the plaintext allow-list; telling
 //!   TLS from plaintext on the listening port.
-//! - [`tls_cmd`]: `relayd tls ca|cert`, a private CA and certificates for a fleet.
-//! - [`link_session`]: one task per accepted link (hello, logins, heartbeats).
-//! - [`call`]: routing a call stream and splicing it to the callee's link.
-//! - [`server`]: the accept loop, readiness, status, reload and graceful shutdown.
+//! - [`relay_core`]: the relay's decisions without I/O: logins, revocations,
+//!   the home rule, where a call goes, and the limits and their counters.
+//! - [`config`], [`cli`]: what the relay runs with: flags, environment and
+//!   config file merged.
+//! - [`store`]: connection information in sled.
+//! - [`revocation`]: revoked secret generations on disk.
+//! - [`mesh`]: the routing table shared with peer relays, renewals, peer links' status.
+//! - [`redis_dir`]: directory database mode: the Redis client and its cache.
 //! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
+//! - [`relay`]: the state every task shares, and carrying out the core's effects.
+//! - [`peer`]: links to peer relays (dial, mesh key, snapshot, the peer role).
+//! - [`directory`]: directory mode's tasks: leases, renewals, routing a call.
+//! - [`call`]: routing a call stream and splicing it to the next link.
+//! - [`link_session`]: one task per accepted link (TLS, hello, the device role).
 //! - [`admin`]: the operator's socket behind `relayd peers` / `relayd directory` / `relayd revoke`.
-//! - [`revocation`]: revoked secret generations, stored, spread and enforced.
+//! - [`server`]: relayd on the shared daemon skeleton (status, reload, run).
+//! - [`tls_cmd`]: `relayd tls ca|cert`, a private CA and certificates for a fleet.
 
 pub mod admin;
 pub mod call;
@@ -29,6 +34,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod peer;
 pub mod redis_dir;
+pub mod relay;
 pub mod relay_core;
 pub mod revocation;
 pub mod server;

@@ -14,9 +14,9 @@ use common::link::roles::FromDevice;
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
+use crate::relay::Relay;
 use crate::relay_core::LinkId;
 use crate::relay_core::route::Caller;
-use crate::server::Relay;
 use crate::{call, peer};
 
 /// Control messages waiting to go out on one link.

@@ -56,11 +56,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = common::daemon::shutdown::on_signals()?;
-        let reloader = Reloader {
-            load: Box::new(move || RunArgs::settings(&args)),
+        let reloader = Reloader::new(
+            move || RunArgs::settings(&args),
             log,
-            signals: common::daemon::shutdown::on_reload()?,
-        };
+            common::daemon::shutdown::on_reload()?,
+        );
         relayd::server::run_with(config, shutdown, Some(reloader)).await
     })
 }

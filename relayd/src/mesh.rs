@@ -280,3 +280,37 @@ impl Mesh {
         }
     }
 }
+
+/// What `relayd peers` shows for a configured peer address.
+#[derive(Clone, Debug)]
+pub enum PeerState {
+    Connecting,
+    Up(String),
+    Down(String),
+}
+
+/// Status of the configured peer addresses.
+#[derive(Debug, Default)]
+pub struct PeerStatus {
+    inner: std::sync::Mutex<std::collections::BTreeMap<String, (PeerState, Instant)>>,
+}
+
+impl PeerStatus {
+    pub fn set(&self, addr: &str, state: PeerState) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(addr.to_owned(), (state, Instant::now()));
+    }
+
+    /// Forgets an address a reload removed.
+    pub fn remove(&self, addr: &str) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(addr);
+    }
+
+    pub fn all(&self) -> Vec<(String, PeerState, Instant)> {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .map(|(a, (s, t))| (a.clone(), s.clone(), *t))
+            .collect()
+    }
+}

@@ -16,9 +16,9 @@ use common::link::roles::FromPeer;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::mesh::{PeerHandle, SNAPSHOT_CHUNK};
+use crate::mesh::{PeerHandle, PeerState, SNAPSHOT_CHUNK};
+use crate::relay::Relay;
 use crate::relay_core::route::Caller;
-use crate::server::Relay;
 
 /// Takes a call stream a link delivers (`call::spawn`). Passed in rather
 /// than imported: routing a call may dial a peer, so `call` depends on this
@@ -471,38 +471,4 @@ fn count_sync(relay: &Relay, direction: &str, msg: &FromPeer) {
         .metrics
         .sync_messages
         .inc(&[("direction", direction), ("kind", kind)]);
-}
-
-/// What `relayd peers` shows for a configured peer address.
-#[derive(Clone, Debug)]
-pub enum PeerState {
-    Connecting,
-    Up(String),
-    Down(String),
-}
-
-/// Status of the configured peer addresses.
-#[derive(Debug, Default)]
-pub struct PeerStatus {
-    inner: std::sync::Mutex<std::collections::BTreeMap<String, (PeerState, Instant)>>,
-}
-
-impl PeerStatus {
-    pub fn set(&self, addr: &str, state: PeerState) {
-        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(addr.to_owned(), (state, Instant::now()));
-    }
-
-    /// Forgets an address a reload removed.
-    pub fn remove(&self, addr: &str) {
-        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(addr);
-    }
-
-    pub fn all(&self) -> Vec<(String, PeerState, Instant)> {
-        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter()
-            .map(|(a, (s, t))| (a.clone(), s.clone(), *t))
-            .collect()
-    }
 }

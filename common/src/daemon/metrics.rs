@@ -1,6 +1,9 @@
 //! Counters and gauges with help strings, written in Prometheus' text format
 //! (version 0.0.4). Each daemon keeps one struct of these (iroh-relay's
-//! style) and renders it on `GET /metrics` of its admin listener.
+//! style), declared with [`metrics_table!`](crate::metrics_table) so each
+//! counter's name and help sit beside its field, and renders it on
+//! `GET /metrics` of its admin listener. [`CallCounters`] counts a call's
+//! end the same way in every daemon.
 //!
 //! Atomics for the plain counters: the hot paths only add. Labelled families
 //! (calls by result, errors by kind) take a std Mutex, held for one map
@@ -10,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::link::splice::HopEnd;
 
 /// A number that only grows.
 #[derive(Debug, Default)]
@@ -99,6 +104,177 @@ impl Exposition {
     fn header(&mut self, name: &str, help: &str, kind: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+}
+
+/// A counter or family a [`metrics_table!`](crate::metrics_table) serves.
+pub trait Metric {
+    /// Writes this metric under `name` with its `help`.
+    fn expose(&self, out: &mut Exposition, name: &str, help: &str);
+}
+
+impl Metric for Counter {
+    fn expose(&self, out: &mut Exposition, name: &str, help: &str) {
+        out.counter(name, help, self);
+    }
+}
+
+impl Metric for Family {
+    fn expose(&self, out: &mut Exposition, name: &str, help: &str) {
+        out.family(name, help, self);
+    }
+}
+
+/// Declares a daemon's table of counters: each field with the metric name
+/// and help text it is served under, so the two never drift apart, and the
+/// gauges read from the daemon's state (`for Daemon as d`: each value an
+/// expression of `d`). The struct gets `Default`; `render`, the whole page;
+/// `expose`, which writes every counter in the order declared; `error(kind)`; `call_counters()`; and [`DaemonMetrics`], which
+/// the daemon skeleton counts failed accepts and reloads with. So every
+/// table has the fields `calls`, `call_pages`, `call_bytes`, `errors` and
+/// `reloads`.
+///
+/// ```
+/// common::metrics_table! {
+///     /// What a toy daemon counts.
+///     pub struct ToyMetrics for u64 as up {
+///         gauges {
+///             "toy_up", "Links up." => *up,
+///         }
+///         /// Links accepted.
+///         links: Counter = ("toy_links_total", "Links accepted."),
+///         calls: Family = ("toy_calls_total", "Calls by result."),
+///         call_pages: Counter = ("toy_call_pages_total", "Pages."),
+///         call_bytes: Family = ("toy_call_bytes_total", "Bytes."),
+///         errors: Family = ("toy_errors_total", "Errors by kind."),
+///         reloads: Family = ("toy_reloads_total", "Reloads by result."),
+///     }
+/// }
+/// let m = ToyMetrics::default();
+/// m.links.inc();
+/// let page = m.render(&3);
+/// assert!(page.contains("toy_up 3\n") && page.contains("toy_links_total 1\n"));
+/// ```
+#[macro_export]
+macro_rules! metrics_table {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $table:ident for $daemon:ty as $d:ident {
+            gauges {
+                $($gauge:literal, $gauge_help:literal => $value:expr,)*
+            }
+            $(
+                $(#[$field_meta:meta])*
+                $field:ident: $kind:ident = ($name:literal, $help:literal),
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        $vis struct $table {
+            $(
+                $(#[$field_meta])*
+                pub $field: $crate::daemon::metrics::$kind,
+            )*
+        }
+
+        impl $table {
+            /// The gauges read from the daemon, then every counter, in the
+            /// order declared.
+            pub fn render(&self, $d: &$daemon) -> String {
+                let mut out = $crate::daemon::metrics::Exposition::default();
+                $(out.gauge($gauge, $gauge_help, $value);)*
+                self.expose(&mut out);
+                out.finish()
+            }
+
+            /// Writes every counter of the table, in the order declared.
+            pub fn expose(&self, out: &mut $crate::daemon::metrics::Exposition) {
+                $(
+                    $crate::daemon::metrics::Metric::expose(&self.$field, out, $name, $help);
+                )*
+            }
+
+            /// Counts an error by kind.
+            pub fn error(&self, kind: &'static str) {
+                self.errors.inc(&[("kind", kind)]);
+            }
+
+            /// The counters a call's end moves.
+            pub fn call_counters(&self) -> $crate::daemon::metrics::CallCounters<'_> {
+                $crate::daemon::metrics::CallCounters {
+                    calls: &self.calls,
+                    pages: &self.call_pages,
+                    bytes: &self.call_bytes,
+                    errors: &self.errors,
+                }
+            }
+        }
+
+        impl $crate::daemon::metrics::DaemonMetrics for $table {
+            fn error(&self, kind: &'static str) {
+                $table::error(self, kind);
+            }
+
+            fn reloaded(&self, result: &'static str) {
+                self.reloads.inc(&[("result", result)]);
+            }
+        }
+    };
+}
+
+/// What the daemon skeleton counts in any daemon's table.
+pub trait DaemonMetrics: Send + Sync {
+    /// Counts an error by kind (`accept`).
+    fn error(&self, kind: &'static str);
+    /// Counts a reload by result (`applied`, `failed`).
+    fn reloaded(&self, result: &'static str);
+}
+
+/// The counters a call's end moves, borrowed from a daemon's table.
+#[derive(Clone, Copy, Debug)]
+pub struct CallCounters<'a> {
+    /// Calls by result (and refusal reason).
+    pub calls: &'a Family,
+    /// Pages the relayed calls announced in their requests.
+    pub pages: &'a Counter,
+    /// Bytes relayed, by direction (to_callee, to_caller).
+    pub bytes: &'a Family,
+    /// Errors by kind (call_cut, call_no_request).
+    pub errors: &'a Family,
+}
+
+impl CallCounters<'_> {
+    /// Counts how a call ended; `labels` come before its result (the
+    /// gateway's direction), `pages` from its request.
+    pub fn ended(&self, labels: &[(&'static str, &str)], end: &HopEnd, pages: Option<u32>) {
+        let calls = |result: &[(&'static str, &str)]| {
+            let all: Vec<(&'static str, &str)> = labels.iter().chain(result).copied().collect();
+            self.calls.inc(&all);
+        };
+        match end {
+            HopEnd::Relayed {
+                to_callee,
+                to_caller,
+            } => {
+                calls(&[("result", "relayed")]);
+                self.pages.add(u64::from(pages.unwrap_or(0)));
+                self.bytes.add(&[("direction", "to_callee")], *to_callee);
+                self.bytes.add(&[("direction", "to_caller")], *to_caller);
+            }
+            HopEnd::Refused(reason) => {
+                let reason = reason.to_string().replace(' ', "_");
+                calls(&[("result", "refused"), ("reason", &reason)]);
+            }
+            HopEnd::Cut(_) => {
+                calls(&[("result", "cut")]);
+                self.errors.inc(&[("kind", "call_cut")]);
+            }
+            HopEnd::NoRequest(_) => {
+                calls(&[("result", "no_request")]);
+                self.errors.inc(&[("kind", "call_no_request")]);
+            }
+        }
     }
 }
 
