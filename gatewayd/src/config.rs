@@ -4,7 +4,7 @@
 //! pure function. `systemd/gatewayd.toml` documents every key.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -167,21 +167,13 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
 impl Cli {
     /// The settings from the flags, the environment and the config file.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        load(&self.layer, self.config.as_deref())
+        // The file (if any) under the flags and environment.
+        common::daemon::config_file::load_under(&self.layer, self.config.as_deref(), merge)
     }
 
     pub fn into_config(self) -> anyhow::Result<GatewayConfig> {
         GatewayConfig::from_settings(self.settings()?)
     }
-}
-
-/// Reads the config file (if any) and merges `flags` over it.
-pub fn load(flags: &Layer, file: Option<&Path>) -> anyhow::Result<Settings> {
-    let file_layer = match file {
-        Some(path) => common::daemon::config_file::load(path).map_err(anyhow::Error::msg)?,
-        None => Layer::default(),
-    };
-    merge(flags.clone(), file_layer).map_err(anyhow::Error::msg)
 }
 
 #[derive(Clone, Debug)]
@@ -228,6 +220,8 @@ impl GatewayConfig {
     }
 }
 
+common::reload_changes!(Changes);
+
 /// What a reload changes: applied live, or needing a restart (reported).
 #[derive(Debug, Default, PartialEq)]
 pub struct Changes {
@@ -265,11 +259,12 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
             old.login_attempts_per_min,
             new.login_attempts_per_min,
         );
+    common::restart_shared_keys!(restart, old, new);
     Changes {
+        need_restart: restart.need_restart,
         relays: Changed::live(&old.relays, &new.relays),
         log_level: Changed::live(&old.log_level, &new.log_level),
         drain_secs: Changed::live(&old.drain_secs, &new.drain_secs),
-        need_restart: restart.need_restart,
     }
 }
 
@@ -298,9 +293,10 @@ pub fn default_name(port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::daemon::config_file::parse;
 
     fn file(text: &str) -> Layer {
-        common::daemon::config_file::parse(text).unwrap()
+        parse(text).unwrap()
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
-use common::daemon::memory::Activity;
 use common::daemon::metrics::DaemonMetrics;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -42,11 +41,8 @@ impl Service for Gateway {
         )
     }
 
-    fn activity(&self) -> Activity {
-        Activity {
-            calls_in_flight: self.calls.len(),
-            devices_online: self.online_count(),
-        }
+    fn devices_online(&self) -> usize {
+        self.online_count()
     }
 
     fn log_listening(&self) {
@@ -82,15 +78,7 @@ impl Service for Gateway {
             }
             self.uplink.relays_changed();
         }
-        let unchanged = c == config::Changes::default();
-        let (log_level, drain_secs) = (c.log_level.map(|(_, b)| b), c.drain_secs);
-        Reload::new(
-            config::applied(old, new),
-            log_level,
-            drain_secs,
-            c.need_restart,
-            unchanged,
-        )
+        c.into_reload(config::applied(old, new))
     }
 
     fn metrics_page(&self) -> String {

@@ -115,6 +115,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The settings from the flags, the environment and the config file.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        config::load(&self.layer, self.config.as_deref())
+        // The file (if any) under the flags and environment.
+        common::daemon::config_file::load_under(&self.layer, self.config.as_deref(), config::merge)
     }
 }

@@ -282,15 +282,6 @@ fn directory(
     }))
 }
 
-/// Reads the config file (if any) and merges `flags` over it.
-pub fn load(flags: &Layer, file: Option<&Path>) -> anyhow::Result<Settings> {
-    let file_layer = match file {
-        Some(path) => common::daemon::config_file::load(path).map_err(anyhow::Error::msg)?,
-        None => Layer::default(),
-    };
-    merge(flags.clone(), file_layer).map_err(anyhow::Error::msg)
-}
-
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
     /// This relay's name in the fleet, shown in reports and routes.
@@ -379,6 +370,8 @@ fn default_fleet_key(data_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+common::reload_changes!(Changes);
+
 /// What a reload changes: the settings applied live, and those that need a
 /// restart (reported, not applied). Pure, so it is tested without a relay.
 #[derive(Debug, Default, PartialEq)]
@@ -408,15 +401,10 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
             path(&old.mesh_key_file),
             path(&new.mesh_key_file),
         )
-        .restart("heartbeat_secs", old.heartbeat_secs, new.heartbeat_secs)
-        .restart(
-            "admin",
-            shown(old.admin, "(none)"),
-            shown(new.admin, "(none)"),
-        )
         .restart("ca_file", path(&old.tls.ca_file), path(&new.tls.ca_file))
         .restart_group("directory settings changed", &old.directory, &new.directory)
         .restart_group("limits changed", &old.limits, &new.limits);
+    common::restart_shared_keys!(restart, old, new);
     let not_in = |a: &[String], b: &[String]| -> Vec<String> {
         a.iter().filter(|p| !b.contains(p)).cloned().collect()
     };

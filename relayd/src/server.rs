@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
-use common::daemon::memory::Activity;
 use common::daemon::metrics::DaemonMetrics;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,11 +52,8 @@ impl Service for Relay {
         s
     }
 
-    fn activity(&self) -> Activity {
-        Activity {
-            calls_in_flight: self.calls.len(),
-            devices_online: self.online_count(),
-        }
+    fn devices_online(&self) -> usize {
+        self.online_count()
     }
 
     fn log_listening(&self) {
@@ -105,15 +101,7 @@ impl Service for Relay {
         // Certificate files are read again on every reload: they may have been
         // replaced under the same names.
         self.config.inbound.reload(&new.tls);
-        let unchanged = c == config::Changes::default();
-        let (log_level, drain_secs) = (c.log_level.map(|(_, b)| b), c.drain_secs);
-        Reload::new(
-            config::applied(old, new),
-            log_level,
-            drain_secs,
-            c.need_restart,
-            unchanged,
-        )
+        c.into_reload(config::applied(old, new))
     }
 
     fn metrics_page(&self) -> String {

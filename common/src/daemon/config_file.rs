@@ -6,6 +6,24 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+/// Reads the config file (if any) into a layer and merges the `flags`
+/// layer over it with the daemon's `merge` (flag > environment > file >
+/// default).
+pub fn load_under<L, S>(
+    flags: &L,
+    file: Option<&Path>,
+    merge: impl FnOnce(L, L) -> Result<S, String>,
+) -> anyhow::Result<S>
+where
+    L: DeserializeOwned + Default + Clone,
+{
+    let file_layer = match file {
+        Some(path) => load(path).map_err(anyhow::Error::msg)?,
+        None => L::default(),
+    };
+    merge(flags.clone(), file_layer).map_err(anyhow::Error::msg)
+}
+
 /// Reads and parses `path`.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path)

@@ -233,8 +233,16 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// The status line after the addresses, e.g. `peers up: N; ...`.
     fn status(&self) -> String;
 
+    /// Receiving devices logged in through this daemon.
+    fn devices_online(&self) -> usize;
+
     /// Calls and devices, for the idle memory trim.
-    fn activity(&self) -> Activity;
+    fn activity(&self) -> Activity {
+        Activity {
+            calls_in_flight: self.lifecycle().calls.len(),
+            devices_online: self.devices_online(),
+        }
+    }
 
     /// Logs that the daemon listens, with what it knows at start.
     fn log_listening(&self);

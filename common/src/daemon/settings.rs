@@ -138,6 +138,45 @@ pub fn shown<T: Display>(value: Option<T>, unset: &str) -> String {
     value.map_or_else(|| unset.to_owned(), |v| v.to_string())
 }
 
+/// Adds the restart-only keys every daemon has (`heartbeat_secs`, `admin`)
+/// to a [`Changed`], from two settings structs that hold them under those
+/// names. A macro, not a function: each daemon has its own settings type.
+#[macro_export]
+macro_rules! restart_shared_keys {
+    ($changed:expr, $old:expr, $new:expr) => {
+        $changed
+            .restart("heartbeat_secs", $old.heartbeat_secs, $new.heartbeat_secs)
+            .restart(
+                "admin",
+                $crate::daemon::settings::shown($old.admin, "(none)"),
+                $crate::daemon::settings::shown($new.admin, "(none)"),
+            )
+    };
+}
+
+/// Gives a daemon's `Changes` (a struct with the live `log_level` and
+/// `drain_secs` and the `need_restart` list, `Default + PartialEq`) the
+/// [`Reload`](crate::daemon::lifecycle::Reload) the daemon skeleton applies.
+#[macro_export]
+macro_rules! reload_changes {
+    ($changes:ty) => {
+        impl $changes {
+            /// What the skeleton applies and reports, with `applied`, the
+            /// settings now in force.
+            pub fn into_reload<S>(self, applied: S) -> $crate::daemon::lifecycle::Reload<S> {
+                let unchanged = self == <$changes>::default();
+                $crate::daemon::lifecycle::Reload::new(
+                    applied,
+                    self.log_level.map(|(_, level)| level),
+                    self.drain_secs,
+                    self.need_restart,
+                    unchanged,
+                )
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
