@@ -24,7 +24,7 @@ if [ ! -d "$tree" ]; then
 fi
 (cd "$tree" && cargo build --release -q -p relayd -p gatewayd)
 old=$(cd "$tree" && pwd)/target/release
-cargo bench -q -p faxmesh-tests --bench network --no-run
+cargo bench -q -p faxmesh-tests --bench network --no-run 2>/dev/null || cargo bench -p faxmesh-tests --bench network --no-run
 for i in $(seq 1 "$rounds"); do
   echo "=== round $i: daemons of $short (before)"
   FAXMESH_DAEMONS_FROM=$old cargo bench -q -p faxmesh-tests --bench network -- "${sections[@]}"
