@@ -11,6 +11,18 @@ use common::link::message::{Control, Login, LoginOutcome, LoginRefusal};
 use common::number::Number;
 use tokio::sync::{Notify, oneshot, watch};
 
+/// Forgets the waiters of a number that gave up, when a login ends.
+struct ForgetOnDrop<'a> {
+    uplink: &'a Uplink,
+    number: Number,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.uplink.forget_abandoned(&self.number);
+    }
+}
+
 /// The relay link in use.
 #[derive(Clone, Debug)]
 pub struct RelayHandle {
@@ -64,28 +76,27 @@ impl Uplink {
         else {
             return no_relay;
         };
+        // However this ends (answered, timed out, or dropped because the
+        // device's link closed first), a waiter that gave up is forgotten, so
+        // a relay that never answers cannot make the waiting list grow.
+        // Declared before the receiver, so it runs after the receiver is gone.
+        let _forget = ForgetOnDrop {
+            uplink: self,
+            number: login.number.clone(),
+        };
         let (tx, result) = oneshot::channel();
         self.pending_lock()
             .entry(login.number.clone())
             .or_default()
             .push(tx);
-        let number = login.number.clone();
-        let sent = handle.link.send(Control::Login(login)).await.is_ok();
-        let outcome = if sent {
-            tokio::time::timeout(wait, result)
-                .await
-                .ok()
-                .and_then(Result::ok)
-        } else {
-            drop(result);
-            None
-        };
-        outcome.unwrap_or_else(|| {
-            // Nobody waits on this login any more: forget it, so that a relay
-            // that never answers cannot make the waiting list grow.
-            self.forget_abandoned(&number);
-            no_relay
-        })
+        if handle.link.send(Control::Login(login)).await.is_err() {
+            return no_relay;
+        }
+        tokio::time::timeout(wait, result)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(no_relay)
     }
 
     /// Drops the waiters of `number` that gave up.
@@ -148,6 +159,35 @@ mod tests {
             "{outcome:?}"
         );
         assert!(matches!(relay_hears.recv().await, Some(Control::Login(_))));
+        assert!(uplink.pending_lock().is_empty(), "a waiter was kept");
+    }
+
+    #[tokio::test]
+    async fn a_login_whose_device_left_before_the_answer_is_not_kept_waiting() {
+        let uplink = Uplink::default();
+        let (io, _far) = tokio::io::duplex(1024);
+        let (opener, _inbound) = mux::start(io.compat(), Side::Dialer, 8);
+        let (link, mut relay_hears) = LinkHandle::new(opener, 4);
+        uplink.current.send_replace(Some(RelayHandle {
+            name: "relay-a".into(),
+            addr: "relay-a:4710".into(),
+            link,
+        }));
+        let login = Login {
+            number: "1002".parse().expect("a number"),
+            secret: "secret".into(),
+            receive: None,
+        };
+        let mut waiting = Box::pin(uplink.login(login, Duration::from_secs(60)));
+
+        // The login goes up; then the device's link closes, dropping the wait.
+        tokio::select! {
+            _ = &mut waiting => panic!("nobody answered"),
+            heard = relay_hears.recv() => assert!(matches!(heard, Some(Control::Login(_)))),
+        }
+        assert_eq!(uplink.pending_lock().len(), 1);
+        drop(waiting);
+
         assert!(uplink.pending_lock().is_empty(), "a waiter was kept");
     }
 }
