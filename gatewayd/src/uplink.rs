@@ -132,25 +132,37 @@ impl Uplink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::link::actor::Mailbox;
     use common::link::mux::{self, Side};
     use tokio_util::compat::TokioAsyncReadCompatExt;
 
-    #[tokio::test]
-    async fn a_login_the_relay_never_answers_is_not_kept_waiting() {
+    /// An uplink with a relay link whose far end never answers: what the
+    /// relay would hear, and the far end of the connection (kept open).
+    fn linked() -> (Uplink, Mailbox, tokio::io::DuplexStream) {
         let uplink = Uplink::default();
-        let (io, _far) = tokio::io::duplex(1024);
+        let (io, far) = tokio::io::duplex(1024);
         let (opener, _inbound) = mux::start(io.compat(), Side::Dialer, 8);
-        let (link, mut relay_hears) = LinkHandle::new(opener, 4);
+        let (link, relay_hears) = LinkHandle::new(opener, 4);
         uplink.current.send_replace(Some(RelayHandle {
             name: "relay-a".into(),
             addr: "relay-a:4710".into(),
             link,
         }));
-        let login = Login {
+        (uplink, relay_hears, far)
+    }
+
+    fn login_1002() -> Login {
+        Login {
             number: "1002".parse().expect("a number"),
             secret: "secret".into(),
             receive: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_the_relay_never_answers_is_not_kept_waiting() {
+        let (uplink, mut relay_hears, _far) = linked();
+        let login = login_1002();
 
         let outcome = uplink.login(login, Duration::from_millis(20)).await;
 
@@ -164,20 +176,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_login_whose_device_left_before_the_answer_is_not_kept_waiting() {
-        let uplink = Uplink::default();
-        let (io, _far) = tokio::io::duplex(1024);
-        let (opener, _inbound) = mux::start(io.compat(), Side::Dialer, 8);
-        let (link, mut relay_hears) = LinkHandle::new(opener, 4);
-        uplink.current.send_replace(Some(RelayHandle {
-            name: "relay-a".into(),
-            addr: "relay-a:4710".into(),
-            link,
-        }));
-        let login = Login {
-            number: "1002".parse().expect("a number"),
-            secret: "secret".into(),
-            receive: None,
-        };
+        let (uplink, mut relay_hears, _far) = linked();
+        let login = login_1002();
         let mut waiting = Box::pin(uplink.login(login, Duration::from_secs(60)));
 
         // The login goes up; then the device's link closes, dropping the wait.
