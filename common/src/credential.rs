@@ -18,13 +18,16 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::number::Number;
+use crate::number::{CallId, Number};
 
 /// Fewer bytes than this would make the fleet key guessable.
 pub const MIN_FLEET_KEY_LEN: usize = 16;
 const DOMAIN: &[u8] = b"faxmesh device v1\0";
 const DOMAIN_V2: &[u8] = b"faxmesh device v2\0";
 const PEER_DOMAIN: &[u8] = b"faxmesh peer v1\0";
+const JOB_DOMAIN: &[u8] = b"faxmesh job v1\0";
+/// How a job credential begins; a device secret never does.
+const JOB_PREFIX: &str = "job-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -160,6 +163,131 @@ impl FleetKey {
     }
 }
 
+/// What a relay issues to a gateway for one queued fax (one job): the
+/// gateway places the job's calls as `number` with it, long after the
+/// device that submitted the job is gone, without ever holding the device's
+/// secret. It is bound to the number, the job's call id, an expiry (the
+/// job's kill time) and the generation of the secret the device logged in
+/// with, so `relayd revoke` voids it as it voids the secret. Any relay of
+/// the fleet verifies it with the fleet key alone.
+///
+/// Text form: `job-G-EXPIRES-CALLID-MAC`, MAC being
+/// hex(HMAC-SHA256(fleet key, "faxmesh job v1\0" || number || 0 || G || EXPIRES || CALLID)),
+/// G and EXPIRES (Unix seconds) big-endian.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JobCredential {
+    pub generation: u32,
+    pub expires_unix: u64,
+    pub call_id: CallId,
+    mac: String,
+}
+
+impl std::fmt::Debug for JobCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobCredential")
+            .field("generation", &self.generation)
+            .field("expires_unix", &self.expires_unix)
+            .field("call_id", &self.call_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a job credential does not log in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobCredentialError {
+    #[error("the job credential is malformed or not for this number")]
+    Forged,
+    #[error("the job credential expired (the job's kill time passed)")]
+    Expired,
+}
+
+impl JobCredential {
+    /// Whether `secret` is a job credential's text (else a device secret).
+    pub fn is_one(secret: &str) -> bool {
+        secret.trim().starts_with(JOB_PREFIX)
+    }
+
+    /// Parses the text form; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<JobCredential> {
+        let rest = text.trim().strip_prefix(JOB_PREFIX)?;
+        let mut parts = rest.splitn(4, '-');
+        let generation = parts.next()?.parse().ok()?;
+        let expires_unix = parts.next()?.parse().ok()?;
+        let call_id = parts.next()?.parse().ok()?;
+        let mac = parts.next()?.to_owned();
+        Some(JobCredential {
+            generation,
+            expires_unix,
+            call_id,
+            mac,
+        })
+    }
+}
+
+impl std::fmt::Display for JobCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{JOB_PREFIX}{}-{}-{}-{}",
+            self.generation, self.expires_unix, self.call_id, self.mac
+        )
+    }
+}
+
+impl FleetKey {
+    fn job_mac(
+        &self,
+        number: &Number,
+        generation: u32,
+        expires_unix: u64,
+        call_id: &CallId,
+    ) -> String {
+        let mut data = number.as_str().as_bytes().to_vec();
+        data.push(0);
+        data.extend_from_slice(&generation.to_be_bytes());
+        data.extend_from_slice(&expires_unix.to_be_bytes());
+        data.extend_from_slice(call_id.as_str().as_bytes());
+        hex::encode(self.mac(JOB_DOMAIN, &data).finalize().into_bytes())
+    }
+
+    /// Issues the credential for job `call_id` of `number`, whose device
+    /// logged in with a secret of `generation`.
+    pub fn issue_job(
+        &self,
+        number: &Number,
+        generation: u32,
+        expires_unix: u64,
+        call_id: &CallId,
+    ) -> JobCredential {
+        JobCredential {
+            generation,
+            expires_unix,
+            call_id: call_id.clone(),
+            mac: self.job_mac(number, generation, expires_unix, call_id),
+        }
+    }
+
+    /// Checks a presented job credential for `number` at `now_unix`;
+    /// returns it (its generation is then compared with the number's
+    /// minimum, as a secret's is). The MAC is compared in constant time.
+    pub fn verify_job(
+        &self,
+        number: &Number,
+        presented: &str,
+        now_unix: u64,
+    ) -> Result<JobCredential, JobCredentialError> {
+        let job = JobCredential::parse(presented).ok_or(JobCredentialError::Forged)?;
+        let expected = self.job_mac(number, job.generation, job.expires_unix, &job.call_id);
+        if !bool::from(expected.as_bytes().ct_eq(job.mac.as_bytes())) {
+            return Err(JobCredentialError::Forged);
+        }
+        if now_unix >= job.expires_unix {
+            return Err(JobCredentialError::Expired);
+        }
+        Ok(job)
+    }
+}
+
 /// The generation a secret claims: `gG-...` is G, a plain hex secret is 0.
 /// `None` for a malformed prefix (such a secret can never verify).
 pub fn secret_generation(secret: &str) -> Option<u32> {
@@ -236,6 +364,52 @@ mod tests {
         let stranger = FleetKey::from_bytes(b"some other key 12345");
         assert!(!stranger.verify_peer(&n, "a", "b", &proof));
         assert!(!key.verify_peer(&n, "a", "b", &[]));
+    }
+
+    #[test]
+    fn job_credentials_bind_number_job_expiry_and_generation() {
+        let key = FleetKey::from_bytes(b"0123456789abcdef0123");
+        let a: Number = "1001".parse().unwrap();
+        let b: Number = "1002".parse().unwrap();
+        let job = CallId::random();
+        let cred = key.issue_job(&a, 2, 1_000, &job).to_string();
+        assert!(JobCredential::is_one(&cred), "{cred}");
+        assert!(!JobCredential::is_one(&key.device_secret(&a)));
+
+        let ok = key.verify_job(&a, &cred, 999).unwrap();
+        assert_eq!((ok.generation, ok.expires_unix), (2, 1_000));
+        assert_eq!(ok.call_id, job);
+        assert_eq!(
+            key.verify_job(&a, &cred, 1_000),
+            Err(JobCredentialError::Expired)
+        );
+        assert_eq!(
+            key.verify_job(&b, &cred, 999),
+            Err(JobCredentialError::Forged)
+        );
+        // Each bound field changed in the text breaks the MAC.
+        let c = JobCredential::parse(&cred).unwrap();
+        let other_job = CallId::random();
+        for forged in [
+            format!("job-3-1000-{job}-{}", c.mac),
+            format!("job-2-2000-{job}-{}", c.mac),
+            format!("job-2-1000-{other_job}-{}", c.mac),
+            "job-2-1000-nonsense".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(
+                key.verify_job(&a, &forged, 999).map(|_| ()),
+                Err(JobCredentialError::Forged),
+                "{forged}"
+            );
+        }
+        let stranger = FleetKey::from_bytes(b"another fleet key 123");
+        assert_eq!(
+            stranger.verify_job(&a, &cred, 999).map(|_| ()),
+            Err(JobCredentialError::Forged)
+        );
+        // Debug never shows the MAC.
+        assert!(!format!("{ok:?}").contains(&c.mac));
     }
 
     #[test]

@@ -31,6 +31,15 @@ Examples:
   Encode into a fax file, without sending anything:
     faxsend letter.pdf photo.jpg notes.txt --output fax.tif
 
+  Hand a fax for two recipients to the gateway's queue and exit at once; the
+  gateway redials until 17:00 (one job id per recipient is printed):
+    faxsend --gateway gw.lan:4700 --from 1001 --secret-file 1001.secret \\
+            --to 1002 --to 1003 --queue --kill-after 8h letter.pdf
+    faxstat --gateway gw.lan:4700 --from 1001 --secret-file 1001.secret --wait 17 18
+
+  Queue it for tonight:
+    faxsend ... --queue --send-at 2026-12-24T22:00:00+01:00 letter.pdf
+
   Look at exactly what would be sent (cover page and tag lines included):
     faxsend --from 1001 --to 1002 --cover --subject Hello letter.pdf --output preview.tif
 
@@ -57,7 +66,9 @@ Exit codes:
    9  partial delivery (some pages confirmed; see the report)
   10  timeout
   11  the call was cut before any page was confirmed
-With --retries, the code is that of the last attempt.";
+With --retries, the code is that of the last attempt. With --queue: 0 once the
+gateway holds the jobs; 2 bad input; 3 the gateway is unreachable or did not
+take the fax (the reason is printed: no queue, disk full, ...); 4 not authorized.";
 
 /// The sending fax device: turns documents (PDFs, images, text) into fax pages and sends them.
 #[derive(Parser, Debug)]
@@ -85,6 +96,75 @@ pub struct Cli {
     /// How to reach the callee.
     #[command(flatten)]
     pub call: CallArgs,
+
+    /// Handing the fax to the gateway's queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// `--queue` and when the gateway tries the fax.
+#[derive(Args, Debug, Clone)]
+pub struct QueueArgs {
+    /// Hand the fax to the gateway's queue and exit once it is on the
+    /// gateway's disk: the gateway calls (and redials) for you. Prints one
+    /// job id per recipient; follow them with faxstat, cancel with faxrm.
+    #[arg(long, conflicts_with_all = ["output", "call_id"])]
+    pub queue: bool,
+
+    /// With --queue: not before TIME, RFC 3339 (2026-12-24T09:00:00+01:00)
+    /// or a duration from now (90m, 2h, 1d).
+    #[arg(long, value_name = "TIME", requires = "queue", value_parser = parse_when)]
+    pub send_at: Option<When>,
+
+    /// With --queue: the job fails once this long has passed since now
+    /// without delivery (HylaFAX's kill time) [default: 3h].
+    #[arg(long, value_name = "DURATION", requires = "queue", value_parser = parse_duration)]
+    pub kill_after: Option<std::time::Duration>,
+
+    /// With --queue: attempts in all, the first included [default: --retries
+    /// plus one when given, else 12].
+    #[arg(long, value_name = "N", requires = "queue", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_tries: Option<u32>,
+}
+
+/// A point in time given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Unix milliseconds.
+    At(u64),
+    /// From now.
+    After(std::time::Duration),
+}
+
+impl When {
+    /// Unix milliseconds, counting a duration from `now_ms`.
+    pub fn unix_ms(self, now_ms: u64) -> u64 {
+        match self {
+            When::At(ms) => ms,
+            When::After(d) => now_ms + d.as_millis() as u64,
+        }
+    }
+}
+
+/// RFC 3339 or a duration from now.
+pub fn parse_when(s: &str) -> Result<When, String> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(When::After(d));
+    }
+    match s.parse::<jiff::Timestamp>() {
+        Ok(t) if t.as_millisecond() >= 0 => Ok(When::At(t.as_millisecond() as u64)),
+        _ => Err(format!(
+            "invalid time '{s}': use RFC 3339 (2026-12-24T09:00:00+01:00) or a duration from now (90m, 2h, 1d)"
+        )),
+    }
+}
+
+/// A duration such as 90m, 3h or 1d.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("invalid duration '{s}': use e.g. 90m, 3h or 1d")),
+    }
 }
 
 /// Who calls whom, through which gateway.
@@ -108,9 +188,10 @@ pub struct CallArgs {
     #[arg(long, value_name = "F", env = "FAXMESH_SECRET")]
     pub secret_file: Option<PathBuf>,
 
-    /// The callee's fax number.
+    /// The callee's fax number; with --queue, repeat it for several
+    /// recipients (one job each).
     #[arg(long, value_name = "M")]
-    pub to: Option<Number>,
+    pub to: Vec<Number>,
 
     /// Print the delivery report as one JSON object.
     #[arg(long)]

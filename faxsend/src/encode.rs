@@ -10,20 +10,26 @@ use common::codec::cover::{Cover, CoverText};
 use common::codec::tagline::{Parties, TagLine, now};
 use common::codec::tiff_write::document_bytes;
 use common::codec::{DocumentOptions, load_document_with_progress};
+use common::number::Number;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::Cli;
 use crate::error::{Error, Usage};
 
-/// The document the command line describes: encoding flags, and a cover
-/// page and tag line when asked for (the tag line whenever the sender's
-/// number is known, unless --no-tagline).
+/// The document the command line describes for the (first) recipient:
+/// encoding flags, and a cover page and tag line when asked for (the tag
+/// line whenever the sender's number is known, unless --no-tagline).
 pub fn document_options(cli: &Cli) -> Result<DocumentOptions, Usage> {
+    document_options_for(cli, cli.call.to.first())
+}
+
+/// [`document_options`] for recipient `to` (each has its own cover page).
+pub fn document_options_for(cli: &Cli, to: Option<&Number>) -> Result<DocumentOptions, Usage> {
     let extras = &cli.extras;
     let parties = cli.call.from.as_ref().map(|from| Parties {
         from_number: from.to_string(),
         from_name: extras.from_name.clone(),
-        to_number: cli.call.to.as_ref().map(ToString::to_string),
+        to_number: to.map(ToString::to_string),
         to_name: extras.to_name.clone(),
         when: now(),
     });

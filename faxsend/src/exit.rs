@@ -15,6 +15,10 @@ pub const REJECTED: u8 = 8;
 pub const PARTIAL: u8 = 9;
 pub const TIMEOUT: u8 = 10;
 pub const CUT: u8 = 11;
+/// faxstat --wait: a job was canceled.
+pub const CANCELED: u8 = 12;
+/// faxstat: a job has not ended (without --wait).
+pub const NOT_ENDED: u8 = 13;
 
 /// The exit code for a call's outcome.
 pub fn for_outcome(outcome: Outcome) -> u8 {

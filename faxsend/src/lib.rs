@@ -6,6 +6,9 @@
 //! - [`cli`]: the command-line arguments.
 //! - [`encode`]: encode-only mode.
 //! - [`send`]: the call: log in, send, wait for every confirmation.
+//! - [`queue`]: `--queue`: hand the fax to the gateway's queue instead.
+//! - [`jobs_cli`]: what `--queue`, faxstat and faxrm share (login, one
+//!   request to the queue, printing jobs, a job's exit code).
 //! - [`exit`]: the documented exit codes.
 //! - [`error`]: why faxsend stops without a call outcome: bad input (exit 2)
 //!   or a failure of the machine (exit 1).
@@ -14,6 +17,8 @@ pub mod cli;
 pub mod encode;
 pub mod error;
 pub mod exit;
+pub mod jobs_cli;
+pub mod queue;
 pub mod send;
 
 use std::process::ExitCode;
@@ -25,7 +30,10 @@ pub use error::Error;
 /// the [`Error`] that stopped it.
 pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     let Some(output) = &cli.output else {
-        let code = send::run(cli)?;
+        let code = match cli.queue.queue {
+            true => queue::run(cli)?,
+            false => send::run(cli)?,
+        };
         return Ok(ExitCode::from(code));
     };
     let document = encode::document_options(cli)?;

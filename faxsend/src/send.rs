@@ -24,9 +24,18 @@ use crate::exit;
 /// Sends the fax the command line describes; returns the exit code.
 pub fn run(cli: &Cli) -> Result<u8, Error> {
     let call = &cli.call;
-    let (Some(gateway), Some(from), Some(to), Some(secret_file)) =
-        (&call.gateway, &call.from, &call.to, &call.secret_file)
-    else {
+    if call.to.len() > 1 {
+        return Err(Usage(
+            "several --to need --queue (the gateway then sends one job per recipient)".into(),
+        )
+        .into());
+    }
+    let (Some(gateway), Some(from), Some(to), Some(secret_file)) = (
+        &call.gateway,
+        &call.from,
+        call.to.first(),
+        &call.secret_file,
+    ) else {
         return Err(Usage(
             "to send, give --gateway, --from, --to, --secret-file (or FAXMESH_SECRET); \
              to encode only, give --output OUT.tif"
@@ -45,6 +54,7 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
     let opts = SendOptions {
         answer_timeout: Duration::from_secs(call.answer_timeout),
         page_timeout: Duration::from_secs(call.page_timeout),
+        stop: None,
     };
     let retry = RetryPolicy {
         retries: call.retries,
@@ -171,7 +181,15 @@ async fn call_once(
             return Attempt::failed(result, e.to_string(), started.elapsed());
         }
     };
-    let mut attempt = send::attempt(&session, &fax.call_id, fax.to, pages, opts, progress).await;
+    let mut attempt = send::attempt(
+        (&session).into(),
+        &fax.call_id,
+        fax.to,
+        pages,
+        opts,
+        progress,
+    )
+    .await;
     attempt.elapsed_ms = started.elapsed().as_millis() as u64;
     attempt
 }

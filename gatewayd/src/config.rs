@@ -89,6 +89,11 @@ common::settings_layer! {
         /// is refused with "too many attempts"; 0 turns this off [default: 10].
         #[arg(long, value_name = "N", env = "GATEWAYD_LOGIN_ATTEMPTS_PER_MIN")]
         login_attempts_per_min: u32,
+        /// Directory of the gateway's fax queue (a sled database; created if
+        /// missing). Without it the gateway keeps no queue and refuses
+        /// `faxsend --queue`. Under systemd: /var/lib/gatewayd.
+        #[arg(long, value_name = "DIR", env = "GATEWAYD_STATE_DIR")]
+        state_dir: PathBuf,
     }
 }
 
@@ -106,6 +111,7 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     pub max_frame_bytes: usize,
     pub login_attempts_per_min: u32,
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Merges flags-and-environment over the file, applies defaults, checks.
@@ -161,6 +167,7 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         admin: l.admin,
         log_level,
         ca_file: l.ca_file,
+        state_dir: l.state_dir,
     })
 }
 
@@ -191,6 +198,8 @@ pub struct GatewayConfig {
     pub max_frame_bytes: usize,
     /// Refused logins per device address per minute (at start; 0: no limit).
     pub login_attempts_per_min: u32,
+    /// Where the fax queue lives; `None`: no queue.
+    pub state_dir: Option<PathBuf>,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -215,6 +224,7 @@ impl GatewayConfig {
             admin: s.admin,
             max_frame_bytes: s.max_frame_bytes,
             login_attempts_per_min: s.login_attempts_per_min,
+            state_dir: s.state_dir.clone(),
             settings: Some(s),
         })
     }
@@ -258,6 +268,11 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
             "login_attempts_per_min",
             old.login_attempts_per_min,
             new.login_attempts_per_min,
+        )
+        .restart(
+            "state_dir",
+            shown(old.state_dir.as_ref().map(|p| p.display()), "(none)"),
+            shown(new.state_dir.as_ref().map(|p| p.display()), "(none)"),
         );
     common::restart_shared_keys!(restart, old, new);
     Changes {

@@ -85,6 +85,11 @@ impl LinkRole for DeviceLink {
                 tracing::info!(%number, "device logged out");
                 Reply::None
             }
+            // A relay issues job credentials; a device cannot ask for one.
+            FromDevice::IssueJobCredential { number, .. } => {
+                tracing::warn!(%number, "a device asked for a job credential; ignored");
+                Reply::None
+            }
         }
     }
 

@@ -11,6 +11,7 @@ use common::link::actor::LinkHandle;
 use crate::config::GatewayConfig;
 use crate::gateway_core::{Effect, GatewayCore};
 use crate::metrics::GatewayMetrics;
+use crate::queue::Queue;
 use crate::uplink::Uplink;
 
 /// State every task of the gateway shares. The stop signals and trackers
@@ -25,6 +26,8 @@ pub struct Gateway {
     /// nothing awaits while it is held.
     pub(crate) core: Mutex<GatewayCore<LinkHandle>>,
     pub uplink: Uplink,
+    /// The fax queue, when the gateway has a state directory.
+    pub queue: Option<Queue>,
     pub metrics: GatewayMetrics,
     /// Relays in order of preference; a reload may change them.
     pub(crate) relays: Mutex<Vec<String>>,

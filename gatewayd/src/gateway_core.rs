@@ -232,6 +232,13 @@ impl<H: Clone> GatewayCore<H> {
     }
 
     /// Whether a call from a device on `link` as `from` goes up to the relay.
+    /// Whether `number` logged in on device link `link`.
+    pub fn logged_in(&self, link: DeviceLinkId, number: &Number) -> bool {
+        self.links
+            .get(&link)
+            .is_some_and(|l| l.logins.contains_key(number))
+    }
+
     pub fn call_up(
         &self,
         draining: bool,
@@ -242,11 +249,7 @@ impl<H: Clone> GatewayCore<H> {
         if draining {
             return Err(CallError::ShuttingDown);
         }
-        if !self
-            .links
-            .get(&link)
-            .is_some_and(|l| l.logins.contains_key(from))
-        {
+        if !self.logged_in(link, from) {
             return Err(CallError::NotLoggedIn {
                 number: from.clone(),
             });

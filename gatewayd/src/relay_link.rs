@@ -127,6 +127,10 @@ impl LinkRole for RelayLink {
                 }
             }
             FromUpstream::Kicked { number, reason } => gw.core().kicked(&number, reason),
+            FromUpstream::JobCredential { call_id, outcome } => {
+                gw.uplink.credential_answered(&call_id, outcome);
+                return Reply::None;
+            }
         };
         // Kicks only: they go to device outboxes without waiting.
         for effect in effects {

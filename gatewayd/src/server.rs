@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
+
 use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
 use common::daemon::metrics::DaemonMetrics;
 use tokio::net::TcpStream;
@@ -15,7 +17,8 @@ use crate::config::{self, GatewayConfig, Settings, default_name};
 use crate::gateway::Gateway;
 use crate::gateway_core::GatewayCore;
 use crate::metrics::{GatewayGauges, GatewayMetrics};
-use crate::{device_link, relay_link, uplink};
+use crate::queue::Queue;
+use crate::{device_link, job_runner, relay_link, uplink};
 
 /// Re-reads the configuration on SIGHUP.
 pub type Reloader = lifecycle::Reloader<Settings>;
@@ -61,6 +64,7 @@ impl Service for Gateway {
     /// The link to a relay.
     fn started(self: &Arc<Self>) {
         self.tasks.spawn(relay_link::maintain(self.clone()));
+        job_runner::resume_all(self);
     }
 
     fn reload(self: &Arc<Self>, old: &Settings, new: Settings) -> Reload<Settings> {
@@ -113,7 +117,15 @@ pub async fn run_with(
         .unwrap_or_else(|| default_name(listeners.addr().port()));
     common::link::frame::set_max_frame_len(config.max_frame_bytes);
     let settings = config.settings.clone();
+    let queue = match &config.state_dir {
+        Some(dir) => Some(
+            Queue::open(dir)
+                .with_context(|| format!("cannot open the fax queue in {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let gw = Arc::new(Gateway {
+        queue,
         life: Lifecycle::new(&listeners, config.drain_timeout),
         core: Mutex::new(GatewayCore::new(&name, config.login_attempts_per_min)),
         relays: Mutex::new(config.relays.clone()),

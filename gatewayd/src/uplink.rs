@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::link::actor::LinkHandle;
-use common::link::message::{Control, Login, LoginOutcome, LoginRefusal};
-use common::number::Number;
+use common::link::message::{Control, CredentialOutcome, Login, LoginOutcome, LoginRefusal};
+use common::number::{CallId, Number};
 use tokio::sync::{Notify, oneshot, watch};
 
 /// Forgets the waiters of a number that gave up, when a login ends.
@@ -37,6 +37,8 @@ pub struct RelayHandle {
 pub struct Uplink {
     pub(crate) current: watch::Sender<Option<RelayHandle>>,
     pending: Mutex<HashMap<Number, Vec<oneshot::Sender<LoginOutcome>>>>,
+    /// Job credentials asked for, by job call id.
+    credentials: Mutex<HashMap<CallId, oneshot::Sender<CredentialOutcome>>>,
     /// Wakes a backoff pause when a reload changed the relay list.
     pub(crate) relays_changed: Notify,
 }
@@ -46,6 +48,7 @@ impl Default for Uplink {
         Uplink {
             current: watch::channel(None).0,
             pending: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
             relays_changed: Notify::new(),
         }
     }
@@ -97,6 +100,52 @@ impl Uplink {
             .ok()
             .and_then(Result::ok)
             .unwrap_or(no_relay)
+    }
+
+    /// Asks the relay for the credential of queued job `call_id` of
+    /// `number` (logged in on this gateway), valid until `expires_unix`.
+    pub async fn job_credential(
+        &self,
+        number: &Number,
+        call_id: &CallId,
+        expires_unix: u64,
+        wait: Duration,
+    ) -> Result<String, String> {
+        let relay = self
+            .current()
+            .ok_or("the gateway has no relay link to authorize the job")?;
+        let (tx, rx) = oneshot::channel();
+        self.credentials_lock().insert(call_id.clone(), tx);
+        let ask = Control::IssueJobCredential {
+            number: number.clone(),
+            call_id: call_id.clone(),
+            expires_unix,
+        };
+        let answer = match relay.link.send(ask).await {
+            Err(_) => Err("the relay link went down".to_owned()),
+            Ok(()) => match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(CredentialOutcome::Issued { credential })) => Ok(credential),
+                Ok(Ok(CredentialOutcome::Refused { reason })) => Err(reason),
+                Ok(Err(_)) | Err(_) => Err("the relay did not answer".to_owned()),
+            },
+        };
+        self.credentials_lock().remove(call_id);
+        answer.map_err(|e| format!("the relay issued no credential for the job: {e}"))
+    }
+
+    fn credentials_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CallId, oneshot::Sender<CredentialOutcome>>> {
+        // Plain map: still consistent after a panic elsewhere.
+        self.credentials.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers a relay's answer to a credential request.
+    pub(crate) fn credential_answered(&self, call_id: &CallId, outcome: CredentialOutcome) {
+        let waiter = self.credentials_lock().remove(call_id);
+        if let Some(w) = waiter {
+            let _ = w.send(outcome);
+        }
     }
 
     /// Drops the waiters of `number` that gave up.

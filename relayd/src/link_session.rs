@@ -121,7 +121,9 @@ impl LinkRole for DeviceLink {
         let relay = &self.relay;
         match msg {
             FromDevice::Login(login) => {
-                let answer = relay.core().login(self.id, &login, Instant::now());
+                let answer = relay
+                    .core()
+                    .login(self.id, &login, Instant::now(), unix_now());
                 relay.metrics.logins.inc(&[("result", answer.result)]);
                 relay.apply(answer.effects);
                 Reply::Now(answer.reply)
@@ -131,10 +133,32 @@ impl LinkRole for DeviceLink {
                 relay.apply(effects);
                 Reply::None
             }
+            FromDevice::IssueJobCredential {
+                number,
+                call_id,
+                expires_unix,
+            } => {
+                let reply = relay.core().issue_job_credential(
+                    self.id,
+                    &number,
+                    &call_id,
+                    expires_unix,
+                    unix_now(),
+                );
+                tracing::info!(%number, job = %call_id, "job credential asked for");
+                Reply::Now(reply)
+            }
         }
     }
 
     fn on_stream(&mut self, stream: MuxStream) {
         call::spawn(&self.relay, Caller::Link(self.id), stream);
     }
+}
+
+/// Seconds since 1970 (a job credential's expiry is in these).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

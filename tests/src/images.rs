@@ -205,6 +205,11 @@ pub fn photo_image(width: u32, height: u32) -> GrayImage {
 /// incompressible, so about 0.4 MB per 1,000 rows on the wire, made quickly
 /// (no image decoding or dithering). For tests that need many bytes in flight.
 pub fn noise_page(seed: u64, rows: u32) -> EncodedPage {
+    encode(&noise_bitmap(seed, rows), Compression::G4).expect("a fax-geometry page encodes")
+}
+
+/// The bitmap of [`noise_page`].
+pub fn noise_bitmap(seed: u64, rows: u32) -> Bitmap {
     const WIDTH: u32 = 1728;
     let mut rng = Rng(seed);
     let bytes = (WIDTH / 8) as usize * rows as usize;
@@ -213,8 +218,7 @@ pub fn noise_page(seed: u64, rows: u32) -> EncodedPage {
         .take(bytes)
         .collect();
     let fine = Resolution::Fine.lines_per_inch();
-    let page = Bitmap::from_packed(WIDTH, rows, 204, fine, packed).expect("rows of 216 bytes");
-    encode(&page, Compression::G4).expect("a fax-geometry page encodes")
+    Bitmap::from_packed(WIDTH, rows, 204, fine, packed).expect("rows of 216 bytes")
 }
 
 #[cfg(test)]

@@ -46,6 +46,20 @@ impl Receiver {
         *self = again;
     }
 
+    /// Starts faxrecv again for the same number and inbox after it stopped
+    /// (or was killed); returns once it is logged in.
+    #[track_caller]
+    pub fn start_again(&mut self, dir: &Path, fleet: &Fleet, gateway: SocketAddr, extra: &[&str]) {
+        assert!(
+            !self.daemon.is_running(),
+            "faxrecv {} still runs",
+            self.number
+        );
+        let again =
+            Receiver::start_in(dir, fleet, gateway, &self.number, self.inbox.clone(), extra);
+        *self = again;
+    }
+
     #[track_caller]
     fn start_in(
         dir: &Path,

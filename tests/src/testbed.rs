@@ -80,6 +80,18 @@ impl Testbed {
         gw
     }
 
+    /// Starts gatewayd `name` linked to `relay` with a fax queue in its own
+    /// state directory; returns once linked.
+    #[track_caller]
+    pub fn queue_gateway(&self, name: &str, relay: &Relay) -> Gateway {
+        let state = self.path.join(format!("{name}-state"));
+        let state = state.to_str().expect("a UTF-8 path");
+        let mut gw =
+            Gateway::start_with(&self.path, name, &[relay.addr()], &["--state-dir", state]);
+        gw.wait_linked();
+        gw
+    }
+
     /// Starts faxrecv for `number` behind `gateway`, with `extra` flags;
     /// returns once it is logged in.
     #[track_caller]

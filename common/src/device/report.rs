@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::link::message::CallRefusal;
 use crate::number::{CallId, Number};
 
 /// How a call ended, from the caller's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Delivered,
@@ -81,7 +81,7 @@ pub struct DeliveryReport {
 }
 
 /// One dialing of the callee.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     pub result: Outcome,
     pub detail: String,

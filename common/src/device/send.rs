@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
 use crate::codec::{self, EncodedPage};
 use crate::link::frame::{self, FrameError};
-use crate::link::message::{
-    CHUNK_LEN, CallAnswer, CallRequest, HeldPages, ReceiverFrame, SenderFrame,
-};
+use crate::link::message::{CallAnswer, CallRequest, HeldPages, ReceiverFrame, SenderFrame};
+use crate::link::mux::Opener;
+use crate::link::pages;
 use crate::number::{CallId, Number};
 
 pub use super::report::{Attempt, DeliveryReport, Outcome};
@@ -23,6 +26,10 @@ pub struct SendOptions {
     pub answer_timeout: Duration,
     /// Longest wait for the next confirmation while pages are outstanding.
     pub page_timeout: Duration,
+    /// Once cancelled, no further page goes out: the call ends when the
+    /// pages already sent are confirmed (the callee keeps them), or is
+    /// delivered if every page had gone out already.
+    pub stop: Option<CancellationToken>,
 }
 
 impl Default for SendOptions {
@@ -30,6 +37,7 @@ impl Default for SendOptions {
         SendOptions {
             answer_timeout: Duration::from_secs(30),
             page_timeout: Duration::from_secs(60),
+            stop: None,
         }
     }
 }
@@ -47,6 +55,23 @@ pub trait SendProgress: Send + Sync {
 pub struct NoProgress;
 impl SendProgress for NoProgress {}
 
+/// Who places a call, and the link it goes out on: a logged-in device's
+/// session, or a gateway placing a queued fax as the job's number.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub number: &'a Number,
+    pub opener: &'a Opener,
+}
+
+impl<'a> From<&'a Session> for Caller<'a> {
+    fn from(session: &'a Session) -> Caller<'a> {
+        Caller {
+            number: &session.number,
+            opener: &session.opener,
+        }
+    }
+}
+
 /// Places a call from `session` to `to` and sends `pages`: one attempt.
 pub async fn send_fax(
     session: &Session,
@@ -58,7 +83,7 @@ pub async fn send_fax(
 ) -> DeliveryReport {
     let total = pages.len() as u32;
     let pages = Arc::new(pages);
-    let attempt = attempt(session, &call_id, to, &pages, opts, progress).await;
+    let attempt = attempt(session.into(), &call_id, to, &pages, opts, progress).await;
     DeliveryReport::from_attempts(
         call_id,
         session.number.clone(),
@@ -71,7 +96,7 @@ pub async fn send_fax(
 /// One attempt to deliver `pages` (encoded once, shared by every attempt)
 /// as call `call_id`: only the pages the callee does not hold yet are sent.
 pub async fn attempt(
-    session: &Session,
+    caller: Caller<'_>,
     call_id: &CallId,
     to: &Number,
     pages: &Arc<Vec<EncodedPage>>,
@@ -80,7 +105,7 @@ pub async fn attempt(
 ) -> Attempt {
     let started = Instant::now();
     let mut attempt = Attempt::failed(Outcome::LinkLost, String::new(), Duration::ZERO);
-    let result = place_call(session, call_id, to, pages, opts, progress, &mut attempt).await;
+    let result = place_call(caller, call_id, to, pages, opts, progress, &mut attempt).await;
     match result {
         Ok(()) => {
             attempt.result = Outcome::Delivered;
@@ -153,7 +178,7 @@ impl Fitted {
 }
 
 async fn place_call(
-    session: &Session,
+    caller: Caller<'_>,
     call_id: &CallId,
     to: &Number,
     pages: &Arc<Vec<EncodedPage>>,
@@ -161,14 +186,14 @@ async fn place_call(
     progress: Arc<dyn SendProgress>,
     report: &mut Attempt,
 ) -> Result<(), Failure> {
-    let mut stream = session
+    let mut stream = caller
         .opener
         .open()
         .await
         .map_err(|e| Failure::new(Outcome::LinkLost, format!("cannot open a call: {e}")))?;
     let request = CallRequest {
         call_id: call_id.clone(),
-        from: session.number.clone(),
+        from: caller.number.clone(),
         to: to.clone(),
         pages: pages.len() as u32,
         bytes: pages.iter().map(|p| p.data.len() as u64).sum(),
@@ -257,20 +282,17 @@ async fn place_call(
     let writer_progress = progress.clone();
     // Pages go out while confirmations come back; the multiplexer's window
     // keeps the sender at most one window ahead of the slowest hop.
+    let stop = opts.stop.clone();
+    // Told when the writer stopped early (no EndOfDocument will follow).
+    let stopped = Arc::new(Notify::new());
+    let writer_stopped = stopped.clone();
     let writer = tokio::spawn(async move {
         for index in first..count {
-            let page = to_send.get(index as usize);
-            frame::write_msg(
-                &mut tx,
-                &SenderFrame::Page {
-                    index,
-                    info: page.info(),
-                },
-            )
-            .await?;
-            for chunk in page.data.chunks(CHUNK_LEN) {
-                frame::write_raw(&mut tx, chunk).await?;
+            if stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
+                writer_stopped.notify_one();
+                return Ok(tx);
             }
+            pages::write_page(&mut tx, index, to_send.get(index as usize)).await?;
             writer_sent.fetch_add(1, Ordering::Relaxed);
             writer_progress.page_sent(index);
         }
@@ -282,12 +304,22 @@ async fn place_call(
     let _abort_writer = AbortOnDrop(writer.abort_handle());
 
     let mut next = first;
+    let mut writer_stopped = false;
     let result = loop {
-        let frame = tokio::time::timeout(
-            opts.page_timeout,
-            frame::read_msg::<_, ReceiverFrame>(&mut rx),
-        )
-        .await;
+        if writer_stopped && next == first + sent.load(Ordering::Relaxed) {
+            let detail = format!("stopped by the sender after page {next}");
+            break Err(Failure::final_(Outcome::LinkLost, detail));
+        }
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(
+                opts.page_timeout,
+                frame::read_msg::<_, ReceiverFrame>(&mut rx),
+            ) => frame,
+            _ = stopped.notified(), if !writer_stopped => {
+                writer_stopped = true;
+                continue;
+            }
+        };
         let frame = match frame {
             Err(_) => {
                 let detail = format!("no confirmation within {} s", opts.page_timeout.as_secs());

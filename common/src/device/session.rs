@@ -195,8 +195,9 @@ impl LinkRole for SessionRole {
                 self.kicked = Some(reason.clone());
                 Reply::Close(reason)
             }
-            // A late answer to a login this session no longer waits for.
-            FromUpstream::LoginResult { .. } => Reply::None,
+            // A late answer to a login this session no longer waits for;
+            // credentials are for gateways.
+            FromUpstream::LoginResult { .. } | FromUpstream::JobCredential { .. } => Reply::None,
         }
     }
 

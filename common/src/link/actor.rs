@@ -323,6 +323,8 @@ fn kind(msg: &Control) -> &'static str {
         Control::Announce(_) => "announce",
         Control::Withdraw(_) => "withdraw",
         Control::Revoke(_) => "revoke",
+        Control::IssueJobCredential { .. } => "issue_job_credential",
+        Control::JobCredential { .. } => "job_credential",
     }
 }
 
@@ -384,6 +386,7 @@ mod tests {
                     self.logouts += 1;
                     Reply::None
                 }
+                FromDevice::IssueJobCredential { .. } => Reply::None,
             }
         }
 

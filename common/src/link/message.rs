@@ -30,7 +30,9 @@ use crate::routing::Announcement;
 /// 2: CallAnswer::Accepted says which pages the callee holds (resume),
 /// Control::Revoke, the TooManyAttempts/Revoked login refusals and the
 /// OverLimit call refusal.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: the gateway's queue: Control::IssueJobCredential / JobCredential, and
+/// job streams between a device and its gateway (`crate::jobs`).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// What sits at the other end of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +178,36 @@ pub enum Control {
     /// and on every `relayd revoke`; merged by taking the maximum, so
     /// duplicates and reordering are harmless.
     Revoke(Vec<Revocation>),
+    /// Gateway to relay: `number`, logged in on this link with its device
+    /// secret, queued a fax as job `call_id`; issue the credential the
+    /// gateway will place that job's calls with (see
+    /// `crate::credential::JobCredential`), valid until `expires_unix`.
+    IssueJobCredential {
+        number: Number,
+        call_id: CallId,
+        expires_unix: u64,
+    },
+    /// Relay to gateway: the answer to `IssueJobCredential`.
+    JobCredential {
+        call_id: CallId,
+        outcome: CredentialOutcome,
+    },
+}
+
+/// A relay's answer to a gateway asking for a job credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CredentialOutcome {
+    Issued { credential: String },
+    Refused { reason: String },
+}
+
+impl fmt::Debug for CredentialOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialOutcome::Issued { .. } => f.write_str("Issued(<redacted>)"),
+            CredentialOutcome::Refused { reason } => write!(f, "Refused({reason:?})"),
+        }
+    }
 }
 
 /// A number's minimum secret generation.

@@ -7,15 +7,23 @@
 //! challenge and proofs) never reach a handler: the actor answers pings,
 //! and the handshake is over before the actor starts.
 
-use super::message::{Control, Login, LoginOutcome, Revocation};
-use crate::number::Number;
+use super::message::{Control, CredentialOutcome, Login, LoginOutcome, Revocation};
+use crate::number::{CallId, Number};
 use crate::routing::Announcement;
 
 /// What a relay or gateway hears from the devices (or gateway) below it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FromDevice {
     Login(Login),
-    Logout { number: Number },
+    Logout {
+        number: Number,
+    },
+    /// From a gateway: a credential for a queued fax.
+    IssueJobCredential {
+        number: Number,
+        call_id: CallId,
+        expires_unix: u64,
+    },
 }
 
 /// What a gateway or device hears from the hop above it (its relay, or
@@ -29,6 +37,11 @@ pub enum FromUpstream {
     Kicked {
         number: Number,
         reason: String,
+    },
+    /// To a gateway: the credential it asked for.
+    JobCredential {
+        call_id: CallId,
+        outcome: CredentialOutcome,
     },
 }
 
@@ -51,6 +64,15 @@ impl TryFrom<Control> for FromDevice {
         match msg {
             Control::Login(login) => Ok(FromDevice::Login(login)),
             Control::Logout { number } => Ok(FromDevice::Logout { number }),
+            Control::IssueJobCredential {
+                number,
+                call_id,
+                expires_unix,
+            } => Ok(FromDevice::IssueJobCredential {
+                number,
+                call_id,
+                expires_unix,
+            }),
             other => Err(other),
         }
     }
@@ -65,6 +87,9 @@ impl TryFrom<Control> for FromUpstream {
                 Ok(FromUpstream::LoginResult { number, outcome })
             }
             Control::Kicked { number, reason } => Ok(FromUpstream::Kicked { number, reason }),
+            Control::JobCredential { call_id, outcome } => {
+                Ok(FromUpstream::JobCredential { call_id, outcome })
+            }
             other => Err(other),
         }
     }

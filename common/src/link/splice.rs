@@ -13,6 +13,7 @@ use super::flow::Flow;
 use super::frame;
 use super::message::{CallAnswer, CallRefusal, CallRequest, Refusal};
 use super::mux::{MuxStream, Opener};
+use crate::jobs::{self, JobRequest};
 
 /// Longest wait for the request frame on a new call stream.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +52,34 @@ pub async fn read_request<S: AsyncRead + Unpin>(
         Ok(Err(e)) => Err(e.into()),
         Ok(Ok(None)) => Err(RequestError::Closed),
         Ok(Ok(Some(r))) => Ok(r),
+    }
+}
+
+/// What opens a stream a device opened towards its gateway.
+#[derive(Debug)]
+pub enum Opening {
+    Call(CallRequest),
+    /// A request to the gateway's queue (see `crate::jobs`).
+    Jobs(JobRequest),
+}
+
+/// Reads a device stream's first frame: a call request or a jobs request.
+pub async fn read_opening<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    wait: Duration,
+) -> Result<Opening, RequestError> {
+    let first = tokio::time::timeout(wait, frame::read_frame(stream, frame::max_frame_len()));
+    let first = match first.await {
+        Err(_) => return Err(RequestError::Timeout(wait)),
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok(None)) => return Err(RequestError::Closed),
+        Ok(Ok(Some(first))) => first,
+    };
+    match jobs::decode_request(&first) {
+        Some(jobs) => Ok(Opening::Jobs(jobs.map_err(frame::FrameError::from)?)),
+        None => Ok(Opening::Call(
+            postcard::from_bytes(&first).map_err(frame::FrameError::from)?,
+        )),
     }
 }
 
@@ -102,13 +131,25 @@ pub async fn carry_capped(
     cap: impl FnOnce(&CallRequest) -> Option<u64>,
     decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, Refusal>,
 ) -> HopEnd {
-    let mut request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
+    let request = match read_request(&mut upstream, REQUEST_TIMEOUT).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = %e, "call stream dropped");
             return HopEnd::NoRequest(e.to_string());
         }
     };
+    carry_request(upstream, request, relay_name, cap, decide).await
+}
+
+/// [`carry_capped`] for a call whose request the hop has read already
+/// (a gateway tells calls from jobs streams by their first frame).
+pub async fn carry_request(
+    mut upstream: MuxStream,
+    mut request: CallRequest,
+    relay_name: Option<&str>,
+    cap: impl FnOnce(&CallRequest) -> Option<u64>,
+    decide: impl AsyncFnOnce(&CallRequest) -> Result<Opener, Refusal>,
+) -> HopEnd {
     // A span per call at debug level only: at info, tracing's span registry
     // keeps a slot for every call ever in flight at once (after 1,000 calls
     // at once a relay kept about 2 MB more than with the span off), so the

@@ -19,10 +19,12 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use common::codec::Capabilities;
-use common::credential::FleetKey;
+use common::credential::{FleetKey, JobCredential};
 use common::directory::ConnectionInfo;
-use common::link::message::{Control, Login, LoginOutcome, LoginRefusal, Revocation};
-use common::number::Number;
+use common::link::message::{
+    Control, CredentialOutcome, Login, LoginOutcome, LoginRefusal, Revocation,
+};
+use common::number::{CallId, Number};
 use common::throttle::LoginThrottle;
 
 /// Identifies one accepted link for the lifetime of the process.
@@ -32,6 +34,37 @@ pub type LinkId = u64;
 /// link (many devices behind one address) also the number, so one device's
 /// bad secrets do not lock out its neighbours.
 pub type ThrottleKey = (IpAddr, Option<Number>);
+
+/// The longest a job credential may live: a queued fax's kill time is at
+/// most this far ahead.
+pub const MAX_JOB_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// How a number logged in on a link: with the device's own secret, and/or
+/// with a job credential (a gateway placing a queued fax); each with the
+/// generation of the secret. Kept apart, so the device logging out does
+/// not take the number from a job's call, and only the device's own login
+/// gets credentials issued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct LoggedIn {
+    device: Option<u32>,
+    job: Option<u32>,
+}
+
+impl LoggedIn {
+    /// Drops the logins below generation `min`; whether the device's was one.
+    fn revoke_below(&mut self, min: u32) -> Option<u32> {
+        self.job = self.job.filter(|&g| g >= min);
+        let below = self.device.filter(|&g| g < min);
+        if below.is_some() {
+            self.device = None;
+        }
+        below
+    }
+
+    fn is_empty(&self) -> bool {
+        self.device.is_none() && self.job.is_none()
+    }
+}
 
 /// What the shell must do after an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +114,7 @@ struct LinkState<H> {
     gateway: Option<String>,
     /// Numbers logged in on this link (which it may call as), with the
     /// secret generation each logged in with.
-    numbers: HashMap<Number, u32>,
+    numbers: HashMap<Number, LoggedIn>,
 }
 
 /// The relay's live state.
@@ -142,8 +175,16 @@ impl<H: Clone> RelayCore<H> {
         self.next_link
     }
 
-    /// A device asks to log in on `link`.
-    pub fn login(&mut self, link: LinkId, login: &Login, now: Instant) -> LoginAnswer<H> {
+    /// A device asks to log in on `link` (with its secret, or, for a
+    /// gateway placing a queued fax, with a job credential), at `now`
+    /// (`unix_now` in seconds since 1970, for a job credential's expiry).
+    pub fn login(
+        &mut self,
+        link: LinkId,
+        login: &Login,
+        now: Instant,
+        unix_now: u64,
+    ) -> LoginAnswer<H> {
         let number = &login.number;
         let refused = |reason: LoginRefusal, result| LoginAnswer {
             reply: Control::LoginResult {
@@ -167,7 +208,24 @@ impl<H: Clone> RelayCore<H> {
             );
         }
         // Never log the secret itself.
-        let Some(generation) = self.fleet_key.verify_device_gen(number, &login.secret) else {
+        let by_job = JobCredential::is_one(&login.secret);
+        let generation = if by_job {
+            if login.receive.is_some() {
+                let reason = "a job credential only places calls; log in with the device's secret to receive";
+                return refused(LoginRefusal::Other(reason.into()), "refused");
+            }
+            match self.fleet_key.verify_job(number, &login.secret, unix_now) {
+                Ok(job) => Some(job.generation),
+                Err(e) => {
+                    self.throttle.failed(&key, now);
+                    tracing::warn!(%number, %ip, error = %e, "login refused: job credential");
+                    return refused(LoginRefusal::Other(e.to_string()), "refused");
+                }
+            }
+        } else {
+            self.fleet_key.verify_device_gen(number, &login.secret)
+        };
+        let Some(generation) = generation else {
             self.throttle.failed(&key, now);
             tracing::warn!(%number, %ip, "login refused: wrong secret");
             return refused(LoginRefusal::BadSecret, "refused");
@@ -186,7 +244,11 @@ impl<H: Clone> RelayCore<H> {
         }
         let mut effects = Vec::new();
         if let Some(state) = self.links.get_mut(&link) {
-            state.numbers.insert(number.clone(), generation);
+            let logged = state.numbers.entry(number.clone()).or_default();
+            match by_job {
+                true => logged.job = Some(generation),
+                false => logged.device = Some(generation),
+            }
         }
         if let Some(capabilities) = &login.receive {
             let old = self.receivers.insert(number.clone(), link);
@@ -227,8 +289,13 @@ impl<H: Clone> RelayCore<H> {
 
     /// The device behind `link` logged out.
     pub fn logout(&mut self, link: LinkId, number: &Number) -> Vec<Effect<H>> {
-        if let Some(state) = self.links.get_mut(&link) {
-            state.numbers.remove(number);
+        if let Some(state) = self.links.get_mut(&link)
+            && let Some(logged) = state.numbers.get_mut(number)
+        {
+            logged.device = None;
+            if logged.is_empty() {
+                state.numbers.remove(number);
+            }
         }
         tracing::info!(%number, "logged out");
         self.drop_receiver(link, number)
@@ -267,6 +334,55 @@ impl<H: Clone> RelayCore<H> {
         self.links
             .get(&link)
             .is_some_and(|s| s.numbers.contains_key(number))
+    }
+
+    /// A gateway asks for the credential of job `call_id`, queued by
+    /// `number`: issued when `number` is logged in on `link` with its own
+    /// secret (not itself with a job credential) and the expiry is at most
+    /// [`MAX_JOB_LIFETIME_SECS`] ahead; bound to that login's generation.
+    pub fn issue_job_credential(
+        &self,
+        link: LinkId,
+        number: &Number,
+        call_id: &CallId,
+        expires_unix: u64,
+        unix_now: u64,
+    ) -> Control {
+        let logged = self.links.get(&link).and_then(|s| s.numbers.get(number));
+        let outcome = match logged.map(|l| l.device) {
+            None => CredentialOutcome::Refused {
+                reason: format!("{number} is not logged in on this link"),
+            },
+            Some(None) => CredentialOutcome::Refused {
+                reason: format!("{number} logged in with a job credential, which issues no other"),
+            },
+            Some(_) if expires_unix <= unix_now => CredentialOutcome::Refused {
+                reason: "the job's kill time has passed".into(),
+            },
+            Some(_) if expires_unix > unix_now + MAX_JOB_LIFETIME_SECS => {
+                CredentialOutcome::Refused {
+                    reason: format!(
+                        "the job's kill time is more than {} days ahead",
+                        MAX_JOB_LIFETIME_SECS / 86_400
+                    ),
+                }
+            }
+            Some(Some(generation)) if generation < self.minimum(number) => {
+                CredentialOutcome::Refused {
+                    reason: "secret revoked".into(),
+                }
+            }
+            Some(Some(generation)) => CredentialOutcome::Issued {
+                credential: self
+                    .fleet_key
+                    .issue_job(number, generation, expires_unix, call_id)
+                    .to_string(),
+            },
+        };
+        Control::JobCredential {
+            call_id: call_id.clone(),
+            outcome,
+        }
     }
 
     /// The link that answers calls for `number` here, if any.
@@ -322,11 +438,7 @@ impl<H: Clone> RelayCore<H> {
             let mut ids: Vec<LinkId> = self
                 .links
                 .iter()
-                .filter(|(_, s)| {
-                    s.numbers
-                        .get(&r.number)
-                        .is_some_and(|&g| g < r.min_generation)
-                })
+                .filter(|(_, s)| s.numbers.contains_key(&r.number))
                 .map(|(&id, _)| id)
                 .collect();
             ids.sort_unstable();
@@ -334,7 +446,17 @@ impl<H: Clone> RelayCore<H> {
                 let Some(state) = self.links.get_mut(&id) else {
                     continue;
                 };
-                let generation = state.numbers.remove(&r.number).unwrap_or(0);
+                let Some(logged) = state.numbers.get_mut(&r.number) else {
+                    continue;
+                };
+                let device = logged.revoke_below(r.min_generation);
+                if logged.is_empty() {
+                    state.numbers.remove(&r.number);
+                }
+                // A job's login goes quietly; a device is told why.
+                let Some(generation) = device else {
+                    continue;
+                };
                 let reason = format!(
                     "the secret for {} was revoked (generation {generation} is below {}); ask the operator for a new one",
                     r.number, r.min_generation

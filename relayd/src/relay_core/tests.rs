@@ -12,6 +12,9 @@ use super::*;
 
 type Core = RelayCore<&'static str>;
 
+/// The wall clock the tests log in at (job credentials expire by it).
+const UNIX_NOW: u64 = 1_800_000_000;
+
 fn key() -> FleetKey {
     FleetKey::from_bytes(b"a fleet key for the tests")
 }
@@ -124,7 +127,7 @@ fn logins_are_answered_by_their_secret_and_generation() {
         ),
     ];
     for (login, result, want) in cases {
-        let answer = core.login(link, login, now);
+        let answer = core.login(link, login, now, UNIX_NOW);
         assert_eq!(answer.result, *result, "{login:?}");
         assert_eq!(outcome(&answer), *want, "{login:?}");
     }
@@ -144,10 +147,10 @@ fn a_receiving_login_goes_online_and_the_newest_login_wins() {
     let a = core.link_up("device-a", ip("10.0.0.1"), None);
     let b = core.link_up("gw2", ip("10.0.0.2"), Some("gw2".into()));
 
-    let first = core.login(a, &login("1002", 0, true), now);
+    let first = core.login(a, &login("1002", 0, true), now, UNIX_NOW);
     assert_eq!(first.effects, vec![online("1002", None)]);
 
-    let second = core.login(b, &login("1002", 0, true), now);
+    let second = core.login(b, &login("1002", 0, true), now, UNIX_NOW);
     assert_eq!(
         second.effects,
         vec![
@@ -163,7 +166,7 @@ fn a_receiving_login_goes_online_and_the_newest_login_wins() {
     // The replaced link no longer receives: losing it changes nothing.
     assert_eq!(core.link_lost(a), vec![]);
     // Logging in again on the same link is no kick.
-    let again = core.login(b, &login("1002", 0, true), now);
+    let again = core.login(b, &login("1002", 0, true), now, UNIX_NOW);
     assert_eq!(again.effects, vec![online("1002", Some("gw2"))]);
 }
 
@@ -173,9 +176,9 @@ fn logouts_and_lost_links_take_receivers_offline() {
     let mut core = core();
     let link = core.link_up("gw1", ip("10.0.0.1"), Some("gw1".into()));
     for number in ["1002", "1003"] {
-        core.login(link, &login(number, 0, true), now);
+        core.login(link, &login(number, 0, true), now, UNIX_NOW);
     }
-    core.login(link, &login("1004", 0, false), now);
+    core.login(link, &login("1004", 0, false), now, UNIX_NOW);
 
     assert_eq!(core.logout(link, &n("1002")), vec![offline("1002")]);
     assert!(!core.may_call_as(link, &n("1002")));
@@ -186,7 +189,7 @@ fn logouts_and_lost_links_take_receivers_offline() {
     assert_eq!(core.online_count(), 0);
     assert_eq!(core.link_lost(link), vec![], "a link is lost once");
     // A login arriving after its link went is refused, not recorded.
-    let late = core.login(link, &login("1003", 0, true), now);
+    let late = core.login(link, &login("1003", 0, true), now, UNIX_NOW);
     assert_eq!(late.result, "refused");
     assert_eq!(core.receiver(&n("1003")), None);
 }
@@ -199,16 +202,18 @@ fn failed_logins_are_throttled_per_address_and_per_number_behind_a_gateway() {
     let gateway = core.link_up("gw1", ip("10.0.0.1"), Some("gw1".into()));
     for _ in 0..3 {
         assert_eq!(
-            core.login(device, &wrong_secret("1002"), now).result,
+            core.login(device, &wrong_secret("1002"), now, UNIX_NOW)
+                .result,
             "refused"
         );
         assert_eq!(
-            core.login(gateway, &wrong_secret("1002"), now).result,
+            core.login(gateway, &wrong_secret("1002"), now, UNIX_NOW)
+                .result,
             "refused"
         );
     }
     // Now even the right secret waits, from that address...
-    let answer = core.login(device, &login("1005", 0, true), now);
+    let answer = core.login(device, &login("1005", 0, true), now, UNIX_NOW);
     assert_eq!(answer.result, "throttled");
     assert!(matches!(
         outcome(&answer),
@@ -216,17 +221,20 @@ fn failed_logins_are_throttled_per_address_and_per_number_behind_a_gateway() {
     ));
     // ...but behind a gateway only for the number that failed.
     assert_eq!(
-        core.login(gateway, &login("1002", 0, true), now).result,
+        core.login(gateway, &login("1002", 0, true), now, UNIX_NOW)
+            .result,
         "throttled"
     );
     assert_eq!(
-        core.login(gateway, &login("1003", 0, true), now).result,
+        core.login(gateway, &login("1003", 0, true), now, UNIX_NOW)
+            .result,
         "accepted"
     );
     // A minute later the address may try again.
     let later = now + Duration::from_secs(61);
     assert_eq!(
-        core.login(device, &login("1005", 0, true), later).result,
+        core.login(device, &login("1005", 0, true), later, UNIX_NOW)
+            .result,
         "accepted"
     );
 }
@@ -237,8 +245,8 @@ fn a_revocation_kicks_older_logins_only_and_is_spread_once() {
     let mut core = core();
     let old = core.link_up("old", ip("10.0.0.1"), None);
     let new = core.link_up("new", ip("10.0.0.2"), None);
-    core.login(old, &login("1002", 0, false), now);
-    core.login(new, &login("1002", 1, true), now);
+    core.login(old, &login("1002", 0, false), now, UNIX_NOW);
+    core.login(new, &login("1002", 1, true), now, UNIX_NOW);
     let rev = Revocation {
         number: n("1002"),
         min_generation: 1,
@@ -273,6 +281,104 @@ fn a_revocation_kicks_older_logins_only_and_is_spread_once() {
     assert_eq!(core.minimum(&n("1002")), 2);
 }
 
+/// The credential a relay issues on `link` for a job of `number`.
+fn issued(
+    core: &Core,
+    link: LinkId,
+    number: &str,
+    job: &CallId,
+    expires: u64,
+) -> Result<String, String> {
+    match core.issue_job_credential(link, &n(number), job, expires, UNIX_NOW) {
+        Control::JobCredential {
+            outcome: CredentialOutcome::Issued { credential },
+            ..
+        } => Ok(credential),
+        Control::JobCredential {
+            outcome: CredentialOutcome::Refused { reason },
+            ..
+        } => Err(reason),
+        other => panic!("not a credential answer: {other:?}"),
+    }
+}
+
+#[test]
+fn job_credentials_place_calls_until_expiry_or_revocation() {
+    let now = Instant::now();
+    let mut core = core();
+    let gw = core.link_up("gw1", ip("10.0.0.1"), Some("gw1".into()));
+    let later_gw = core.link_up("gw1-again", ip("10.0.0.1"), Some("gw1".into()));
+    let job = CallId::random();
+    let expires = UNIX_NOW + 3 * 3600;
+    assert_eq!(
+        issued(&core, gw, "1001", &job, expires),
+        Err("1001 is not logged in on this link".into())
+    );
+    core.login(gw, &login("1001", 1, false), now, UNIX_NOW);
+    for (when, why) in [
+        (UNIX_NOW, "the job's kill time has passed"),
+        (
+            UNIX_NOW + 8 * 86_400,
+            "the job's kill time is more than 7 days ahead",
+        ),
+    ] {
+        assert_eq!(issued(&core, gw, "1001", &job, when), Err(why.into()));
+    }
+    let credential = issued(&core, gw, "1001", &job, expires).unwrap();
+
+    // Later, on another link, the gateway logs in with it: send-only.
+    let with = |secret: &str, receive: bool| Login {
+        secret: secret.to_owned(),
+        ..login("1001", 0, receive)
+    };
+    let answer = core.login(later_gw, &with(&credential, false), now, UNIX_NOW + 60);
+    assert_eq!(
+        outcome(&answer),
+        LoginOutcome::Accepted {
+            relay: "relay-a".into()
+        }
+    );
+    assert!(
+        answer.effects.is_empty(),
+        "a send-only login renews nothing"
+    );
+    assert!(core.may_call_as(later_gw, &n("1001")));
+    assert_eq!(
+        issued(&core, later_gw, "1001", &CallId::random(), expires),
+        Err("1001 logged in with a job credential, which issues no other".into())
+    );
+    // Not to receive, not after its expiry, not for another number.
+    let refused = |answer: &LoginAnswer<&'static str>| match outcome(answer) {
+        LoginOutcome::Refused(LoginRefusal::Other(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    let receive = core.login(later_gw, &with(&credential, true), now, UNIX_NOW);
+    assert!(
+        refused(&receive).contains("only places calls"),
+        "{receive:?}"
+    );
+    let expired = core.login(later_gw, &with(&credential, false), now, expires);
+    assert!(refused(&expired).contains("expired"), "{expired:?}");
+    let other = Login {
+        secret: credential.clone(),
+        ..login("1002", 0, false)
+    };
+    let other = core.login(later_gw, &other, now, UNIX_NOW);
+    assert!(refused(&other).contains("not for this number"), "{other:?}");
+
+    // A revocation of generation 1 voids it like the secret.
+    core.revoke(vec![lower("1001", 2)], None);
+    assert!(!core.may_call_as(later_gw, &n("1001")));
+    let revoked = core.login(later_gw, &with(&credential, false), now, UNIX_NOW);
+    assert_eq!(
+        outcome(&revoked),
+        LoginOutcome::Refused(LoginRefusal::Revoked {
+            generation: 1,
+            minimum: 2
+        })
+    );
+}
+
 fn lower(number: &str, min_generation: u32) -> Revocation {
     Revocation {
         number: n(number),
@@ -295,7 +401,7 @@ fn the_home_rule_corrects_records_about_this_relay() {
     let now = Instant::now();
     let mut core = core();
     let link = core.link_up("gw1", ip("10.0.0.1"), Some("gw1".into()));
-    core.login(link, &login("1002", 0, true), now);
+    core.login(link, &login("1002", 0, true), now, UNIX_NOW);
     let cases: &[(ConnectionInfo, Vec<Effect<&'static str>>)] = &[
         // A record saying a device is online here while none is (writes
         // lost in a crash): corrected to offline.
