@@ -19,6 +19,7 @@ pub mod credential;
 pub mod daemon;
 pub mod device;
 pub mod directory;
+pub mod hooks;
 pub mod link;
 pub mod number;
 pub mod routing;
