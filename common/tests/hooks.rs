@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::hooks::{Notifier, SIGNATURE_HEADER, Settings, SigningKey, Stats, Target, verify};
+use common::link::tls::{ClientTls, ServerTls};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// Long enough for a slow CI machine; a passing test never waits it out.
@@ -59,6 +61,11 @@ struct HookServer {
 
 impl HookServer {
     async fn start(addr: SocketAddr, answer: u16) -> HookServer {
+        HookServer::start_with(addr, answer, None).await
+    }
+
+    /// Answers `answer` over TLS (https://) when given an acceptor.
+    async fn start_with(addr: SocketAddr, answer: u16, tls: Option<TlsAcceptor>) -> HookServer {
         let listener = TcpListener::bind(addr).await.expect("binds");
         let addr = listener.local_addr().expect("an address");
         let answer = Arc::new(Mutex::new(answer));
@@ -67,7 +74,14 @@ impl HookServer {
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let status = *a.lock().expect("not poisoned");
-                if let Some(hit) = serve_one(stream, status).await {
+                let hit = match &tls {
+                    None => serve_one(stream, status).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => serve_one(stream, status).await,
+                        Err(_) => None,
+                    },
+                };
+                if let Some(hit) = hit {
                     h.lock().expect("not poisoned").push(hit);
                 }
             }
@@ -111,7 +125,7 @@ impl HookServer {
 
 /// Reads one request (head, then Content-Length bytes of body), answers
 /// `status`, closes.
-async fn serve_one(mut stream: TcpStream, status: u16) -> Option<Hit> {
+async fn serve_one(mut stream: impl AsyncRead + AsyncWrite + Unpin, status: u16) -> Option<Hit> {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     let head_end = loop {
@@ -168,9 +182,13 @@ struct Delivering {
 impl Delivering {
     /// Opens (or reopens) the outbox in `dir` and starts delivering.
     fn start(dir: &Path) -> Delivering {
+        Delivering::start_with(dir, fast())
+    }
+
+    fn start_with(dir: &Path, settings: Settings) -> Delivering {
         let db = sled::open(dir.join("outbox")).expect("a sled db");
         let tree = db.open_tree("hooks").expect("a tree");
-        let notifier = Notifier::open(tree, Some(key()), fast()).expect("opens");
+        let notifier = Notifier::open(tree, Some(key()), settings).expect("opens");
         let stop = CancellationToken::new();
         let task = tokio::spawn(notifier.clone().run(stop.clone()));
         Delivering {
@@ -399,4 +417,64 @@ async fn a_bad_url_is_refused_when_pushed() {
         "invalid webhook URL 'example.net/hook': relative URL without a base"
     );
     assert_eq!(hooks.stop().await.1, 0);
+}
+
+/// A CA (its PEM file returned) and a certificate for localhost it signed,
+/// served by the returned acceptor.
+fn localhost_tls(dir: &Path) -> (PathBuf, TlsAcceptor) {
+    let ca_key = rcgen::KeyPair::generate().expect("a key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("a CA");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("a leaf");
+    let files = ["ca.pem", "leaf.pem", "leaf.key"].map(|name| dir.join(name));
+    for (path, pem) in files
+        .iter()
+        .zip([ca_cert.pem(), leaf.pem(), key.serialize_pem()])
+    {
+        std::fs::write(path, pem).expect("writes");
+    }
+    let server = ServerTls::load(&files[1], &files[2]).expect("a usable pair");
+    (files[0].clone(), server.acceptor())
+}
+
+#[tokio::test]
+async fn an_https_receiver_gets_events_when_its_ca_is_trusted_and_none_otherwise() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (ca, acceptor) = localhost_tls(dir.path());
+    let server =
+        HookServer::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), 200, Some(acceptor)).await;
+    let url = Target::url(&format!(
+        "https://localhost:{}/fax-hook?site=1",
+        server.addr.port()
+    ))
+    .expect("a URL");
+
+    let trusting = Settings {
+        tls: ClientTls::new(Some(&ca)).expect("a CA file"),
+        ..fast()
+    };
+    let mut hooks = Delivering::start_with(&dir.path().join("a"), trusting);
+    hooks.push(&url, &event(1), &[]);
+    hooks.wait_for("delivered", |s| s.delivered == 1).await;
+    assert_eq!(server.acknowledged(), vec![event(1)]);
+    hooks.stop().await;
+
+    // The system's roots do not hold the test CA: the handshake fails.
+    let mut hooks = Delivering::start_with(&dir.path().join("b"), fast());
+    hooks.push(&url, &event(2), &[]);
+    hooks
+        .wait_for("2 failed attempts", |s| s.failed_attempts >= 2)
+        .await;
+    assert_eq!(hooks.stop().await.1, 1, "the event waits");
+    assert_eq!(
+        server.hits().len(),
+        1,
+        "nothing was sent to an untrusted receiver"
+    );
 }
