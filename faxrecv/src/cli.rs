@@ -16,9 +16,8 @@ Examples:
   faxrecv ... --pause-at-page 2         # store page 2, confirm it on SIGUSR1
   faxrecv ... --read-rate-kib 64        # a slow line: read calls at 64 KiB/s
   faxrecv ... --png --pdf               # also DIR/<call id>-p1.png ... and DIR/<call id>.pdf
-  faxrecv ... --on-receive 'lp -d office'                # print each fax (its paths follow)
-  faxrecv ... --on-receive /usr/local/bin/fax-arrived    # JSON on stdin, .tif (.png, .pdf) as arguments
-  faxrecv ... --notify-url https://hooks.example.net/fax --notify-key-file /etc/faxmesh/hook.key
+  faxrecv ... --on-receive 'lp -d office'   # per fax: its JSON on stdin, .tif (.png, .pdf) as args
+  faxrecv ... --notify-url https://hooks.example.net/fax --notify-key-file hook.key   # signed POST
   faxrecv --generate-completions bash > /etc/bash_completion.d/faxrecv
   faxrecv --generate-man > /usr/local/share/man/man1/faxrecv.1
 
