@@ -9,6 +9,8 @@
 //! - [`device`]: the fax device's side of a call (used by faxsend, faxrecv and
 //!   the benchmarks).
 //! - [`codec`]: fax pages: images in, TIFF Class F out, Group 3 and 4.
+//! - [`hooks`]: durable, signed webhooks and hook commands (faxrecv
+//!   --on-receive, --notify-url).
 //! - [`jobs`]: the gateway's fax queue as devices see it (jobs streams, job status).
 //! - [`daemon`]: systemd notifications, signals, logging.
 //! - [`throttle`]: failed-login counting per address, per minute.
@@ -20,6 +22,7 @@ pub mod credential;
 pub mod daemon;
 pub mod device;
 pub mod directory;
+pub mod hooks;
 pub mod jobs;
 pub mod link;
 pub mod number;

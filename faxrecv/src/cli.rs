@@ -16,6 +16,8 @@ Examples:
   faxrecv ... --pause-at-page 2         # store page 2, confirm it on SIGUSR1
   faxrecv ... --read-rate-kib 64        # a slow line: read calls at 64 KiB/s
   faxrecv ... --png --pdf               # also DIR/<call id>-p1.png ... and DIR/<call id>.pdf
+  faxrecv ... --on-receive 'lp -d office'   # per fax: its JSON on stdin, .tif (.png, .pdf) as args
+  faxrecv ... --notify-url https://hooks.example.net/fax --notify-key-file hook.key   # signed POST
   faxrecv --generate-completions bash > /etc/bash_completion.d/faxrecv
   faxrecv --generate-man > /usr/local/share/man/man1/faxrecv.1
 
@@ -23,6 +25,8 @@ Each fax is stored as DIR/<call id>.tif (TIFF Class F) with DIR/<call id>.json b
 a fax still arriving (or cut short) is DIR/<call id>.tif.part; a retry of the call resumes it. With --png/--pdf those are written once the
 .tif is complete, before the JSON. One line is printed per fax received. Every flag may also
 come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET.
+--on-receive and --notify-url are tried once the .json is written, and retried (1 s doubling
+to 5 min) until they succeed, also across restarts (DIR/.faxrecv-outbox); the fax stays in DIR.
 
 Exit codes: 0 stopped cleanly (or --once: the call was handled), 1 error (DIR cannot be
 created, say), 2 bad usage (a bad flag value or secret file, flags that do not go together),
@@ -108,6 +112,19 @@ pub struct Cli {
     /// Also write each fax as DIR/<call id>.pdf (the Group 4 data passed through).
     #[arg(long, env = "FAXRECV_PDF")]
     pub pdf: bool,
+    /// Run CMD for each fax received, as `sh -c 'CMD "$@"'` with the fax's JSON
+    /// on stdin and its files (.tif, then any .png and .pdf) as arguments;
+    /// retried until it exits 0 (at most 60 s a run).
+    #[arg(long, value_name = "CMD", env = "FAXRECV_ON_RECEIVE")]
+    pub on_receive: Option<String>,
+    /// POST each fax's JSON to URL (http:// or https://), signed in a
+    /// Faxmesh-Signature header with --notify-key-file; retried until a 2xx.
+    #[arg(long, value_name = "URL", env = "FAXRECV_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// File holding the key --notify-url bodies are signed with (at least 16
+    /// bytes; surrounding whitespace is ignored).
+    #[arg(long, value_name = "F", env = "FAXRECV_NOTIFY_KEY_FILE")]
+    pub notify_key_file: Option<PathBuf>,
 }
 
 impl Cli {

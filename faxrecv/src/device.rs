@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{EXIT_INCOMPLETE, EXIT_NOT_AUTHORIZED, EXIT_REPLACED};
 use crate::extras::Extras;
+use crate::hooks::ReceiveHooks;
 use crate::pause::PagePause;
 use crate::slow_line::SlowLine;
 use crate::store::FaxStore;
@@ -41,6 +42,8 @@ pub struct DeviceConfig {
     pub extras: Extras,
     /// Hold one page's confirmation until SIGUSR1 (`--pause-at-page`).
     pub pause: Option<PagePause>,
+    /// A command and/or webhook for each fax received.
+    pub hooks: Option<ReceiveHooks>,
 }
 
 /// Why the device stopped, as an exit code and a message for stderr.
@@ -65,8 +68,30 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A call's outcome, reported from the answering task to the loop.
 type CallDone = (CallRequest, Answered);
 
-/// Runs the device until `shutdown`, a fatal refusal, or (with --once) one call.
+/// Runs the device until `shutdown`, a fatal refusal, or (with --once) one
+/// call; its hooks are delivered meanwhile (with --once, until the call's
+/// are: see [`ReceiveHooks::settle`]).
 pub async fn run(cfg: DeviceConfig, shutdown: CancellationToken) -> Stop {
+    let Some(hooks) = cfg.hooks.clone() else {
+        return answer_calls(cfg, shutdown).await;
+    };
+    let stop_delivery = CancellationToken::new();
+    let delivering = tokio::spawn(hooks.clone().deliver(stop_delivery.clone()));
+    let once = cfg.once;
+    let stop = answer_calls(cfg, shutdown.clone()).await;
+    if once {
+        hooks.settle(&shutdown).await;
+    }
+    // Undelivered events stay in the outbox for the next run.
+    stop_delivery.cancel();
+    if let Err(e) = delivering.await {
+        tracing::error!(error = %e, "notification delivery failed");
+    }
+    stop
+}
+
+/// Logs in and answers calls, logging in again when the link drops.
+async fn answer_calls(cfg: DeviceConfig, shutdown: CancellationToken) -> Stop {
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut first = true;
     loop {
@@ -201,9 +226,11 @@ async fn take_call(
     let dir = cfg.dir.clone();
     let extras = cfg.extras;
     let pause = cfg.pause.clone();
+    let hooks = cfg.hooks.clone();
     let mut line = SlowLine::new(stream, cfg.read_rate);
     let answered = answer::answer(&mut line, &request, &cfg.policy, |req| {
-        FaxStore::create_with(&dir, req, extras).map(|store| store.with_pause(pause))
+        FaxStore::create_with(&dir, req, extras)
+            .map(|store| store.with_pause(pause).with_hooks(hooks))
     })
     .await;
     line_busy.store(false, Ordering::SeqCst);

@@ -5,17 +5,19 @@ use std::time::Duration;
 
 use common::credential::read_secret_file;
 use common::device::answer::AnswerPolicy;
+use common::hooks::{SigningKey, Target};
 use common::link::control::LinkConfig;
 use faxrecv::cli::{Cli, EXIT_ERROR, EXIT_USAGE};
 use faxrecv::device::{self, DeviceConfig};
 use faxrecv::extras::Extras;
+use faxrecv::hooks::HookSetup;
 use faxrecv::pause::PagePause;
 
 fn main() -> ExitCode {
     common::daemon::memory::tune_allocator();
     let cli: Cli = common::daemon::cli_docs::parse();
     common::daemon::logging::init("info");
-    let config = match config(&cli) {
+    let (mut config, hooks) = match config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("faxrecv: {e:#}");
@@ -30,6 +32,15 @@ fn main() -> ExitCode {
             config.dir.display()
         );
         return ExitCode::from(EXIT_ERROR);
+    }
+    if let Some(hooks) = hooks {
+        match hooks.open(&config.dir) {
+            Ok(hooks) => config.hooks = Some(hooks),
+            Err(e) => {
+                eprintln!("faxrecv: {e:#}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
     }
     let run = async {
         let shutdown = common::daemon::shutdown::on_signals()?;
@@ -62,7 +73,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
+/// The device's configuration, and the hooks to open once DIR exists.
+fn config(cli: &Cli) -> anyhow::Result<(DeviceConfig, Option<HookSetup>)> {
     let secret = read_secret_file(&cli.secret_file).map_err(|e| {
         anyhow::anyhow!("cannot read secret file {}: {e}", cli.secret_file.display())
     })?;
@@ -80,7 +92,8 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
     policy.reject = cli.reject;
     policy.hangup_after_page = cli.hangup_after_page;
     let pause = cli.pause_at_page.map(PagePause::new);
-    Ok(DeviceConfig {
+    let hooks = hook_setup(cli)?;
+    let device = DeviceConfig {
         gateway: cli.gateway.clone(),
         number: cli.number.clone(),
         secret,
@@ -99,5 +112,28 @@ fn config(cli: &Cli) -> anyhow::Result<DeviceConfig> {
             png: cli.png,
             pdf: cli.pdf,
         },
-    })
+        hooks: None,
+    };
+    Ok((device, hooks))
+}
+
+/// `--on-receive` and `--notify-url` checked: the URL parses, the key file
+/// is there and long enough.
+fn hook_setup(cli: &Cli) -> anyhow::Result<Option<HookSetup>> {
+    let mut targets = Vec::new();
+    if let Some(cmd) = &cli.on_receive {
+        targets.push(Target::command(cmd.as_str()));
+    }
+    let mut key = None;
+    if let Some(url) = &cli.notify_url {
+        targets.push(Target::url(url)?);
+        let Some(path) = &cli.notify_key_file else {
+            anyhow::bail!(
+                "--notify-url needs --notify-key-file F, the key its bodies are signed with \
+                 (at least 16 bytes; e.g. `openssl rand -hex 32 > F`)"
+            );
+        };
+        key = Some(SigningKey::from_file(path)?);
+    }
+    Ok((!targets.is_empty()).then_some(HookSetup { targets, key }))
 }

@@ -19,6 +19,7 @@ use common::link::message::{CallRequest, HeldPages};
 use serde::Serialize;
 
 use crate::extras::{self, Extras};
+use crate::hooks::ReceiveHooks;
 use crate::pause::PagePause;
 
 /// The JSON file beside each fax (and the line printed with --json).
@@ -58,6 +59,8 @@ pub struct FaxStore {
     extras: Extras,
     /// The pages, kept only when extras are wanted.
     kept: Vec<EncodedPage>,
+    /// Told of the fax once it is complete (`--on-receive`, `--notify-url`).
+    hooks: Option<ReceiveHooks>,
 }
 
 impl std::fmt::Debug for FaxStore {
@@ -95,6 +98,7 @@ impl FaxStore {
             pause: None,
             extras,
             kept: Vec::new(),
+            hooks: None,
         };
         let done = store.final_path();
         if done.exists() {
@@ -120,6 +124,12 @@ impl FaxStore {
     /// Holds the confirmation of page `pause.page` until it is released.
     pub fn with_pause(mut self, pause: Option<PagePause>) -> FaxStore {
         self.pause = pause;
+        self
+    }
+
+    /// Queues the hooks' notifications once the fax is complete.
+    pub fn with_hooks(mut self, hooks: Option<ReceiveHooks>) -> FaxStore {
+        self.hooks = hooks;
         self
     }
 
@@ -199,17 +209,26 @@ impl PageSink for FaxStore {
         }
         // The extras follow the complete TIFF; a failure costs the extras,
         // never the fax, which is already safe (and confirmed page by page).
+        let mut files = vec![record.file.clone()];
         if self.extras.any() {
             let call_id = self.request.call_id.to_string();
             let pages = std::mem::take(&mut self.kept);
             match extras::write(self.extras, &self.dir, &call_id, &pages) {
-                Ok(files) => tracing::debug!(files = files.len(), "extras written"),
+                Ok(written) => {
+                    tracing::debug!(files = written.len(), "extras written");
+                    files.extend(written);
+                }
                 Err(e) => tracing::error!(error = %e, "cannot write the PNG/PDF extras"),
             }
         }
         // The JSON comes last: a watcher may take it as "the fax is complete".
         write_atomically(&json_path, &serde_json::to_vec_pretty(&record)?)?;
         File::open(&self.dir)?.sync_all()?;
+        // Then the hooks, with the same JSON. A fax confirmed again on a
+        // retry (its JSON was there: returned above) is not announced twice.
+        if let Some(hooks) = &self.hooks {
+            hooks.fax_received(&serde_json::to_value(&record)?, &files);
+        }
         Ok(record.file.display().to_string())
     }
 

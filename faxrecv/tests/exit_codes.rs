@@ -75,3 +75,34 @@ fn options_that_do_not_go_together_are_bad_usage() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_notify_url_without_a_key_or_a_bad_url_or_a_short_key_is_bad_usage() {
+    let dir = tempfile::tempdir().expect("temp");
+    std::fs::write(dir.path().join("1002.secret"), "s3cret\n").expect("write");
+    std::fs::write(dir.path().join("short.key"), "abc\n").expect("write");
+    let base = ["--secret-file", "1002.secret", "--dir", "faxes"];
+    let usage_error = |extra: &[&str], says: &str| {
+        let (code, stderr) = run(dir.path(), &[&base[..], extra].concat());
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.starts_with(says), "expected {says:?}: {stderr}");
+    };
+
+    usage_error(
+        &["--notify-url", "https://hooks.example.net/fax"],
+        "faxrecv: --notify-url needs --notify-key-file F",
+    );
+    usage_error(
+        &["--notify-url", "hooks.example.net/fax"],
+        "faxrecv: invalid webhook URL 'hooks.example.net/fax': ",
+    );
+    let short_key = ["--notify-key-file", "short.key"];
+    usage_error(
+        &[&["--notify-url", "http://127.0.0.1:9/fax"], &short_key[..]].concat(),
+        "faxrecv: key file short.key: the key has 3 bytes, at least 16",
+    );
+    assert!(
+        !dir.path().join("faxes").exists(),
+        "nothing is made on bad usage"
+    );
+}
