@@ -24,7 +24,10 @@ Examples:
 Each fax is stored as DIR/<call id>.tif (TIFF Class F) with DIR/<call id>.json beside it;
 a fax still arriving (or cut short) is DIR/<call id>.tif.part; a retry of the call resumes it. With --png/--pdf those are written once the
 .tif is complete, before the JSON. One line is printed per fax received. Every flag may also
-come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET.
+come from FAXRECV_<FLAG> (e.g. FAXRECV_GATEWAY), the secret file from FAXMESH_SECRET; --gateway,
+--number, --secret-file, --ca-file and --dir also from the device config file
+(~/.config/faxmesh/device.toml, then /etc/faxmesh/device.toml: gateway, number, secret_file,
+ca_file, dir).
 --on-receive and --notify-url are tried once the .json is written, and retried (1 s doubling
 to 5 min) until they succeed, also across restarts (DIR/.faxrecv-outbox); the fax stays in DIR.
 
@@ -47,20 +50,20 @@ pub struct Cli {
     /// Gateway to dial, HOST:PORT (plaintext, on the LAN); a relay dialed
     /// directly: tls://HOST:PORT.
     #[arg(long, value_name = "ADDR", env = "FAXRECV_GATEWAY")]
-    pub gateway: String,
+    pub gateway: Option<String>,
     /// CA certificates (PEM) a relay dialed with tls:// is checked against
     /// [default: the system's roots].
     #[arg(long, value_name = "F", env = "FAXRECV_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// This device's fax number.
     #[arg(long, value_name = "N", env = "FAXRECV_NUMBER")]
-    pub number: Number,
+    pub number: Option<Number>,
     /// File holding this number's secret (from `relayd credential`).
     #[arg(long, value_name = "F", env = "FAXMESH_SECRET")]
-    pub secret_file: PathBuf,
+    pub secret_file: Option<PathBuf>,
     /// Directory the faxes are stored in (created if missing).
     #[arg(long, value_name = "DIR", env = "FAXRECV_DIR")]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
     /// Handle one call, then exit.
     #[arg(long)]
     pub once: bool,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use common::credential::read_secret_file;
 use common::device::answer::AnswerPolicy;
+use common::device::config::DeviceFile;
 use common::hooks::{SigningKey, Target};
 use common::link::control::LinkConfig;
 use faxrecv::cli::{Cli, EXIT_ERROR, EXIT_USAGE};
@@ -75,9 +76,36 @@ fn main() -> ExitCode {
 
 /// The device's configuration, and the hooks to open once DIR exists.
 fn config(cli: &Cli) -> anyhow::Result<(DeviceConfig, Option<HookSetup>)> {
-    let secret = read_secret_file(&cli.secret_file).map_err(|e| {
-        anyhow::anyhow!("cannot read secret file {}: {e}", cli.secret_file.display())
-    })?;
+    // What the flags and environment leave open, from the device config file.
+    let file = DeviceFile::load()?;
+    let missing = |flag: &str, key: &str| {
+        anyhow::anyhow!(
+            "give {flag} (or `{key}` in the device config file, ~/.config/faxmesh/device.toml)"
+        )
+    };
+    let gateway = cli
+        .gateway
+        .clone()
+        .or(file.gateway)
+        .ok_or_else(|| missing("--gateway", "gateway"))?;
+    let number = cli
+        .number
+        .clone()
+        .or(file.number)
+        .ok_or_else(|| missing("--number", "number"))?;
+    let secret_file = cli
+        .secret_file
+        .clone()
+        .or(file.secret_file)
+        .ok_or_else(|| missing("--secret-file (or FAXMESH_SECRET)", "secret_file"))?;
+    let dir = cli
+        .dir
+        .clone()
+        .or(file.dir)
+        .ok_or_else(|| missing("--dir", "dir"))?;
+    let ca_file = cli.ca_file.clone().or(file.ca_file);
+    let secret = read_secret_file(&secret_file)
+        .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", secret_file.display()))?;
     if cli.busy && cli.reject {
         anyhow::bail!("--busy and --reject cannot be combined; choose one");
     }
@@ -94,10 +122,10 @@ fn config(cli: &Cli) -> anyhow::Result<(DeviceConfig, Option<HookSetup>)> {
     let pause = cli.pause_at_page.map(PagePause::new);
     let hooks = hook_setup(cli)?;
     let device = DeviceConfig {
-        gateway: cli.gateway.clone(),
-        number: cli.number.clone(),
+        gateway,
+        number,
         secret,
-        dir: cli.dir.clone(),
+        dir,
         once: cli.once,
         json: cli.json,
         policy,
@@ -105,7 +133,7 @@ fn config(cli: &Cli) -> anyhow::Result<(DeviceConfig, Option<HookSetup>)> {
         read_rate: cli.read_rate_kib.map(|kib| kib.saturating_mul(1024)),
         link: LinkConfig {
             heartbeat: Duration::from_secs_f64(cli.heartbeat_secs),
-            tls: common::link::tls::ClientTls::new(cli.ca_file.as_deref())?,
+            tls: common::link::tls::ClientTls::new(ca_file.as_deref())?,
             ..LinkConfig::default()
         },
         extras: Extras {

@@ -50,6 +50,11 @@ Examples:
   Standard resolution, Group 3 2D (MR), dithered for a photograph:
     faxsend photo.jpg --resolution standard --compression mr --dither --output photo.tif
 
+Settings: flags, then FAXMESH_GATEWAY, FAXMESH_FROM, FAXMESH_SECRET and FAXMESH_CA_FILE,
+then ~/.config/faxmesh/device.toml, then /etc/faxmesh/device.toml (gateway, number,
+secret_file, ca_file, queue, from_name, kill_after), so after setup:
+    faxsend --to 1002 letter.pdf
+
 Exit codes:
    0  every page confirmed by the callee (or, with --output, the file written)
    1  internal error: the machine failed, not the input (e.g. --output cannot
@@ -111,6 +116,10 @@ pub struct QueueArgs {
     #[arg(long, conflicts_with_all = ["output", "call_id"])]
     pub queue: bool,
 
+    /// Call at once even when the device config file says `queue = true`.
+    #[arg(long, conflicts_with = "queue")]
+    pub no_queue: bool,
+
     /// With --queue: not before TIME, RFC 3339 (2026-12-24T09:00:00+01:00)
     /// or a duration from now (90m, 2h, 1d).
     #[arg(long, value_name = "TIME", requires = "queue", value_parser = parse_when)]
@@ -125,6 +134,50 @@ pub struct QueueArgs {
     /// plus one when given, else 12].
     #[arg(long, value_name = "N", requires = "queue", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_tries: Option<u32>,
+
+    /// With --queue: the gateway POSTs each of the job's events (queued,
+    /// sending, waiting, done, failed, canceled) to URL as JSON, signed
+    /// with the gateway's key (Faxmesh-Signature), retried until answered 2xx.
+    #[arg(long, value_name = "URL", requires = "queue", value_parser = parse_url)]
+    pub notify_url: Option<String>,
+}
+
+/// An http(s) URL for a webhook.
+fn parse_url(s: &str) -> Result<String, String> {
+    common::hooks::Target::url(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+impl Cli {
+    /// Fills what the flags and environment left open from the device
+    /// config file (`common::device::config`); nothing in encode-only mode
+    /// (--output) but the sender's name.
+    pub fn with_device_file(
+        mut self,
+        file: common::device::config::DeviceFile,
+    ) -> Result<Cli, String> {
+        self.extras.from_name = self.extras.from_name.or(file.from_name);
+        if self.output.is_some() {
+            return Ok(self);
+        }
+        let call = &mut self.call;
+        call.gateway = call.gateway.take().or(file.gateway);
+        call.from = call.from.take().or(file.number);
+        call.secret_file = call.secret_file.take().or(file.secret_file);
+        call.ca_file = call.ca_file.take().or(file.ca_file);
+        let q = &mut self.queue;
+        q.queue = q.queue || (file.queue == Some(true) && !q.no_queue);
+        if q.queue && q.kill_after.is_none() {
+            q.kill_after = file
+                .kill_after
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| format!("kill_after in the device config file: {e}"))?;
+        }
+        Ok(self)
+    }
 }
 
 /// A point in time given on the command line.
@@ -172,16 +225,16 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 pub struct CallArgs {
     /// Gateway to dial, HOST:PORT (plaintext, on the LAN); a relay dialed
     /// directly: tls://HOST:PORT.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "FAXMESH_GATEWAY")]
     pub gateway: Option<String>,
 
     /// CA certificates (PEM) a relay dialed with tls:// is checked against
     /// [default: the system's roots].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", env = "FAXMESH_CA_FILE")]
     pub ca_file: Option<PathBuf>,
 
     /// This device's fax number (the caller).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "FAXMESH_FROM")]
     pub from: Option<Number>,
 
     /// File holding the caller's secret (from `relayd credential`).

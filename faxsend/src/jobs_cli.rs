@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use common::credential::read_secret_file;
+use common::device::config::DeviceFile;
 use common::device::session::{Session, SessionError};
 use common::jobs::{JobRequest, JobResponse, JobState, JobStatus};
 use common::link::control::LinkConfig;
@@ -19,18 +20,19 @@ use crate::exit;
 /// Which gateway, as which number: the flags faxstat and faxrm share.
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// Gateway to dial, HOST:PORT.
+    /// Gateway to dial, HOST:PORT [default: `gateway` in the device config file].
     #[arg(long, value_name = "ADDR", env = "FAXMESH_GATEWAY")]
-    pub gateway: String,
+    pub gateway: Option<String>,
     /// CA certificates (PEM) for a relay dialed with tls:// [default: the system's roots].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", env = "FAXMESH_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// The number whose jobs these are.
+    /// The number whose jobs these are [default: `number` in the device config file].
     #[arg(long, value_name = "N", env = "FAXMESH_FROM")]
-    pub from: Number,
-    /// File holding the number's secret (from `relayd credential`).
+    pub from: Option<Number>,
+    /// File holding the number's secret (from `relayd credential`)
+    /// [default: `secret_file` in the device config file].
     #[arg(long, value_name = "F", env = "FAXMESH_SECRET")]
-    pub secret_file: PathBuf,
+    pub secret_file: Option<PathBuf>,
     /// Print JSON instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -87,13 +89,32 @@ impl Device {
         })
     }
 
-    pub fn from_args(args: &DeviceArgs) -> Result<Device, Error> {
-        Device::new(
-            &args.gateway,
-            &args.from,
-            Some(&args.secret_file),
-            args.ca_file.as_deref(),
-        )
+    /// The device the flags name, completed from the device config file.
+    pub fn from_args(args: &DeviceArgs) -> Result<(Device, Number), Error> {
+        let file = DeviceFile::load().map_err(|e| Usage(e.to_string()))?;
+        let missing = |flag: &str, key: &str| {
+            Usage(format!(
+                "give {flag} (or `{key}` in the device config file, ~/.config/faxmesh/device.toml)"
+            ))
+        };
+        let gateway = args
+            .gateway
+            .clone()
+            .or(file.gateway)
+            .ok_or_else(|| missing("--gateway", "gateway"))?;
+        let from = args
+            .from
+            .clone()
+            .or(file.number)
+            .ok_or_else(|| missing("--from", "number"))?;
+        let secret_file = args
+            .secret_file
+            .clone()
+            .or(file.secret_file)
+            .ok_or_else(|| missing("--secret-file (or FAXMESH_SECRET)", "secret_file"))?;
+        let ca_file = args.ca_file.clone().or(file.ca_file);
+        let device = Device::new(&gateway, &from, Some(&secret_file), ca_file.as_deref())?;
+        Ok((device, from))
     }
 
     /// Logs in (send-only).

@@ -127,7 +127,7 @@ fn schedule(cli: &Cli, now: u64) -> Result<Schedule, Usage> {
         max_tries,
         retry_interval_ms: (call.retry_interval * 1000.0) as u64,
         retry_backoff: call.retry_backoff,
-        notify_url: None,
+        notify_url: q.notify_url.clone(),
     })
 }
 

@@ -94,6 +94,19 @@ common::settings_layer! {
         /// `faxsend --queue`. Under systemd: /var/lib/gatewayd.
         #[arg(long, value_name = "DIR", env = "GATEWAYD_STATE_DIR")]
         state_dir: PathBuf,
+        /// Webhook that gets every queued job's events (queued, sending,
+        /// waiting, done, failed, canceled) as signed JSON; needs
+        /// notify_key_file and the state directory.
+        #[arg(long, value_name = "URL", env = "GATEWAYD_NOTIFY_URL")]
+        notify_url: String,
+        /// Key (at least 16 bytes) the webhooks' Faxmesh-Signature is made with;
+        /// also what lets devices ask for their own webhook (faxsend --notify-url).
+        #[arg(long, value_name = "F", env = "GATEWAYD_NOTIFY_KEY_FILE")]
+        notify_key_file: PathBuf,
+        /// Command run with each job event's JSON on stdin (through sh -c;
+        /// retried until it exits 0), e.g. to mail the outcome.
+        #[arg(long, value_name = "CMD", env = "GATEWAYD_JOB_HOOK")]
+        job_hook: String,
     }
 }
 
@@ -112,6 +125,9 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     pub login_attempts_per_min: u32,
     pub state_dir: Option<PathBuf>,
+    pub notify_url: Option<String>,
+    pub notify_key_file: Option<PathBuf>,
+    pub job_hook: Option<String>,
 }
 
 /// Merges flags-and-environment over the file, applies defaults, checks.
@@ -153,7 +169,29 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
             "invalid max_frame_bytes {max_frame_bytes}: use {lo} to {hi}"
         ));
     }
+    if let Some(url) = &l.notify_url {
+        common::hooks::Target::url(url).map_err(|e| format!("invalid notify_url: {e}"))?;
+        if l.notify_key_file.is_none() {
+            return Err(
+                "notify_url needs notify_key_file: the key its events are signed with".into(),
+            );
+        }
+    }
+    if l.state_dir.is_none() {
+        for (key, set) in [
+            ("notify_url", l.notify_url.is_some()),
+            ("notify_key_file", l.notify_key_file.is_some()),
+            ("job_hook", l.job_hook.is_some()),
+        ] {
+            if set {
+                return Err(format!("{key} is about queued jobs: it needs state_dir"));
+            }
+        }
+    }
     Ok(Settings {
+        notify_url: l.notify_url,
+        notify_key_file: l.notify_key_file,
+        job_hook: l.job_hook,
         max_frame_bytes,
         login_attempts_per_min: l
             .login_attempts_per_min
@@ -200,6 +238,10 @@ pub struct GatewayConfig {
     pub login_attempts_per_min: u32,
     /// Where the fax queue lives; `None`: no queue.
     pub state_dir: Option<PathBuf>,
+    /// Where every job's events go (a webhook, a command).
+    pub job_targets: Vec<common::hooks::Target>,
+    /// Signs webhooks; `None`: no webhook at all, per-job ones included.
+    pub notify_key: Option<common::hooks::SigningKey>,
     /// The settings this config came from, to tell what a reload changes.
     pub settings: Option<Settings>,
 }
@@ -225,6 +267,17 @@ impl GatewayConfig {
             max_frame_bytes: s.max_frame_bytes,
             login_attempts_per_min: s.login_attempts_per_min,
             state_dir: s.state_dir.clone(),
+            job_targets: s
+                .notify_url
+                .iter()
+                .filter_map(|u| common::hooks::Target::url(u).ok())
+                .chain(s.job_hook.iter().map(common::hooks::Target::command))
+                .collect(),
+            notify_key: s
+                .notify_key_file
+                .as_deref()
+                .map(common::hooks::SigningKey::from_file)
+                .transpose()?,
             settings: Some(s),
         })
     }
@@ -273,6 +326,21 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
             "state_dir",
             shown(old.state_dir.as_ref().map(|p| p.display()), "(none)"),
             shown(new.state_dir.as_ref().map(|p| p.display()), "(none)"),
+        )
+        .restart(
+            "notify_url",
+            shown(old.notify_url.as_ref(), "(none)"),
+            shown(new.notify_url.as_ref(), "(none)"),
+        )
+        .restart(
+            "notify_key_file",
+            shown(old.notify_key_file.as_ref().map(|p| p.display()), "(none)"),
+            shown(new.notify_key_file.as_ref().map(|p| p.display()), "(none)"),
+        )
+        .restart(
+            "job_hook",
+            shown(old.job_hook.as_ref(), "(none)"),
+            shown(new.job_hook.as_ref(), "(none)"),
         );
     common::restart_shared_keys!(restart, old, new);
     Changes {

@@ -65,7 +65,8 @@ async fn run(gw: &Arc<Gateway>, id: JobId, control: &JobControl) {
         match job.next(now_ms()) {
             Next::Ended => return,
             Next::Expire => {
-                let _ = queue.update(id, |j| j.expire(now_ms())).await;
+                let expired = queue.update(id, |j| j.expire(now_ms())).await;
+                recorded(gw, id, expired);
             }
             Next::At(at) => {
                 let pause = Duration::from_millis(at.saturating_sub(now_ms()));
@@ -79,6 +80,15 @@ async fn run(gw: &Arc<Gateway>, id: JobId, control: &JobControl) {
                 if gw.draining.is_cancelled() {
                     return;
                 }
+                // One call at a time per callee: wait for the line (or a
+                // change to the job, or its kill time).
+                let kill_in = Duration::from_millis(job.status.kill_at_ms.saturating_sub(now_ms()));
+                let _line = tokio::select! {
+                    line = queue.line(&job.status.to) => line,
+                    _ = control.wake.notified() => continue,
+                    _ = tokio::time::sleep(kill_in) => continue,
+                    _ = gw.draining.cancelled() => return,
+                };
                 // Unless a cancel or alter came in meanwhile.
                 let started = queue
                     .update(id, |j| {
@@ -98,7 +108,7 @@ async fn run(gw: &Arc<Gateway>, id: JobId, control: &JobControl) {
                 // A cancel that came too late (every page had gone out)
                 // leaves a delivered job done.
                 let canceled = control.cancel.is_cancelled();
-                let _ = queue
+                let ended = queue
                     .update(id, |j| match &attempt {
                         Tried::Failed(reason) => j.fail(reason.clone(), now_ms()),
                         Tried::Called(a) if canceled && a.result != Outcome::Delivered => {
@@ -107,8 +117,26 @@ async fn run(gw: &Arc<Gateway>, id: JobId, control: &JobControl) {
                         Tried::Called(a) => j.attempt_ended(a.clone(), now_ms()),
                     })
                     .await;
+                recorded(gw, id, ended);
             }
         }
+    }
+}
+
+/// After a job that had not ended changed: counts it when it ended now;
+/// a job that could not be stored is tried again (and logged).
+fn recorded<R>(
+    gw: &Gateway,
+    id: JobId,
+    update: Result<Option<(R, Job)>, crate::queue::store::StoreError>,
+) {
+    match update {
+        Ok(Some((_, job))) if job.state().ended() => {
+            let state = job.state().to_string();
+            gw.metrics.jobs_ended.inc(&[("state", &state)]);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(job = id, error = %e, "cannot store the job's change"),
     }
 }
 
@@ -148,6 +176,13 @@ async fn attempt(gw: &Arc<Gateway>, job: &Job, control: &JobControl) -> Tried {
         }
         LoginOutcome::Refused(LoginRefusal::TooManyAttempts { .. }) => {
             return unreachable("the relay throttles logins from this gateway");
+        }
+        // A relay refuses a job credential with its own words, never as a
+        // wrong secret: this answer was a device's login of the same
+        // number, crossing the job's (the uplink hands a number's answer to
+        // every login waiting for one). Try again.
+        LoginOutcome::Refused(LoginRefusal::BadSecret) => {
+            return unreachable("the job's login crossed a device's refused login");
         }
         LoginOutcome::Refused(r @ LoginRefusal::Revoked { .. }) => {
             return Tried::Failed(r.to_string());

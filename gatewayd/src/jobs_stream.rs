@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use crate::gateway::Gateway;
 use crate::gateway_core::DeviceLinkId;
 use crate::job_runner;
+use crate::metrics::GatewayMetrics;
 use crate::queue::job::{Cancel, Job};
 use crate::queue::{Queue, now_ms};
 
@@ -83,7 +84,7 @@ async fn answer(
         JobRequest::Cancel { jobs, .. } => {
             let mut changes = Vec::new();
             for id in jobs {
-                changes.push(cancel(queue, &from, id, now).await?);
+                changes.push(cancel(queue, &gw.metrics, &from, id, now).await?);
             }
             Ok(JobResponse::Changed(changes))
         }
@@ -126,7 +127,13 @@ fn unknown(id: JobId) -> JobChange {
     }
 }
 
-async fn cancel(queue: &Queue, from: &Number, id: JobId, now: u64) -> Result<JobChange, String> {
+async fn cancel(
+    queue: &Queue,
+    gw_metrics: &GatewayMetrics,
+    from: &Number,
+    id: JobId,
+    now: u64,
+) -> Result<JobChange, String> {
     if list(queue, from, &[id]).is_err() {
         return Ok(unknown(id));
     }
@@ -143,6 +150,7 @@ async fn cancel(queue: &Queue, from: &Number, id: JobId, now: u64) -> Result<Job
             if let Some(c) = control {
                 c.wake.notify_one();
             }
+            gw_metrics.jobs_ended.inc(&[("state", "canceled")]);
             (true, "canceled".to_owned())
         }
         Cancel::AtPageBoundary => {
@@ -247,6 +255,12 @@ async fn submit(
 ) -> Result<JobResponse, String> {
     let now = now_ms();
     check_schedule(&submission, now)?;
+    if let Some(url) = &submission.schedule.notify_url {
+        common::hooks::Target::url(url).map_err(|e| format!("bad notify URL: {e}"))?;
+        if gw.config.notify_key.is_none() {
+            return Err("this gateway signs no webhooks (it has no notify_key_file): leave out --notify-url, or ask its operator".into());
+        }
+    }
     let mut ids = Vec::new();
     let stored = store_submission(gw, queue, stream, &submission, &mut ids, now).await;
     match stored {

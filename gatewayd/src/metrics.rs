@@ -11,6 +11,17 @@ pub struct GatewayGauges {
     pub relay_link_up: bool,
     pub devices_online: u64,
     pub calls_in_flight: u64,
+    /// Jobs in the queue by state (not ended).
+    pub jobs_queued: u64,
+    pub jobs_scheduled: u64,
+    pub jobs_sending: u64,
+    pub jobs_waiting: u64,
+    /// Age of the oldest job not ended, in seconds.
+    pub oldest_job_secs: u64,
+    /// Job events (webhooks, hook command).
+    pub notifications_delivered: u64,
+    pub notifications_failed: u64,
+    pub notifications_pending: u64,
 }
 
 common::metrics_table! {
@@ -26,7 +37,27 @@ common::metrics_table! {
             "gatewayd_calls_in_flight",
             "Calls being carried now."
                 => g.calls_in_flight,
+            "gatewayd_jobs_queued", "Queued jobs to be tried at once." => g.jobs_queued,
+            "gatewayd_jobs_scheduled", "Queued jobs waiting for their send time." => g.jobs_scheduled,
+            "gatewayd_jobs_sending", "Queued jobs with a call under way." => g.jobs_sending,
+            "gatewayd_jobs_waiting", "Queued jobs waiting for their next try." => g.jobs_waiting,
+            "gatewayd_oldest_job_seconds",
+            "Age of the oldest queued job that has not ended."
+                => g.oldest_job_secs,
+            "gatewayd_notifications_delivered",
+            "Job events delivered (webhook answered 2xx, hook exited 0) since start."
+                => g.notifications_delivered,
+            "gatewayd_notifications_failed",
+            "Failed deliveries of job events since start (each is retried)."
+                => g.notifications_failed,
+            "gatewayd_notifications_pending",
+            "Job events not delivered yet."
+                => g.notifications_pending,
         }
+        jobs_ended: Family = (
+            "gatewayd_jobs_ended_total",
+            "Queued jobs ended, by state (done, failed, canceled)."
+        ),
         /// Relay links established.
         relay_links: Counter = (
             "gatewayd_relay_links_total",

@@ -17,8 +17,10 @@ use crate::config::{self, GatewayConfig, Settings, default_name};
 use crate::gateway::Gateway;
 use crate::gateway_core::GatewayCore;
 use crate::metrics::{GatewayGauges, GatewayMetrics};
-use crate::queue::Queue;
+use crate::queue::{Events, Queue};
 use crate::{device_link, job_runner, relay_link, uplink};
+use common::hooks::{Notifier, Settings as HookSettings};
+use common::jobs::JobState;
 
 /// Re-reads the configuration on SIGHUP.
 pub type Reloader = lifecycle::Reloader<Settings>;
@@ -64,6 +66,10 @@ impl Service for Gateway {
     /// The link to a relay.
     fn started(self: &Arc<Self>) {
         self.tasks.spawn(relay_link::maintain(self.clone()));
+        if let Some(events) = self.queue.as_ref().and_then(|q| q.events.as_ref()) {
+            self.tasks
+                .spawn(events.notifier.clone().run(self.closing.clone()));
+        }
         job_runner::resume_all(self);
     }
 
@@ -86,11 +92,39 @@ impl Service for Gateway {
     }
 
     fn metrics_page(&self) -> String {
-        self.metrics.render(&GatewayGauges {
+        let mut gauges = GatewayGauges {
             relay_link_up: self.uplink.current().is_some(),
             devices_online: self.online_count() as u64,
             calls_in_flight: self.calls.len() as u64,
-        })
+            ..GatewayGauges::default()
+        };
+        if let Some(queue) = &self.queue {
+            let (by_state, oldest_ms) = queue.depth();
+            let n = |s| by_state.get(&s).copied().unwrap_or(0);
+            gauges.jobs_queued = n(JobState::Queued);
+            gauges.jobs_scheduled = n(JobState::Scheduled);
+            gauges.jobs_sending = n(JobState::Sending);
+            gauges.jobs_waiting = n(JobState::Waiting);
+            gauges.oldest_job_secs = oldest_ms / 1000;
+            if let Some(events) = &queue.events {
+                let stats = events.notifier.stats();
+                gauges.notifications_delivered = stats.delivered;
+                gauges.notifications_failed = stats.failed_attempts;
+                gauges.notifications_pending = stats.pending;
+            }
+        }
+        self.metrics.render(&gauges)
+    }
+
+    /// `/jobs`: every job in the queue, oldest first, as faxstat --json
+    /// shows a number's (`{"jobs": [...]}`).
+    fn json_page(&self, path: &str) -> Option<String> {
+        let queue = self.queue.as_ref().filter(|_| path == "/jobs")?;
+        let jobs: Vec<_> = match queue.store.all(None) {
+            Ok(jobs) => jobs.into_iter().map(|j| j.status).collect(),
+            Err(e) => return Some(serde_json::json!({ "error": e.to_string() }).to_string()),
+        };
+        Some(serde_json::json!({ "jobs": jobs }).to_string())
     }
 
     fn metrics(&self) -> &dyn DaemonMetrics {
@@ -118,10 +152,24 @@ pub async fn run_with(
     common::link::frame::set_max_frame_len(config.max_frame_bytes);
     let settings = config.settings.clone();
     let queue = match &config.state_dir {
-        Some(dir) => Some(
-            Queue::open(dir)
-                .with_context(|| format!("cannot open the fax queue in {}", dir.display()))?,
-        ),
+        Some(dir) => {
+            let events = |tree| {
+                let any = !config.job_targets.is_empty() || config.notify_key.is_some();
+                any.then(|| {
+                    let notifier =
+                        Notifier::open(tree, config.notify_key.clone(), HookSettings::default())?;
+                    Ok(Events {
+                        notifier,
+                        targets: config.job_targets.clone(),
+                        gateway: name.clone(),
+                    })
+                })
+                .transpose()
+            };
+            let queue = Queue::open(dir, events)
+                .with_context(|| format!("cannot open the fax queue in {}", dir.display()))?;
+            Some(queue)
+        }
         None => None,
     };
     let gw = Arc::new(Gateway {

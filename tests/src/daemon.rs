@@ -69,6 +69,8 @@ impl Daemon {
         cmd.env("NOTIFY_SOCKET", notify.path())
             // Logs go to files that people read in failure messages: no colour codes.
             .env("NO_COLOR", "1")
+            // A device config file of the machine's never counts (faxrecv).
+            .env("FAXMESH_DEVICE_CONFIG", "")
             .stdin(Stdio::null())
             .stdout(open(&stdout_path));
         if close_stderr {

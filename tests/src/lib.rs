@@ -13,6 +13,7 @@
 //! - [`sender`]: running faxsend and reading its exit code and report.
 //! - [`fleet`]: the fleet key and device secrets.
 //! - [`pki`]: a private CA and relay certificates (`relayd tls`), for TLS tests.
+//! - [`http_receiver`]: a real HTTP server that takes webhooks (down for a while, then up).
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
 //! - [`redis_server`]: a real redis-server on a free port (directory mode).
@@ -35,6 +36,7 @@ pub mod bins;
 pub mod daemon;
 pub mod fleet;
 pub mod gateway;
+pub mod http_receiver;
 pub mod images;
 pub mod load;
 pub mod notify;

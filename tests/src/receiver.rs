@@ -60,8 +60,9 @@ impl Receiver {
         *self = again;
     }
 
+    /// [`Receiver::start`] with the inbox at `inbox` (e.g. on tmpfs).
     #[track_caller]
-    fn start_in(
+    pub fn start_in(
         dir: &Path,
         fleet: &Fleet,
         gateway: SocketAddr,

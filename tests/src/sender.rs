@@ -67,8 +67,13 @@ impl FaxSend {
         // faxsend is no daemon, and the secret comes from the command line.
         // Cover pages and tag lines print the time: a fixed one, in UTC, so
         // two runs draw the same pages.
+        // Nor does a device config file or variable of the machine's count.
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("FAXMESH_SECRET")
+            .env_remove("FAXMESH_GATEWAY")
+            .env_remove("FAXMESH_FROM")
+            .env_remove("FAXMESH_CA_FILE")
+            .env("FAXMESH_DEVICE_CONFIG", "")
             .env("SOURCE_DATE_EPOCH", SEND_TIME.to_string())
             .env("TZ", "UTC");
         FaxSend {

@@ -81,13 +81,13 @@ impl Testbed {
     }
 
     /// Starts gatewayd `name` linked to `relay` with a fax queue in its own
-    /// state directory; returns once linked.
+    /// state directory and an admin listener; returns once linked.
     #[track_caller]
     pub fn queue_gateway(&self, name: &str, relay: &Relay) -> Gateway {
         let state = self.path.join(format!("{name}-state"));
         let state = state.to_str().expect("a UTF-8 path");
-        let mut gw =
-            Gateway::start_with(&self.path, name, &[relay.addr()], &["--state-dir", state]);
+        let extra = ["--state-dir", state, "--admin", "127.0.0.1:0"];
+        let mut gw = Gateway::start_with(&self.path, name, &[relay.addr()], &extra);
         gw.wait_linked();
         gw
     }

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::admin::http_get;
 use harness::images::{assert_same_pages, noise_bitmap, read_fax, sent_pages, write_tiff};
-use harness::{Gateway, Relay, Sent, Testbed, bin};
+use harness::{Gateway, Relay, Sent, Testbed, bin, http_receiver};
 use serde_json::Value;
 
 /// relay-a, a queueing gateway for the senders and one for the callees.
@@ -75,6 +76,7 @@ fn tool_with_secret(bed: &Testbed, name: &str, gw: &Gateway, secret: &Path, args
         .arg(secret)
         .args(args)
         .env_remove("FAXMESH_SECRET")
+        .env("FAXMESH_DEVICE_CONFIG", "")
         .current_dir(bed.path())
         .output()
         .expect("runs");
@@ -255,6 +257,22 @@ fn faxrm_cancels_a_waiting_job_and_leaves_an_ended_one_alone() {
     let unknown = tool(&bed, "faxrm", &gw1, &["999999"]);
     assert_eq!(unknown.code, Some(2));
     assert_eq!(unknown.stdout.trim(), "job 999999: no such job");
+
+    // The operator sees it on the admin listener, and in the metrics.
+    let status = gw1.status().expect("a status").to_owned();
+    let admin = harness::status::field(&status, "admin on ").expect("an admin address");
+    let (code, body) = http_get(&admin, "/jobs");
+    assert_eq!(code, 200, "{body}");
+    let all: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(all["jobs"][0]["id"].to_string(), ids[0], "{all}");
+    assert_eq!(all["jobs"][0]["state"], "canceled", "{all}");
+    assert!(!body.contains("job-"), "no credential on the page: {body}");
+    let (_, metrics) = http_get(&admin, "/metrics");
+    assert!(
+        metrics.contains("gatewayd_jobs_ended_total{state=\"canceled\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gatewayd_jobs_waiting 0"), "{metrics}");
 }
 
 #[test]
@@ -441,4 +459,143 @@ fn bad_queue_input_is_refused_and_changes_nothing() {
     let sent = queue(&bed, &plain, &["1002"], &[note], &[]);
     assert_eq!(sent.code, Some(3), "{sent}");
     assert!(sent.stderr.contains("keeps no queue"), "{sent}");
+}
+
+#[test]
+fn after_setup_a_device_config_file_is_all_faxsend_and_faxstat_need() {
+    let bed = Testbed::new();
+    let (_relay, gw1, gw2) = network(&bed);
+    let mut callee = bed.receiver(&gw2, "1002", &[]);
+    let home = bed.path().join("home");
+    let config = home.join(".config/faxmesh");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::copy(bed.fleet().secret_file("1001"), config.join("1001.secret")).expect("copied");
+    std::fs::write(
+        config.join("device.toml"),
+        format!(
+            "gateway = \"{}\"\nnumber = \"1001\"\nsecret_file = \"1001.secret\"\nqueue = true\n",
+            gw1.addr()
+        ),
+    )
+    .expect("config written");
+    let user = |cmd: &mut Command| {
+        cmd.env_remove("FAXMESH_DEVICE_CONFIG")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("HOME", &home)
+            .env_remove("FAXMESH_SECRET");
+    };
+
+    let mut send = Command::new(bin("faxsend"));
+    send.args(["--to", "1002", "--json", "--no-tagline"])
+        .arg(bed.note());
+    user(&mut send);
+    let out = send.output().expect("faxsend runs");
+    assert!(out.status.success(), "{out:?}");
+    let queued: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let id = queued["jobs"][0]["id"].to_string();
+
+    let mut stat = Command::new(bin("faxstat"));
+    stat.args(["--json", "--wait", &id]);
+    user(&mut stat);
+    let out = stat.output().expect("faxstat runs");
+    assert!(out.status.success(), "{out:?}");
+    let done: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(done["jobs"][0]["state"], "done");
+    callee.assert_one_fax(
+        done["jobs"][0]["call_id"].as_str().expect("id"),
+        &bed.note(),
+    );
+
+    // A key the file does not know is refused, naming the file.
+    std::fs::write(config.join("device.toml"), "gatway = \"x\"\n").expect("written");
+    let mut bad = Command::new(bin("faxsend"));
+    bad.args(["--to", "1002"]).arg(bed.note());
+    user(&mut bad);
+    let out = bad.output().expect("faxsend runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("device.toml") && err.contains("gatway"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_webhook_down_for_a_while_gets_every_job_event_signed_and_in_order() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let key_file = bed.path().join("notify.key");
+    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").expect("key written");
+    // Down for the first three deliveries, then up.
+    let (url, requests) = http_receiver::start("/jobs", 3);
+    let state = bed.path().join("gw1-state");
+    let mut gw1 = Gateway::start_with(
+        bed.path(),
+        "gw1",
+        &[relay.addr()],
+        &[
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+            "--notify-url",
+            &url,
+            "--notify-key-file",
+            key_file.to_str().expect("utf-8"),
+        ],
+    );
+    gw1.wait_linked();
+    let gw2 = bed.gateway("gw2", &relay);
+    let mut callee = bed.receiver(&gw2, "1002", &["--busy"]);
+
+    let ids = job_ids(&queue(
+        &bed,
+        &gw1,
+        &["1002"],
+        &[bed.note()],
+        &["--retry-interval", "0.5"],
+    ));
+    wait_tried(&bed, &gw1, &ids[0]);
+    callee.restart_with(bed.path(), bed.fleet(), gw2.addr(), &[]);
+    let (jobs, code) = wait_jobs(&bed, &gw1, &ids);
+    assert_eq!(code, Some(0), "{jobs:?}");
+
+    let key = common::hooks::SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec())
+        .expect("a long key");
+    let mut events = Vec::new();
+    while events.last().map(String::as_str) != Some("done") {
+        let request = requests
+            .recv_timeout(harness::WAIT * 2)
+            .unwrap_or_else(|_| panic!("no event after {events:?}"));
+        assert!(
+            request.head.starts_with("POST /jobs HTTP/1.1\r\n"),
+            "{}",
+            request.head
+        );
+        let now = common::hooks::delivery::unix_now();
+        common::hooks::verify(
+            &key,
+            &request.header("faxmesh-signature"),
+            &request.body,
+            now,
+            std::time::Duration::from_secs(300),
+        )
+        .expect("a valid signature");
+        let event: Value = serde_json::from_slice(&request.body).expect("JSON");
+        assert_eq!(event["job"]["id"].to_string(), ids[0], "{event}");
+        assert_eq!(event["gateway"], "gw1");
+        assert_eq!(event["event"], event["job"]["state"], "{event}");
+        events.push(event["event"].as_str().expect("an event").to_owned());
+    }
+    // queued, then (sending, waiting) for each busy try, then sending, done.
+    assert_eq!(events[0], "queued", "{events:?}");
+    let tries = &events[1..events.len() - 2];
+    assert!(
+        tries.chunks(2).all(|c| c == ["sending", "waiting"]),
+        "{events:?}"
+    );
+    assert_eq!(
+        events[events.len() - 2..],
+        ["sending", "done"],
+        "{events:?}"
+    );
+    assert!(tries.len() >= 2, "at least one busy try: {events:?}");
 }

@@ -2,13 +2,10 @@
 //! script once a fax is complete, `--notify-url` POSTs its JSON signed, and
 //! a hook that failed before a restart runs after it.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use harness::{Gateway, Relay, Testbed, WAIT};
+use harness::{Gateway, Relay, Testbed, WAIT, http_receiver};
 use serde_json::Value;
 
 /// relay-a, with gw1 for the sender 1001 and gw2 for the receiver 1002.
@@ -93,7 +90,7 @@ fn notify_url_posts_the_fax_json_signed_with_the_key_file() {
     let (_relay, gw1, gw2) = network(&bed);
     let key_file = bed.path().join("hook.key");
     std::fs::write(&key_file, "0123456789abcdef0123456789abcdef\n").expect("writes the key");
-    let (url, requests) = one_request_receiver();
+    let (url, requests) = http_receiver::start("/fax?box=1", 0);
     let mut callee = bed.receiver(
         &gw2,
         "1002",
@@ -108,15 +105,10 @@ fn notify_url_posts_the_fax_json_signed_with_the_key_file() {
     fax_a_note(&bed, &gw1);
 
     let tif = callee.wait_faxes(1).remove(0);
-    let (head, body) = requests.recv_timeout(WAIT).expect("a POST within WAIT");
+    let request = requests.recv_timeout(WAIT).expect("a POST within WAIT");
+    let (head, body) = (&request.head, &request.body);
     assert!(head.starts_with("POST /fax?box=1 HTTP/1.1\r\n"), "{head}");
-    let header = |name: &str| {
-        head.lines()
-            .filter_map(|l| l.split_once(": "))
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.to_owned())
-            .unwrap_or_else(|| panic!("no {name} header in {head}"))
-    };
+    let header = |name: &str| request.header(name);
     assert_eq!(header("content-type"), "application/json");
     let key = common::hooks::SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec())
         .expect("a long key");
@@ -124,12 +116,12 @@ fn notify_url_posts_the_fax_json_signed_with_the_key_file() {
     common::hooks::verify(
         &key,
         &header("faxmesh-signature"),
-        &body,
+        body,
         now,
         Duration::from_secs(300),
     )
     .expect("a valid signature");
-    let json: Value = serde_json::from_slice(&body).expect("a JSON body");
+    let json: Value = serde_json::from_slice(body).expect("a JSON body");
     assert_eq!(json, callee.record(&tif));
 }
 
@@ -166,49 +158,4 @@ fn a_hook_that_failed_runs_after_a_restart_and_the_fax_stays() {
         serde_json::from_str(&wait_file(&out.with_extension("json"))).expect("the hook got JSON");
     assert_eq!(json, callee.record(&tif));
     assert_eq!(callee.faxes(), [tif], "the fax stayed in the inbox");
-}
-
-/// An HTTP receiver on a free port that answers one request 200 and hands
-/// over its head and body; returns its URL.
-fn one_request_receiver() -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-    let url = format!(
-        "http://{}/fax?box=1",
-        listener.local_addr().expect("an address")
-    );
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("a connection");
-        let mut data = Vec::new();
-        let mut buf = [0u8; 4096];
-        let (head, length) = loop {
-            let n = stream.read(&mut buf).expect("reads");
-            assert!(n > 0, "the request ended early");
-            data.extend_from_slice(&buf[..n]);
-            if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&data[..end + 4]).into_owned();
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(str::to_owned)
-                    })
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .expect("a Content-Length");
-                data.drain(..end + 4);
-                break (head, length);
-            }
-        };
-        while data.len() < length {
-            let n = stream.read(&mut buf).expect("reads");
-            assert!(n > 0, "the body ended early");
-            data.extend_from_slice(&buf[..n]);
-        }
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .expect("answers");
-        let _ = tx.send((head, data));
-    });
-    (url, rx)
 }

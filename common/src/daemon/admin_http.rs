@@ -1,5 +1,6 @@
 //! The admin listener of relayd and gatewayd (`--admin ADDR`): `GET /metrics`
-//! (Prometheus text) and `GET /healthz`.
+//! (Prometheus text), `GET /healthz`, and a daemon's own JSON pages
+//! (gatewayd's `/jobs`).
 //!
 //! Hand-written HTTP/1.1 on tokio rather than hyper: two fixed GET routes,
 //! one response per connection (`Connection: close`), no bodies to read. A
@@ -24,6 +25,10 @@ pub trait AdminPages: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// `Ok(text)` answers `/healthz` with 200, `Err(text)` with 503.
     fn health(&self) -> Result<String, String>;
+    /// A JSON page at `path`, if the daemon has one there.
+    fn json(&self, _path: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Serves `listener` until `stop` fires; each request in its own task.
@@ -105,6 +110,9 @@ fn route(head: &str, pages: &dyn AdminPages) -> (&'static str, &'static str, Str
             Ok(text) => ("200 OK", TEXT, format!("{text}\n")),
             Err(text) => ("503 Service Unavailable", TEXT, format!("{text}\n")),
         },
-        _ => ("404 Not Found", TEXT, "try /metrics or /healthz\n".into()),
+        other => match pages.json(other) {
+            Some(json) => ("200 OK", "application/json", json),
+            None => ("404 Not Found", TEXT, "try /metrics or /healthz\n".into()),
+        },
     }
 }

@@ -268,6 +268,12 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// The Prometheus text for `/metrics`.
     fn metrics_page(&self) -> String;
 
+    /// A JSON page of the daemon's own at `path` on the admin listener
+    /// (gatewayd: `/jobs`); `None` for a path it does not serve.
+    fn json_page(&self, _path: &str) -> Option<String> {
+        None
+    }
+
     /// Where failed accepts and reloads are counted.
     fn metrics(&self) -> &dyn DaemonMetrics;
 
@@ -288,6 +294,10 @@ struct Pages<D>(Arc<D>);
 impl<D: Service> AdminPages for Pages<D> {
     fn metrics(&self) -> String {
         self.0.metrics_page()
+    }
+
+    fn json(&self, path: &str) -> Option<String> {
+        self.0.json_page(path)
     }
 
     fn health(&self) -> Result<String, String> {

@@ -3,8 +3,10 @@
 //! faxrecv are thin shells around this; the benchmarks drive it directly.
 //! A retried fax (same call id) resumes where the callee's pages end
 //! ([`resume`]); [`retry`] says when to redial, [`report`] what happened.
+//! [`config`] is the device config file the command-line devices share.
 
 pub mod answer;
+pub mod config;
 pub mod report;
 pub mod resume;
 pub mod retry;

@@ -50,8 +50,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {
-    let device = Device::from_args(&cli.device)?;
-    let (from, jobs) = (cli.device.from.clone(), cli.jobs.clone());
+    let (device, from) = Device::from_args(&cli.device)?;
+    let jobs = cli.jobs.clone();
     let now = jobs_cli::now_ms();
     let request = match (cli.send_at, cli.kill_at) {
         (None, None) => JobRequest::Cancel { from, jobs },

@@ -49,8 +49,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {
-    let device = Device::from_args(&cli.device)?;
-    let (from, jobs) = (cli.device.from.clone(), cli.jobs.clone());
+    let (device, from) = Device::from_args(&cli.device)?;
+    let jobs = cli.jobs.clone();
     let request = match cli.wait {
         true => JobRequest::Wait { from, jobs },
         false => JobRequest::List { from, jobs },

@@ -2,7 +2,11 @@
 //! their rules ([`job`]), and here what ties them together (one task per
 //! live job places its calls: `crate::job_runner`): every change to a job
 //! goes through [`Queue::update`], which stores it (synced) before anyone
-//! hears of it, and wakes whoever waits for jobs to end.
+//! hears of it, queues an event for every notification target (webhooks
+//! and the hook command, delivered by `common::hooks`), and wakes whoever
+//! waits for jobs to end. [`Queue::line`] keeps one call at a time per
+//! callee, as a fax server does, so jobs to one number take turns instead
+//! of finding it busy.
 
 pub mod job;
 pub mod store;
@@ -10,8 +14,10 @@ pub mod store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use common::hooks::{Notifier, Target};
 use common::jobs::{JobId, JobState, JobStatus};
-use tokio::sync::{Notify, watch};
+use common::number::Number;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::job::Job;
@@ -33,9 +39,24 @@ pub struct JobControl {
     pub wake: Notify,
 }
 
+/// Where the queue's events go.
+#[derive(Debug, Clone)]
+pub struct Events {
+    pub notifier: Notifier,
+    /// Every job's events go to these (the gateway's `notify_url`, `job_hook`).
+    pub targets: Vec<Target>,
+    /// The gateway's name, in every event.
+    pub gateway: String,
+}
+
 #[derive(Debug)]
 pub struct Queue {
     pub store: Store,
+    /// `None`: no notification target is configured (per-job webhooks too
+    /// need the gateway's signing key, and so an outbox).
+    pub events: Option<Events>,
+    /// One call at a time per callee.
+    lines: Mutex<HashMap<Number, Arc<Semaphore>>>,
     /// Live jobs' tasks.
     live: Mutex<HashMap<JobId, Arc<JobControl>>>,
     /// One change at a time: read, change, store.
@@ -45,9 +66,18 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn open(dir: &std::path::Path) -> Result<Queue, StoreError> {
+    /// Opens the queue in `dir`; `events` makes its notifier (over the
+    /// database's outbox tree) when notifications are configured.
+    pub fn open(
+        dir: &std::path::Path,
+        events: impl FnOnce(sled::Tree) -> Result<Option<Events>, common::hooks::NotifyError>,
+    ) -> anyhow::Result<Queue> {
+        let store = Store::open(dir)?;
+        let events = events(store.tree("notifications")?)?;
         Ok(Queue {
-            store: Store::open(dir)?,
+            store,
+            events,
+            lines: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             write: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
@@ -72,12 +102,76 @@ impl Queue {
         self.live_lock().get(&id).cloned()
     }
 
-    /// Stores new jobs (their pages are stored already), synced.
+    /// Waits for the line to `to` (one call at a time per callee).
+    pub async fn line(&self, to: &Number) -> OwnedSemaphorePermit {
+        let line = {
+            let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+            // Lines nobody holds or waits for go, so the map stays small.
+            lines.retain(|_, l| Arc::strong_count(l) > 1 || l.available_permits() == 0);
+            lines
+                .entry(to.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone()
+        };
+        // The semaphore is never closed.
+        line.acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("a line is never closed"))
+    }
+
+    /// Stores new jobs (their pages are stored already), synced; then
+    /// their events.
     pub async fn add(&self, jobs: &[Job]) -> Result<(), StoreError> {
-        let _one = self.write.lock().await;
-        self.store.commit(&jobs.iter().collect::<Vec<_>>()).await?;
+        {
+            let _one = self.write.lock().await;
+            self.store.put(&jobs.iter().collect::<Vec<_>>())?;
+            self.announce(jobs).await;
+        }
+        // Synced outside the lock: concurrent changes share one sync.
+        self.store.sync().await?;
         self.changed.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Queues an event per target for each job (under the write lock, so
+    /// each target hears a job's changes in order).
+    async fn announce(&self, jobs: &[Job]) {
+        let Some(events) = &self.events else { return };
+        let now = now_ms();
+        let pushes: Vec<(Target, serde_json::Value)> = jobs
+            .iter()
+            .flat_map(|job| {
+                let body = serde_json::json!({
+                    "event": job.state(),
+                    "gateway": events.gateway,
+                    "time_ms": now,
+                    "job": job.status,
+                });
+                let own = job.notify_url.as_deref().and_then(|u| Target::url(u).ok());
+                events
+                    .targets
+                    .iter()
+                    .cloned()
+                    .chain(own)
+                    .map(move |t| (t, body.clone()))
+            })
+            .collect();
+        if pushes.is_empty() {
+            return;
+        }
+        let notifier = events.notifier.clone();
+        // push syncs the outbox: off the async threads.
+        let pushed = tokio::task::spawn_blocking(move || {
+            for (target, body) in &pushes {
+                if let Err(e) = notifier.push(target, body, &[]) {
+                    tracing::error!(%target, error = %e, "cannot queue a job event");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = pushed {
+            tracing::error!(error = %e, "queueing job events failed");
+        }
     }
 
     /// Changes job `id` with `f` and stores it (synced) before returning
@@ -87,20 +181,31 @@ impl Queue {
         id: JobId,
         f: impl FnOnce(&mut Job) -> R,
     ) -> Result<Option<(R, Job)>, StoreError> {
-        let _one = self.write.lock().await;
-        let Some(mut job) = self.store.get(id)? else {
-            return Ok(None);
-        };
-        let before = job.clone();
-        let said = f(&mut job);
-        if job != before {
-            self.store.commit(&[&job]).await?;
-            if job.state().ended() && !before.state().ended() {
-                // Its pages are no longer needed; the record stays.
-                self.store.drop_pages(id)?;
+        let (said, job, changed) = {
+            let _one = self.write.lock().await;
+            let Some(mut job) = self.store.get(id)? else {
+                return Ok(None);
+            };
+            let before = job.clone();
+            let said = f(&mut job);
+            let changed = job != before;
+            if changed {
+                self.store.put(&[&job])?;
+                if job.state().ended() && !before.state().ended() {
+                    // Its pages are no longer needed; the record stays.
+                    self.store.drop_pages(id)?;
+                }
+                log_change(&before, &job);
+                if job.state() != before.state() {
+                    self.announce(std::slice::from_ref(&job)).await;
+                }
             }
+            (said, job, changed)
+        };
+        if changed {
+            // Synced outside the lock: concurrent changes share one sync.
+            self.store.sync().await?;
             self.changed.send_modify(|n| *n += 1);
-            log_change(&before, &job);
         }
         Ok(Some((said, job)))
     }

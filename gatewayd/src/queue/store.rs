@@ -109,8 +109,8 @@ impl Store {
         Ok(pages)
     }
 
-    /// Stores jobs (new or changed) and syncs the database to disk.
-    pub async fn commit(&self, jobs: &[&Job]) -> Result<(), StoreError> {
+    /// Stores jobs (new or changed), atomically; [`Store::sync`] makes it durable.
+    pub fn put(&self, jobs: &[&Job]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for job in jobs {
             let json = serde_json::to_vec(job).map_err(|e| StoreError::Corrupt {
@@ -120,8 +120,18 @@ impl Store {
             batch.insert(&job.id().to_be_bytes(), json);
         }
         self.jobs.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Syncs everything stored so far to disk.
+    pub async fn sync(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Another tree of the queue's database (the notification outbox).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
     }
 
     /// Removes what a refused submission wrote (its pages, and records if any).
