@@ -2,6 +2,7 @@
 //! gateway core decides are carried out.
 
 use std::ops::Deref;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 
 use common::daemon::lifecycle::{Lifecycle, Service};
@@ -28,6 +29,8 @@ pub struct Gateway {
     pub uplink: Uplink,
     /// The fax queue, when the gateway has a state directory.
     pub queue: Option<Queue>,
+    /// Requests to the queue being served (submissions, lists, waits).
+    pub queue_requests: AtomicUsize,
     pub metrics: GatewayMetrics,
     /// Relays in order of preference; a reload may change them.
     pub(crate) relays: Mutex<Vec<String>>,

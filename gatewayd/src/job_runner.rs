@@ -51,21 +51,30 @@ pub fn spawn(gw: &Arc<Gateway>, id: JobId) {
     });
 }
 
+/// Whether a job's task goes on.
+enum Flow {
+    Again,
+    Stop,
+}
+
+/// The job's task. Between calls only a few numbers live here: whatever a
+/// call or a change needs is boxed, so thousands of waiting jobs cost
+/// little memory (a task of a few hundred bytes each).
 async fn run(gw: &Arc<Gateway>, id: JobId, control: &JobControl) {
     let Some(queue) = &gw.queue else { return };
     loop {
-        let job = match queue.store.get(id) {
-            Ok(Some(job)) => job,
+        let (next, kill_at) = match queue.store.get(id) {
+            Ok(Some(job)) => (job.next(now_ms()), job.status.kill_at_ms),
             Ok(None) => return,
             Err(e) => {
                 tracing::error!(job = id, error = %e, "cannot read the job");
                 return;
             }
         };
-        match job.next(now_ms()) {
+        match next {
             Next::Ended => return,
             Next::Expire => {
-                let expired = queue.update(id, |j| j.expire(now_ms())).await;
+                let expired = Box::pin(queue.update(id, |j| j.expire(now_ms()))).await;
                 recorded(gw, id, expired);
             }
             Next::At(at) => {
@@ -80,47 +89,62 @@ async fn run(gw: &Arc<Gateway>, id: JobId, control: &JobControl) {
                 if gw.draining.is_cancelled() {
                     return;
                 }
-                // One call at a time per callee: wait for the line (or a
-                // change to the job, or its kill time).
-                let kill_in = Duration::from_millis(job.status.kill_at_ms.saturating_sub(now_ms()));
-                let _line = tokio::select! {
-                    line = queue.line(&job.status.to) => line,
-                    _ = control.wake.notified() => continue,
-                    _ = tokio::time::sleep(kill_in) => continue,
-                    _ = gw.draining.cancelled() => return,
-                };
-                // Unless a cancel or alter came in meanwhile.
-                let started = queue
-                    .update(id, |j| {
-                        let go = j.next(now_ms()) == Next::Attempt;
-                        if go {
-                            j.start(now_ms());
-                        }
-                        go
-                    })
-                    .await;
-                let job = match started {
-                    Ok(Some((true, job))) => job,
-                    Ok(Some((false, _))) => continue,
-                    _ => return,
-                };
-                let attempt = attempt(gw, &job, control).await;
-                // A cancel that came too late (every page had gone out)
-                // leaves a delivered job done.
-                let canceled = control.cancel.is_cancelled();
-                let ended = queue
-                    .update(id, |j| match &attempt {
-                        Tried::Failed(reason) => j.fail(reason.clone(), now_ms()),
-                        Tried::Called(a) if canceled && a.result != Outcome::Delivered => {
-                            j.canceled_during_call(a.clone(), now_ms())
-                        }
-                        Tried::Called(a) => j.attempt_ended(a.clone(), now_ms()),
-                    })
-                    .await;
-                recorded(gw, id, ended);
+                if let Flow::Stop = Box::pin(try_once(gw, id, kill_at, control)).await {
+                    return;
+                }
             }
         }
     }
+}
+
+/// One try of a due job: waits for its line, places the call, records how
+/// it went.
+async fn try_once(gw: &Arc<Gateway>, id: JobId, kill_at: u64, control: &JobControl) -> Flow {
+    let Some(queue) = &gw.queue else {
+        return Flow::Stop;
+    };
+    let Ok(Some(job)) = queue.store.get(id) else {
+        return Flow::Stop;
+    };
+    // One call at a time per callee: wait for the line (or a change to the
+    // job, or its kill time).
+    let kill_in = Duration::from_millis(kill_at.saturating_sub(now_ms()));
+    let _line = tokio::select! {
+        line = queue.line(&job.status.from, &job.status.to) => line,
+        _ = control.wake.notified() => return Flow::Again,
+        _ = tokio::time::sleep(kill_in) => return Flow::Again,
+        _ = gw.draining.cancelled() => return Flow::Stop,
+    };
+    // Unless a cancel or alter came in meanwhile.
+    let started = queue
+        .update_with(id, false, |j| {
+            let go = j.next(now_ms()) == Next::Attempt;
+            if go {
+                j.start(now_ms());
+            }
+            go
+        })
+        .await;
+    let job = match started {
+        Ok(Some((true, job))) => job,
+        Ok(Some((false, _))) => return Flow::Again,
+        _ => return Flow::Stop,
+    };
+    let attempt = attempt(gw, &job, control).await;
+    // A cancel that came too late (every page had gone out) leaves a
+    // delivered job done.
+    let canceled = control.cancel.is_cancelled();
+    let ended = queue
+        .update(id, |j| match &attempt {
+            Tried::Failed(reason) => j.fail(reason.clone(), now_ms()),
+            Tried::Called(a) if canceled && a.result != Outcome::Delivered => {
+                j.canceled_during_call(a.clone(), now_ms())
+            }
+            Tried::Called(a) => j.attempt_ended(a.clone(), now_ms()),
+        })
+        .await;
+    recorded(gw, id, ended);
+    Flow::Again
 }
 
 /// After a job that had not ended changed: counts it when it ended now;

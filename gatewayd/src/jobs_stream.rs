@@ -5,6 +5,7 @@
 //! A request acts only for a number logged in on the same device link.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::device::answer::MAX_PAGE_BYTES;
@@ -45,6 +46,7 @@ pub async fn serve(
         JobRequest::Alter { .. } => "alter",
     };
     let from = request.from().clone();
+    let _counted = InFlight::new(&gw.queue_requests);
     let response = match answer(&gw, link, &mut stream, request).await {
         Ok(response) => response,
         Err(reason) => {
@@ -56,6 +58,22 @@ pub async fn serve(
         tracing::info!(%from, request = kind, error = %e, "could not answer a queue request");
     }
     let _ = stream.shutdown().await;
+}
+
+/// Counts a request while it is served.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicUsize) -> InFlight<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 async fn answer(

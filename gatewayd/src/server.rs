@@ -4,11 +4,13 @@
 //! page; and `run`, which builds the gateway's state and starts it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
 use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
+use common::daemon::memory::Activity;
 use common::daemon::metrics::DaemonMetrics;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +50,15 @@ impl Service for Gateway {
 
     fn devices_online(&self) -> usize {
         self.online_count()
+    }
+
+    /// Queue requests count as calls: memory is given back once a burst of
+    /// submissions is over too.
+    fn activity(&self) -> Activity {
+        Activity {
+            calls_in_flight: self.calls.len() + self.queue_requests.load(Ordering::Relaxed),
+            devices_online: self.online_count(),
+        }
     }
 
     fn log_listening(&self) {
@@ -174,6 +185,7 @@ pub async fn run_with(
     };
     let gw = Arc::new(Gateway {
         queue,
+        queue_requests: AtomicUsize::new(0),
         life: Lifecycle::new(&listeners, config.drain_timeout),
         core: Mutex::new(GatewayCore::new(&name, config.login_attempts_per_min)),
         relays: Mutex::new(config.relays.clone()),

@@ -145,7 +145,18 @@ async fn drain(n: usize) {
     println!("\n== drain: {n} one-page jobs to 10 callees, one relay ==");
     let bed = Testbed::new();
     let relay = bed.relay("relay-a");
-    let gw1 = bed.queue_gateway("gw1", &relay);
+    // QUEUE_ON_TMPFS=1: the queue on tmpfs too (what the disk's syncs cost).
+    let gw1 = match std::env::var_os("QUEUE_ON_TMPFS") {
+        Some(_) => {
+            let state = tmpfs_dir("queue-state");
+            let state = state.to_str().expect("utf-8");
+            let mut gw =
+                Gateway::start_with(bed.path(), "gw1", &[relay.addr()], &["--state-dir", state]);
+            gw.wait_linked();
+            gw
+        }
+        None => bed.queue_gateway("gw1", &relay),
+    };
     let gw2 = bed.gateway("gw2", &relay);
     let inbox = tmpfs_dir("queue-drain");
     let mut receivers = Vec::new();
@@ -186,11 +197,24 @@ async fn drain(n: usize) {
         .filter(|j| j.state == common::jobs::JobState::Done)
         .count();
     let tries: u32 = jobs.iter().map(|j| j.tries).sum();
+    let mut reasons = std::collections::BTreeMap::new();
+    for j in jobs
+        .iter()
+        .filter(|j| j.state != common::jobs::JobState::Done)
+    {
+        *reasons.entry(j.reason.clone()).or_insert(0) += 1;
+    }
+    for (reason, count) in reasons {
+        println!("  not delivered: {count} x {reason}");
+    }
     println!(
         "  drained in {:.2} s: {:.0} jobs/s (target >= 500); {delivered} of {n} delivered, {tries} tries",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
+    if let Some(path) = std::env::var_os("QUEUE_GATEWAY_LOG") {
+        let _ = std::fs::write(path, gw1.stderr());
+    }
     drop(receivers);
     let _ = std::fs::remove_dir_all(&inbox);
 }
@@ -208,7 +232,8 @@ async fn memory(n: usize) {
         .map(|i| format!("20{i:02}").parse().expect("a number"))
         .collect();
     let (ids, queueing) = submit(&session, n, &callees, now_ms() + 86_400_000).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past the gateway's idle trim (two quiet status ticks of a second).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let full = rss_kib(pid);
     println!(
         "  queued {} jobs in {:.1} s; gatewayd resident: {:.1} MB empty, {:.1} MB with them waiting ({:.2} KB per job; pages stay on disk)",

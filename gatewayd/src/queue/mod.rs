@@ -17,11 +17,45 @@ use std::sync::{Arc, Mutex};
 use common::hooks::{Notifier, Target};
 use common::jobs::{JobId, JobState, JobStatus};
 use common::number::Number;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use self::job::Job;
 use self::store::{Store, StoreError};
+
+/// Calls a gateway's queue places at once as one number: under a relay's
+/// default limit of calls in flight per device (8), leaving room for the
+/// device's own calls.
+pub const CALLS_PER_SENDER: usize = 4;
+
+/// Permission to place a queued call: held for the call.
+#[derive(Debug)]
+pub struct Line {
+    _sender: OwnedSemaphorePermit,
+    _callee: OwnedSemaphorePermit,
+}
+
+/// Semaphores by number, made on first use and dropped when unused.
+#[derive(Debug, Default)]
+struct Slots(Mutex<HashMap<Number, Arc<Semaphore>>>);
+
+impl Slots {
+    async fn take(&self, key: &Number, permits: usize) -> OwnedSemaphorePermit {
+        let slot = {
+            let mut slots = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            // Slots nobody holds or waits for go, so the map stays small.
+            slots.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < permits);
+            slots
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+                .clone()
+        };
+        // The semaphore is never closed.
+        slot.acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("a slot is never closed"))
+    }
+}
 
 /// Milliseconds since 1970, the queue's clock.
 pub fn now_ms() -> u64 {
@@ -56,13 +90,15 @@ pub struct Queue {
     /// need the gateway's signing key, and so an outbox).
     pub events: Option<Events>,
     /// One call at a time per callee.
-    lines: Mutex<HashMap<Number, Arc<Semaphore>>>,
+    lines: Slots,
+    /// At most [`CALLS_PER_SENDER`] calls at a time per sending number.
+    senders: Slots,
     /// Live jobs' tasks.
     live: Mutex<HashMap<JobId, Arc<JobControl>>>,
     /// One change at a time: read, change, store.
     write: tokio::sync::Mutex<()>,
-    /// Bumped after every stored change.
-    changed: watch::Sender<u64>,
+    /// The id of every job that ended, once stored.
+    ended: broadcast::Sender<JobId>,
 }
 
 impl Queue {
@@ -77,10 +113,11 @@ impl Queue {
         Ok(Queue {
             store,
             events,
-            lines: Mutex::new(HashMap::new()),
+            lines: Slots::default(),
+            senders: Slots::default(),
             live: Mutex::new(HashMap::new()),
             write: tokio::sync::Mutex::new(()),
-            changed: watch::channel(0).0,
+            ended: broadcast::channel(1024).0,
         })
     }
 
@@ -102,21 +139,17 @@ impl Queue {
         self.live_lock().get(&id).cloned()
     }
 
-    /// Waits for the line to `to` (one call at a time per callee).
-    pub async fn line(&self, to: &Number) -> OwnedSemaphorePermit {
-        let line = {
-            let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-            // Lines nobody holds or waits for go, so the map stays small.
-            lines.retain(|_, l| Arc::strong_count(l) > 1 || l.available_permits() == 0);
-            lines
-                .entry(to.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(1)))
-                .clone()
-        };
-        // The semaphore is never closed.
-        line.acquire_owned()
-            .await
-            .unwrap_or_else(|_| unreachable!("a line is never closed"))
+    /// Waits for the line from `from` to `to`: one call at a time per
+    /// callee, and at most [`CALLS_PER_SENDER`] per sending number.
+    pub async fn line(&self, from: &Number, to: &Number) -> Line {
+        // The callee's line first: a sender's slots held while waiting for
+        // one busy callee would keep every other callee waiting too.
+        let callee = self.lines.take(to, 1).await;
+        let sender = self.senders.take(from, CALLS_PER_SENDER).await;
+        Line {
+            _sender: sender,
+            _callee: callee,
+        }
     }
 
     /// Stores new jobs (their pages are stored already), synced; then
@@ -129,7 +162,6 @@ impl Queue {
         }
         // Synced outside the lock: concurrent changes share one sync.
         self.store.sync().await?;
-        self.changed.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -181,7 +213,19 @@ impl Queue {
         id: JobId,
         f: impl FnOnce(&mut Job) -> R,
     ) -> Result<Option<(R, Job)>, StoreError> {
-        let (said, job, changed) = {
+        self.update_with(id, true, f).await
+    }
+
+    /// [`Queue::update`], synced only when `sync` says: a change that a
+    /// crash may lose (a call starting: after a restart the job is tried
+    /// again with the same call id either way) spares the disk a sync.
+    pub async fn update_with<R>(
+        &self,
+        id: JobId,
+        sync: bool,
+        f: impl FnOnce(&mut Job) -> R,
+    ) -> Result<Option<(R, Job)>, StoreError> {
+        let (said, job, changed, ended) = {
             let _one = self.write.lock().await;
             let Some(mut job) = self.store.get(id)? else {
                 return Ok(None);
@@ -200,30 +244,51 @@ impl Queue {
                     self.announce(std::slice::from_ref(&job)).await;
                 }
             }
-            (said, job, changed)
+            let ended = job.state().ended() && !before.state().ended();
+            (said, job, changed, ended)
         };
-        if changed {
+        if changed && sync {
             // Synced outside the lock: concurrent changes share one sync.
             self.store.sync().await?;
-            self.changed.send_modify(|n| *n += 1);
+        }
+        if ended {
+            // Nobody may be waiting: no receiver is fine.
+            let _ = self.ended.send(id);
         }
         Ok(Some((said, job)))
     }
 
-    /// Waits until each of `ids` has ended (or is unknown).
+    /// Waits until each of `ids` has ended (or is unknown). Each job is
+    /// read once, then crossed off as the queue says it ended (read again
+    /// only if this waiter fell behind).
     pub async fn wait_ended(&self, ids: &[JobId]) -> Result<(), StoreError> {
-        let mut changed = self.changed.subscribe();
-        loop {
-            let mut open = false;
-            for &id in ids {
-                if let Some(job) = self.store.get(id)? {
-                    open |= !job.state().ended();
+        let mut ended = self.ended.subscribe();
+        let mut open = self.still_open(ids.iter().copied())?;
+        while !open.is_empty() {
+            match ended.recv().await {
+                Ok(id) => {
+                    open.remove(&id);
                 }
-            }
-            if !open || changed.changed().await.is_err() {
-                return Ok(());
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    open = self.still_open(open.iter().copied())?;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
             }
         }
+        Ok(())
+    }
+
+    fn still_open(
+        &self,
+        ids: impl Iterator<Item = JobId>,
+    ) -> Result<std::collections::HashSet<JobId>, StoreError> {
+        let mut open = std::collections::HashSet::new();
+        for id in ids {
+            if self.store.get(id)?.is_some_and(|j| !j.state().ended()) {
+                open.insert(id);
+            }
+        }
+        Ok(open)
     }
 
     /// Jobs by state, and the oldest waiting one's age, for metrics.

@@ -22,6 +22,9 @@ pub enum StoreError {
     Corrupt { id: JobId, reason: String },
 }
 
+/// sled's page cache for the queue.
+const CACHE_BYTES: u64 = 4 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
@@ -40,7 +43,13 @@ impl Store {
     /// Opens (or creates) the queue under `dir` and drops orphan pages.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
-        let db = sled::open(dir.join("queue"))?;
+        // A small cache: pages are read once per attempt, and queued pages
+        // belong on disk, not in the gateway's memory (sled's default
+        // cache is 1 GB).
+        let db = sled::Config::new()
+            .path(dir.join("queue"))
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         let store = Store {
             jobs: db.open_tree("jobs")?,
             pages: db.open_tree("pages")?,
