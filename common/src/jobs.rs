@@ -80,6 +80,9 @@ pub struct Submission {
 pub struct Recipient {
     pub to: Number,
     pub pages: u32,
+    /// The pages' bytes in all, so a gateway short of disk refuses the fax
+    /// before it is sent.
+    pub bytes: u64,
 }
 
 /// When and how often a job is tried. Times are Unix milliseconds.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::codec::{EncodedPage, load_document_with_progress};
 use common::jobs::{JobRequest, JobResponse, JobStatus, Recipient, Schedule, Submission};
+use common::link::frame::FrameError;
 use common::link::pages;
 
 use crate::cli::Cli;
@@ -49,6 +50,7 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
             .map(|(to, pages)| Recipient {
                 to: to.clone(),
                 pages: pages.len() as u32,
+                bytes: pages.iter().map(|p| p.data.len() as u64).sum(),
             })
             .collect(),
         schedule,
@@ -56,18 +58,35 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
     let runtime = jobs_cli::runtime()?;
     let answer = runtime.block_on(async {
         let session = device.login().await?;
-        let mut stream =
+        let stream =
             session.opener.open().await.map_err(|e| {
                 jobs_cli::Failure::unreachable(format!("cannot open a stream: {e}"))
             })?;
-        let sent = async {
-            common::jobs::write_request(&mut stream, &JobRequest::Submit(submission)).await?;
+        let (mut rx, mut tx) = tokio::io::split(stream);
+        // The pages go out while the gateway may already answer: a refusal
+        // (no room, a bad schedule) comes before it reads them all.
+        let writing = async {
+            common::jobs::write_request(&mut tx, &JobRequest::Submit(submission)).await?;
             for (_, pages) in &faxes {
-                write_pages(&mut stream, pages).await?;
+                write_pages(&mut tx, pages).await?;
             }
-            common::jobs::read_response(&mut stream).await
+            // Keep the write half open until the answer is read.
+            std::future::pending::<Result<JobResponse, FrameError>>().await
         };
-        sent.await
+        let answer = common::jobs::read_response(&mut rx);
+        tokio::pin!(answer);
+        let answered = tokio::select! {
+            biased;
+            answer = &mut answer => answer,
+            failed = writing => match failed {
+                // The gateway stopped reading: its answer says why.
+                Err(e) => tokio::time::timeout(Duration::from_secs(5), answer)
+                    .await
+                    .unwrap_or(Err(e)),
+                Ok(never) => Ok(never),
+            },
+        };
+        answered
             .map_err(|e| jobs_cli::Failure::unreachable(format!("the gateway link failed: {e}")))
     });
     let jobs = match answer {
@@ -89,10 +108,10 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-async fn write_pages(
-    stream: &mut common::link::mux::MuxStream,
+async fn write_pages<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
     pages: &[EncodedPage],
-) -> Result<(), common::link::frame::FrameError> {
+) -> Result<(), FrameError> {
     for (index, page) in pages.iter().enumerate() {
         pages::write_page(stream, index as u32, page).await?;
     }

@@ -273,6 +273,10 @@ async fn submit(
 ) -> Result<JobResponse, String> {
     let now = now_ms();
     check_schedule(&submission, now)?;
+    if let Some(dir) = &gw.config.state_dir {
+        let bytes = submission.recipients.iter().map(|r| r.bytes).sum();
+        queue.store.room_for(dir, bytes)?;
+    }
     if let Some(url) = &submission.schedule.notify_url {
         common::hooks::Target::url(url).map_err(|e| format!("bad notify URL: {e}"))?;
         if gw.config.notify_key.is_none() {
@@ -329,9 +333,17 @@ async fn store_submission(
                         )
                     })?
                     .map_err(|e| format!("bad page for {}: {e}", recipient.to))?;
-            queue
-                .store
-                .put_page(id, index, &page)
+            if page.data.len() as u64 > recipient.bytes {
+                return Err(format!(
+                    "the pages for {} are larger than the {} bytes announced",
+                    recipient.to, recipient.bytes
+                ));
+            }
+            // Off the async threads: a write may wait for the disk.
+            let store = queue.store.clone();
+            tokio::task::spawn_blocking(move || store.put_page(id, index, &page))
+                .await
+                .map_err(|e| format!("storing a page failed: {e}"))?
                 .map_err(cannot_store)?;
         }
     }

@@ -122,6 +122,7 @@ async fn submit(
                 .map(|&i| Recipient {
                     to: callees[i % callees.len()].clone(),
                     pages: 1,
+                    bytes: page.data.len() as u64,
                 })
                 .collect(),
             schedule: Schedule {

@@ -50,7 +50,26 @@ impl Gateway {
     #[track_caller]
     pub fn start_dialing(dir: &Path, name: &str, relays: &[String], extra: &[String]) -> Gateway {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-        Gateway::start_on(dir, name, relays, extra, any_port)
+        Gateway::start_on(dir, name, relays, extra, any_port, &[])
+    }
+
+    /// [`Gateway::start_with`] run through `launcher` (a command that
+    /// prepares something, then runs the gatewayd command line it is given
+    /// after its own arguments, e.g. in a mount namespace). A restart
+    /// starts gatewayd without it.
+    #[track_caller]
+    pub fn start_launched(
+        dir: &Path,
+        name: &str,
+        relays: &[SocketAddr],
+        extra: &[&str],
+        launcher: &[&str],
+    ) -> Gateway {
+        let relays: Vec<String> = relays.iter().map(|r| plain(*r)).collect();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let launcher: Vec<String> = launcher.iter().map(|s| s.to_string()).collect();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+        Gateway::start_on(dir, name, &relays, &extra, any_port, &launcher)
     }
 
     #[track_caller]
@@ -60,8 +79,16 @@ impl Gateway {
         relays: &[String],
         extra: &[String],
         listen: SocketAddr,
+        launcher: &[String],
     ) -> Gateway {
-        let mut cmd = Command::new(bin("gatewayd"));
+        let mut cmd = match launcher.split_first() {
+            None => Command::new(bin("gatewayd")),
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(bin("gatewayd"));
+                cmd
+            }
+        };
         cmd.args(["--name", name])
             .arg("--listen")
             .arg(listen.to_string())
@@ -96,7 +123,14 @@ impl Gateway {
     #[track_caller]
     pub fn start_again(&mut self) {
         assert!(!self.daemon.is_running(), "{} is still running", self.name);
-        let again = Gateway::start_on(&self.dir, &self.name, &self.relays, &self.extra, self.addr);
+        let again = Gateway::start_on(
+            &self.dir,
+            &self.name,
+            &self.relays,
+            &self.extra,
+            self.addr,
+            &[],
+        );
         assert_eq!(
             again.addr, self.addr,
             "{} came back on another address",

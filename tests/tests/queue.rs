@@ -599,3 +599,42 @@ fn a_webhook_down_for_a_while_gets_every_job_event_signed_and_in_order() {
     );
     assert!(tries.len() >= 2, "at least one busy try: {events:?}");
 }
+
+#[test]
+fn a_gateway_whose_disk_is_full_refuses_the_fax_and_keeps_nothing_of_it() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    // The queue on a 16 MB tmpfs of its own, mounted in a mount namespace
+    // of gatewayd's (as root, or else as a user namespace's root).
+    let state = bed.path().join("small");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let state = state.to_str().expect("utf-8").to_owned();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let user_ns: &[&str] = if root {
+        &[]
+    } else {
+        &["--user", "--map-root-user"]
+    };
+    let mount = "mount -t tmpfs -o size=16m tmpfs \"$0\" && exec \"$@\"";
+    let mut launcher = vec!["unshare"];
+    launcher.extend_from_slice(user_ns);
+    launcher.extend_from_slice(&["--mount", "sh", "-c", mount, &state]);
+    let extra = ["--state-dir", &state, "--admin", "127.0.0.1:0"];
+    let mut gw1 = Gateway::start_launched(bed.path(), "gw1", &[relay.addr()], &extra, &launcher);
+    gw1.wait_linked();
+    let gw2 = bed.gateway("gw2", &relay);
+    let _callee = bed.receiver(&gw2, "1002", &["--busy"]);
+
+    // Eight pages of 0.8 MB do not fit (with the store's copies).
+    let sent = queue(&bed, &gw1, &["1002"], &[noise_document(&bed)], &[]);
+    assert_eq!(sent.code, Some(3), "{sent}");
+    assert!(sent.stderr.contains("the gateway's disk is full"), "{sent}");
+    let listed = tool(&bed, "faxstat", &gw1, &["--json"]);
+    assert_eq!(listed.stdout.trim(), r#"{"jobs":[]}"#, "{}", listed.stderr);
+    // A small fax still fits.
+    let sent = queue(&bed, &gw1, &["1002"], &[bed.note()], &[]);
+    assert_eq!(job_ids(&sent).len(), 1, "{sent}");
+}

@@ -276,6 +276,7 @@ mod tests {
         let to = Recipient {
             to: "1002".parse().unwrap(),
             pages: 3,
+            bytes: 3000,
         };
         Job::new(
             7,
