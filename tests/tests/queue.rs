@@ -638,3 +638,28 @@ fn a_gateway_whose_disk_is_full_refuses_the_fax_and_keeps_nothing_of_it() {
     let sent = queue(&bed, &gw1, &["1002"], &[bed.note()], &[]);
     assert_eq!(job_ids(&sent).len(), 1, "{sent}");
 }
+
+#[test]
+fn a_waiting_job_outlives_a_sigkill_of_the_relay() {
+    let bed = Testbed::new();
+    let (mut relay, mut gw1, mut gw2) = network(&bed);
+    let mut callee = bed.receiver(&gw2, "1002", &["--busy"]);
+    let ids = job_ids(&queue(
+        &bed,
+        &gw1,
+        &["1002"],
+        &[bed.note()],
+        &["--retry-interval", "0.5"],
+    ));
+    wait_tried(&bed, &gw1, &ids[0]);
+
+    relay.kill();
+    relay.start_again();
+    gw1.wait_linked();
+    gw2.wait_linked();
+    callee.restart_with(bed.path(), bed.fleet(), gw2.addr(), &[]);
+
+    let (jobs, code) = wait_jobs(&bed, &gw1, &ids);
+    assert_eq!(code, Some(0), "{jobs:?}");
+    callee.assert_one_fax(jobs[0]["call_id"].as_str().expect("id"), &bed.note());
+}
