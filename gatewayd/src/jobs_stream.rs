@@ -46,7 +46,8 @@ pub async fn serve(
         JobRequest::Alter { .. } => "alter",
     };
     let from = request.from().clone();
-    let _counted = InFlight::new(&gw.queue_requests);
+    // A wait may last hours: it is no activity for the idle memory trim.
+    let _counted = (kind != "wait").then(|| InFlight::new(&gw.queue_requests));
     let response = match answer(&gw, link, &mut stream, request).await {
         Ok(response) => response,
         Err(reason) => {
@@ -96,7 +97,10 @@ async fn answer(
         JobRequest::List { jobs, .. } => Ok(JobResponse::Jobs(list(queue, &from, &jobs)?)),
         JobRequest::Wait { jobs, .. } => {
             list(queue, &from, &jobs)?;
-            queue.wait_ended(&jobs).await.map_err(|e| e.to_string())?;
+            tokio::select! {
+                waited = queue.wait_ended(&jobs) => waited.map_err(|e| e.to_string())?,
+                _ = gw.closing.cancelled() => return Err("the gateway is stopping".into()),
+            }
             Ok(JobResponse::Jobs(list(queue, &from, &jobs)?))
         }
         JobRequest::Cancel { jobs, .. } => {

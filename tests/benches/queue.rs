@@ -11,6 +11,9 @@
 //!   (the bench's temp dir); the callees' inboxes on tmpfs.
 //! - memory: gatewayd's resident memory with QUEUE_WAITING jobs waiting
 //!   (default 10,000, scheduled a day ahead), against the same gateway empty.
+//!
+//! QUEUE_ON_TMPFS=1 puts the drain's queue on tmpfs too (what the disk's
+//! syncs cost); QUEUE_GATEWAY_LOG=FILE keeps the sending gateway's log.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
