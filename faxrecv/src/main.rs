@@ -78,11 +78,7 @@ fn main() -> ExitCode {
 fn config(cli: &Cli) -> anyhow::Result<(DeviceConfig, Option<HookSetup>)> {
     // What the flags and environment leave open, from the device config file.
     let file = DeviceFile::load()?;
-    let missing = |flag: &str, key: &str| {
-        anyhow::anyhow!(
-            "give {flag} (or `{key}` in the device config file, ~/.config/faxmesh/device.toml)"
-        )
-    };
+    let missing = |flag: &str, key: &str| anyhow::anyhow!(DeviceFile::missing(flag, key));
     let gateway = cli
         .gateway
         .clone()

@@ -3,6 +3,7 @@
 //! jobs, and the exit code a job's end maps to.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::Args;
 use common::credential::read_secret_file;
@@ -92,11 +93,7 @@ impl Device {
     /// The device the flags name, completed from the device config file.
     pub fn from_args(args: &DeviceArgs) -> Result<(Device, Number), Error> {
         let file = DeviceFile::load().map_err(|e| Usage(e.to_string()))?;
-        let missing = |flag: &str, key: &str| {
-            Usage(format!(
-                "give {flag} (or `{key}` in the device config file, ~/.config/faxmesh/device.toml)"
-            ))
-        };
+        let missing = |flag: &str, key: &str| Usage(DeviceFile::missing(flag, key));
         let gateway = args
             .gateway
             .clone()
@@ -154,6 +151,37 @@ impl Device {
         answer
             .await
             .map_err(|e| Failure::unreachable(format!("the gateway link failed: {e}")))
+    }
+}
+
+/// faxstat's and faxrm's `main`: runs `run`, and exits with its code or
+/// with its error's (printed after the tool's name).
+pub fn main(tool: &str, run: impl FnOnce() -> Result<u8, Error>) -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{tool}: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints why an answer is not the one the tool asked for (a refusal, an
+/// unexpected answer, no answer) and returns the exit code it means.
+pub fn other_answer(tool: &str, answer: Result<JobResponse, Failure>) -> u8 {
+    match answer {
+        Ok(JobResponse::Refused { reason }) => {
+            eprintln!("{tool}: the gateway refused: {reason}");
+            exit::UNREACHABLE
+        }
+        Ok(other) => {
+            eprintln!("{tool}: unexpected answer from the gateway: {other:?}");
+            exit::UNREACHABLE
+        }
+        Err(f) => {
+            eprintln!("{tool}: {}", f.message);
+            f.code
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use common::link::control::{self, Link, LinkConfig};
 use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSION, Role};
 use common::routing::Announcement;
 use harness::Daemon;
+use harness::images::letter_page;
 use harness::load::{self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib};
 use harness::{Gateway, Pki, RedisServer, Relay, Testbed};
 
@@ -102,14 +103,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A realistic one-page fax: the sample letter, fine, G4.
-fn letter_page() -> EncodedPage {
-    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/letter.png");
-    let mut pages =
-        codec::load_document(&[sample], &EncodeOptions::default()).expect("the sample encodes");
-    pages.remove(0)
 }
 
 /// A line of `n` relays, each peering with the one before; returns them once

@@ -15,16 +15,16 @@
 //! QUEUE_ON_TMPFS=1 puts the drain's queue on tmpfs too (what the disk's
 //! syncs cost); QUEUE_GATEWAY_LOG=FILE keeps the sending gateway's log.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::codec::{self, EncodeOptions, EncodedPage};
+use common::codec::EncodedPage;
 use common::credential::read_secret_file;
 use common::device::session::Session;
 use common::jobs::{self, JobId, JobRequest, JobResponse, Recipient, Schedule, Submission};
 use common::link::control::LinkConfig;
 use common::link::pages;
 use common::number::Number;
+use harness::images::letter_page;
 use harness::load::{rss_kib, tmpfs_dir};
 use harness::{Gateway, Receiver, Testbed};
 
@@ -59,14 +59,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The sample letter, fine, G4: one realistic page.
-fn letter_page() -> EncodedPage {
-    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/letter.png");
-    let mut pages =
-        codec::load_document(&[sample], &EncodeOptions::default()).expect("the sample encodes");
-    pages.remove(0)
 }
 
 fn now_ms() -> u64 {

@@ -201,6 +201,16 @@ pub fn photo_image(width: u32, height: u32) -> GrayImage {
     })
 }
 
+/// A realistic one-page fax for benchmarks: the sample letter
+/// (`samples/letter.png`), fine, G4.
+pub fn letter_page() -> EncodedPage {
+    let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/letter.png");
+    let mut pages =
+        common::codec::load_document(&[sample], &common::codec::EncodeOptions::default())
+            .expect("the sample encodes");
+    pages.remove(0)
+}
+
 /// A fine A4-wide page of `rows` rows of random pixels, Group 4 encoded:
 /// incompressible, so about 0.4 MB per 1,000 rows on the wire, made quickly
 /// (no image decoding or dithering). For tests that need many bytes in flight.

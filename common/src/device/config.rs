@@ -111,6 +111,12 @@ impl DeviceFile {
         Ok(file)
     }
 
+    /// What to say when a setting is in neither the flags (`flag`) nor a
+    /// config file (`key`).
+    pub fn missing(flag: &str, key: &str) -> String {
+        format!("give {flag} (or `{key}` in the device config file, ~/.config/faxmesh/device.toml)")
+    }
+
     /// `self`'s settings, and `lower`'s where `self` has none.
     pub fn over(self, lower: DeviceFile) -> DeviceFile {
         DeviceFile {

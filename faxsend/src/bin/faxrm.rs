@@ -40,13 +40,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = common::daemon::cli_docs::parse();
-    match run(&cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("faxrm: {e:#}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    jobs_cli::main("faxrm", || run(&cli))
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {
@@ -81,17 +75,6 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             };
             Ok(code)
         }
-        Ok(JobResponse::Refused { reason }) => {
-            eprintln!("faxrm: the gateway refused: {reason}");
-            Ok(exit::UNREACHABLE)
-        }
-        Ok(other) => {
-            eprintln!("faxrm: unexpected answer from the gateway: {other:?}");
-            Ok(exit::UNREACHABLE)
-        }
-        Err(f) => {
-            eprintln!("faxrm: {}", f.message);
-            Ok(f.code)
-        }
+        other => Ok(jobs_cli::other_answer("faxrm", other)),
     }
 }

@@ -39,13 +39,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = common::daemon::cli_docs::parse();
-    match run(&cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("faxstat: {e:#}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    jobs_cli::main("faxstat", || run(&cli))
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {
@@ -72,17 +66,6 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             eprintln!("faxstat: {reason}");
             Ok(exit::BAD_INPUT)
         }
-        Ok(JobResponse::Refused { reason }) => {
-            eprintln!("faxstat: the gateway refused: {reason}");
-            Ok(exit::UNREACHABLE)
-        }
-        Ok(other) => {
-            eprintln!("faxstat: unexpected answer from the gateway: {other:?}");
-            Ok(exit::UNREACHABLE)
-        }
-        Err(f) => {
-            eprintln!("faxstat: {}", f.message);
-            Ok(f.code)
-        }
+        other => Ok(jobs_cli::other_answer("faxstat", other)),
     }
 }
