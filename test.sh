@@ -8,8 +8,9 @@
 #   ./test.sh -p faxsend      arguments go to cargo test (instead of --workspace)
 #
 # Debian packages come from apt-get (as root, or through sudo). Python
-# packages (Pillow, reportlab: the tests make real documents with them) go
-# into a virtual environment under target/, so the system's Python is left
+# packages (Pillow, reportlab: the tests make real documents with them;
+# aiosmtpd, the tests' mail server) go into a virtual environment under
+# target/, so the system's Python is left
 # alone; the tests find it through FAXMESH_PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -42,11 +43,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 venv=target/test-python
-if ! "$venv/bin/python" -c 'import PIL, reportlab' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import PIL, reportlab, aiosmtpd' >/dev/null 2>&1; then
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     apt_install python3-venv
   fi
-  echo "test.sh: installing Pillow and reportlab into $venv"
+  echo "test.sh: installing Pillow, reportlab and aiosmtpd into $venv"
   # cargo tags its target directory (CACHEDIR.TAG) only when it makes the
   # directory itself, and the test harness finds the target directory by
   # that tag: when the venv comes first, write the tag as cargo would.
@@ -58,7 +59,7 @@ if ! "$venv/bin/python" -c 'import PIL, reportlab' >/dev/null 2>&1; then
     > target/CACHEDIR.TAG
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    'pillow>=10' 'reportlab>=4'
+    'pillow>=10' 'reportlab>=4' 'aiosmtpd>=1.4'
 fi
 export FAXMESH_PYTHON="$PWD/$venv/bin/python"
 

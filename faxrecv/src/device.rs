@@ -23,7 +23,7 @@ use crate::extras::Extras;
 use crate::hooks::ReceiveHooks;
 use crate::pause::PagePause;
 use crate::slow_line::SlowLine;
-use crate::store::FaxStore;
+use crate::store::{FaxStore, OnFax};
 
 /// What the device needs to run.
 #[derive(Clone, Debug)]
@@ -44,6 +44,12 @@ pub struct DeviceConfig {
     pub pause: Option<PagePause>,
     /// A command and/or webhook for each fax received.
     pub hooks: Option<ReceiveHooks>,
+    /// Called with each complete fax before its final confirmation (an
+    /// error withholds it: the caller tries again); see [`OnFax`].
+    pub on_fax: Option<OnFax>,
+    /// Run inside another daemon (gatewayd's mail devices): no readiness
+    /// for systemd and no line on stdout per fax; the log says it all.
+    pub embedded: bool,
 }
 
 /// Why the device stopped, as an exit code and a message for stderr.
@@ -131,7 +137,8 @@ async fn answer_calls(cfg: DeviceConfig, shutdown: CancellationToken) -> Stop {
             cfg.number, session.relay, cfg.gateway
         );
         tracing::info!("{status}");
-        if first {
+        if cfg.embedded {
+        } else if first {
             notify::ready(&status);
             first = false;
         } else {
@@ -227,10 +234,15 @@ async fn take_call(
     let extras = cfg.extras;
     let pause = cfg.pause.clone();
     let hooks = cfg.hooks.clone();
+    let on_fax = cfg.on_fax.clone();
     let mut line = SlowLine::new(stream, cfg.read_rate);
     let answered = answer::answer(&mut line, &request, &cfg.policy, |req| {
-        FaxStore::create_with(&dir, req, extras)
-            .map(|store| store.with_pause(pause).with_hooks(hooks))
+        FaxStore::create_with(&dir, req, extras).map(|store| {
+            store
+                .with_pause(pause)
+                .with_hooks(hooks)
+                .with_on_fax(on_fax)
+        })
     })
     .await;
     line_busy.store(false, Ordering::SeqCst);
@@ -242,8 +254,9 @@ async fn take_call(
 fn report(cfg: &DeviceConfig, request: &CallRequest, answered: &Answered) {
     match answered {
         Answered::Received { pages, file, held } => {
-            tracing::info!(call = %request.call_id, pages, held, %file, "fax received");
-            if cfg.json {
+            tracing::info!(number = %cfg.number, call = %request.call_id, from = %request.from, pages, held, %file, "fax received");
+            if cfg.embedded {
+            } else if cfg.json {
                 let json = cfg.dir.join(format!("{}.json", request.call_id));
                 match std::fs::read_to_string(&json) {
                     Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {

@@ -118,6 +118,8 @@ fn config(cli: &Cli) -> anyhow::Result<(DeviceConfig, Option<HookSetup>)> {
     let pause = cli.pause_at_page.map(PagePause::new);
     let hooks = hook_setup(cli)?;
     let device = DeviceConfig {
+        on_fax: None,
+        embedded: false,
         gateway,
         number,
         secret,

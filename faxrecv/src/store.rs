@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::codec::{Compression, EncodedPage, PageInfo, Resolution, TiffFWriter, read_pages};
 use common::device::answer::PageSink;
@@ -41,6 +42,22 @@ pub struct FaxRecord {
     pub pages_resumed: u32,
 }
 
+/// Called with each complete fax (its record, then its .tif and any .png
+/// and .pdf) before the caller's final confirmation; an error withholds the
+/// confirmation, so the caller tries again and the call is offered whole.
+/// Not called again for a fax whose JSON was written.
+#[derive(Clone)]
+pub struct OnFax(pub Arc<FaxCallback>);
+
+/// What [`OnFax`] calls.
+pub type FaxCallback = dyn Fn(&FaxRecord, &[PathBuf]) -> std::io::Result<()> + Send + Sync;
+
+impl std::fmt::Debug for OnFax {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnFax")
+    }
+}
+
 /// Receives one fax into a directory.
 pub struct FaxStore {
     dir: PathBuf,
@@ -61,6 +78,7 @@ pub struct FaxStore {
     kept: Vec<EncodedPage>,
     /// Told of the fax once it is complete (`--on-receive`, `--notify-url`).
     hooks: Option<ReceiveHooks>,
+    on_fax: Option<OnFax>,
 }
 
 impl std::fmt::Debug for FaxStore {
@@ -99,6 +117,7 @@ impl FaxStore {
             extras,
             kept: Vec::new(),
             hooks: None,
+            on_fax: None,
         };
         let done = store.final_path();
         if done.exists() {
@@ -130,6 +149,12 @@ impl FaxStore {
     /// Queues the hooks' notifications once the fax is complete.
     pub fn with_hooks(mut self, hooks: Option<ReceiveHooks>) -> FaxStore {
         self.hooks = hooks;
+        self
+    }
+
+    /// Hands each complete fax to `on_fax` before it is confirmed.
+    pub fn with_on_fax(mut self, on_fax: Option<OnFax>) -> FaxStore {
+        self.on_fax = on_fax;
         self
     }
 
@@ -220,6 +245,9 @@ impl PageSink for FaxStore {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot write the PNG/PDF extras"),
             }
+        }
+        if let Some(on_fax) = &self.on_fax {
+            (on_fax.0)(&record, &files)?;
         }
         // The JSON comes last: a watcher may take it as "the fax is complete".
         write_atomically(&json_path, &serde_json::to_vec_pretty(&record)?)?;

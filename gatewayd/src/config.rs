@@ -12,6 +12,11 @@ use common::daemon::settings::{Changed, shown};
 use common::link::control::LinkConfig;
 use common::link::tls::ClientTls;
 use common::link::transport::{Scheme, check_addr};
+use ipnet::IpNet;
+
+use crate::email::config::{
+    self as mail_config, MailDeviceEntry, MailKeys, MailSenderEntry, MailSettings,
+};
 
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
 pub const DEFAULT_MAX_BACKOFF_SECS: f64 = 10.0;
@@ -107,6 +112,60 @@ common::settings_layer! {
         /// retried until it exits 0), e.g. to mail the outcome.
         #[arg(long, value_name = "CMD", env = "GATEWAYD_JOB_HOOK")]
         job_hook: String,
+        /// Listen for SMTP here (mail clients and MFPs on the LAN fax by
+        /// mail: T.37), e.g. 0.0.0.0:25; needs mail_domain, the state
+        /// directory and a [[mail_sender]] in the config file [default: off].
+        #[arg(long, value_name = "ADDR", env = "GATEWAYD_SMTP_LISTEN")]
+        smtp_listen: SocketAddr,
+        /// Domain of fax addresses: mail to NUMBER@DOMAIN is faxed to NUMBER,
+        /// e.g. fax.example.com.
+        #[arg(long, value_name = "DOMAIN", env = "GATEWAYD_MAIL_DOMAIN")]
+        mail_domain: String,
+        /// Certificate chain (PEM) for SMTP STARTTLS; reloaded on SIGHUP.
+        #[arg(long, value_name = "F", env = "GATEWAYD_SMTP_CERT_FILE")]
+        smtp_cert_file: PathBuf,
+        /// Private key (PEM) of smtp_cert_file.
+        #[arg(long, value_name = "F", env = "GATEWAYD_SMTP_KEY_FILE")]
+        smtp_key_file: PathBuf,
+        /// SMTP AUTH users (PLAIN and LOGIN, only after STARTTLS): lines
+        /// USER:HASH, HASH a SHA-512-crypt ($6$, `openssl passwd -6`),
+        /// SHA-256-crypt ($5$) or bcrypt ($2b$, `htpasswd -nB`); re-read on SIGHUP.
+        #[arg(long, value_name = "F", env = "GATEWAYD_SMTP_USERS_FILE")]
+        smtp_users_file: PathBuf,
+        /// Client networks (CIDR, comma-separated) whose mail is taken without
+        /// AUTH, from the sender addresses listed in [[mail_sender]].
+        #[arg(
+            long,
+            value_name = "CIDR",
+            env = "GATEWAYD_SMTP_ALLOW_NETWORKS",
+            value_delimiter = ','
+        )]
+        smtp_allow_networks: Vec<IpNet>,
+        /// Largest mail accepted, in bytes [default: 26214400].
+        #[arg(long, value_name = "BYTES", env = "GATEWAYD_SMTP_MAX_MESSAGE_BYTES")]
+        smtp_max_message_bytes: usize,
+        /// Most recipients (fax numbers) of one mail [default: 20].
+        #[arg(long, value_name = "N", env = "GATEWAYD_SMTP_MAX_RECIPIENTS")]
+        smtp_max_recipients: usize,
+        /// The site's mail server, HOST:PORT, that status mails and mail
+        /// devices' faxes go through (STARTTLS when it offers it).
+        #[arg(long, value_name = "HOST:PORT", env = "GATEWAYD_SMARTHOST")]
+        smarthost: String,
+        /// CA certificates (PEM) the smarthost's certificate is checked
+        /// against [default: the system's roots].
+        #[arg(long, value_name = "F", env = "GATEWAYD_SMARTHOST_CA_FILE")]
+        smarthost_ca_file: PathBuf,
+        /// From: of the mails the gateway writes [default: fax-gateway@MAIL_DOMAIN].
+        #[arg(long, value_name = "ADDR", env = "GATEWAYD_MAIL_FROM")]
+        mail_from: String,
+        /// Config file only: who may fax by mail, as which number
+        /// (`[[mail_sender]]` tables; see systemd/gatewayd.toml).
+        #[arg(skip)]
+        mail_sender: Vec<MailSenderEntry>,
+        /// Config file only: numbers the gateway answers and mails on
+        /// (`[[mail_device]]` tables; see systemd/gatewayd.toml).
+        #[arg(skip)]
+        mail_device: Vec<MailDeviceEntry>,
     }
 }
 
@@ -128,6 +187,8 @@ pub struct Settings {
     pub notify_url: Option<String>,
     pub notify_key_file: Option<PathBuf>,
     pub job_hook: Option<String>,
+    /// SMTP, mail devices and the smarthost; `None`: no mail.
+    pub mail: Option<MailSettings>,
 }
 
 /// Merges flags-and-environment over the file, applies defaults, checks.
@@ -188,7 +249,24 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
             }
         }
     }
+    let mail = mail_config::check(MailKeys {
+        smtp_listen: l.smtp_listen,
+        mail_domain: l.mail_domain,
+        smtp_cert_file: l.smtp_cert_file,
+        smtp_key_file: l.smtp_key_file,
+        smtp_users_file: l.smtp_users_file,
+        smtp_allow_networks: l.smtp_allow_networks,
+        smtp_max_message_bytes: l.smtp_max_message_bytes,
+        smtp_max_recipients: l.smtp_max_recipients,
+        smarthost: l.smarthost,
+        smarthost_ca_file: l.smarthost_ca_file,
+        mail_from: l.mail_from,
+        mail_sender: l.mail_sender,
+        mail_device: l.mail_device,
+        has_state_dir: l.state_dir.is_some(),
+    })?;
     Ok(Settings {
+        mail,
         notify_url: l.notify_url,
         notify_key_file: l.notify_key_file,
         job_hook: l.job_hook,
@@ -341,6 +419,11 @@ pub fn changes(old: &Settings, new: &Settings) -> Changes {
             "job_hook",
             shown(old.job_hook.as_ref(), "(none)"),
             shown(new.job_hook.as_ref(), "(none)"),
+        )
+        .restart_group(
+            "mail settings (smtp_*, mail_*, smarthost*) changed",
+            &old.mail,
+            &new.mail,
         );
     common::restart_shared_keys!(restart, old, new);
     Changes {

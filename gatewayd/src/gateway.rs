@@ -2,6 +2,7 @@
 //! gateway core decides are carried out.
 
 use std::ops::Deref;
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 
@@ -10,6 +11,7 @@ use common::daemon::notify;
 use common::link::actor::LinkHandle;
 
 use crate::config::GatewayConfig;
+use crate::email::Mail;
 use crate::gateway_core::{Effect, GatewayCore};
 use crate::metrics::GatewayMetrics;
 use crate::queue::Queue;
@@ -29,6 +31,8 @@ pub struct Gateway {
     pub uplink: Uplink,
     /// The fax queue, when the gateway has a state directory.
     pub queue: Option<Queue>,
+    /// The e-mail side, when configured.
+    pub mail: Option<Arc<Mail>>,
     /// Requests to the queue being served (submissions, lists, waits).
     pub queue_requests: AtomicUsize,
     pub metrics: GatewayMetrics,

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::codec::EncodedPage;
 use common::device::answer::MAX_PAGE_BYTES;
-use common::jobs::{JobChange, JobId, JobRequest, JobResponse, JobStatus, Schedule, Submission};
+use common::jobs::{
+    JobChange, JobId, JobRequest, JobResponse, JobStatus, Recipient, Schedule, Submission,
+};
 use common::link::frame;
 use common::link::mux::MuxStream;
 use common::link::pages;
@@ -275,8 +278,60 @@ async fn submit(
     stream: &mut MuxStream,
     submission: Submission,
 ) -> Result<JobResponse, String> {
+    let jobs = queue_fax(gw, queue, &submission, StreamPages(stream), |_| Ok(())).await?;
+    Ok(JobResponse::Queued(jobs))
+}
+
+/// Where a submission's pages come from, recipient by recipient, page by
+/// page in order.
+pub trait PageSource: Send {
+    fn page(
+        &mut self,
+        recipient: &Recipient,
+        index: u32,
+    ) -> impl Future<Output = Result<EncodedPage, String>> + Send;
+}
+
+/// Pages a device sends on its jobs stream.
+struct StreamPages<'a>(&'a mut MuxStream);
+
+impl PageSource for StreamPages<'_> {
+    async fn page(&mut self, recipient: &Recipient, index: u32) -> Result<EncodedPage, String> {
+        tokio::time::timeout(PAGE_WAIT, pages::read_page(self.0, index, MAX_PAGE_BYTES))
+            .await
+            .map_err(|_| {
+                format!(
+                    "page {index} for {} did not arrive within {PAGE_WAIT:?}",
+                    recipient.to
+                )
+            })?
+            .map_err(|e| format!("bad page for {}: {e}", recipient.to))
+    }
+}
+
+/// The same pages for every recipient.
+impl PageSource for &[EncodedPage] {
+    async fn page(&mut self, _: &Recipient, index: u32) -> Result<EncodedPage, String> {
+        self.get(index as usize)
+            .cloned()
+            .ok_or_else(|| format!("no page {index}"))
+    }
+}
+
+/// Queues a fax to each of `submission`'s recipients: checks it, stores
+/// each recipient's pages as `next_page` gives them, gets each job's
+/// credential, calls `on_stored` with the jobs (before they are stored:
+/// whatever it records is there before a job can end), stores and syncs the
+/// jobs, and starts them. On any failure nothing of it stays queued.
+pub async fn queue_fax(
+    gw: &Arc<Gateway>,
+    queue: &Queue,
+    submission: &Submission,
+    next_page: impl PageSource,
+    on_stored: impl FnOnce(&[Job]) -> Result<(), String> + Send,
+) -> Result<Vec<JobStatus>, String> {
     let now = now_ms();
-    check_schedule(&submission, now)?;
+    check_schedule(submission, now)?;
     if let Some(dir) = &gw.config.state_dir {
         let bytes = submission.recipients.iter().map(|r| r.bytes).sum();
         queue.store.room_for(dir, bytes)?;
@@ -288,7 +343,7 @@ async fn submit(
         }
     }
     let mut ids = Vec::new();
-    let stored = store_submission(gw, queue, stream, &submission, &mut ids, now).await;
+    let stored = store_submission(gw, queue, submission, &mut ids, now, next_page, on_stored).await;
     match stored {
         Ok(jobs) => {
             let from = &submission.from;
@@ -297,9 +352,7 @@ async fn submit(
                 tracing::info!(job = s.id, %from, to = %s.to, pages = s.pages, call = %s.call_id, "job queued");
                 job_runner::spawn(gw, s.id);
             }
-            Ok(JobResponse::Queued(
-                jobs.into_iter().map(|j| j.status).collect(),
-            ))
+            Ok(jobs.into_iter().map(|j| j.status).collect())
         }
         Err(reason) => {
             // Nothing half-queued stays behind.
@@ -316,10 +369,11 @@ async fn submit(
 async fn store_submission(
     gw: &Arc<Gateway>,
     queue: &Queue,
-    stream: &mut MuxStream,
     submission: &Submission,
     ids: &mut Vec<JobId>,
     now: u64,
+    mut next_page: impl PageSource,
+    on_stored: impl FnOnce(&[Job]) -> Result<(), String> + Send,
 ) -> Result<Vec<Job>, String> {
     let cannot_store =
         |e: crate::queue::store::StoreError| format!("the gateway cannot store the fax: {e}");
@@ -327,16 +381,7 @@ async fn store_submission(
         let id = queue.store.new_id().map_err(cannot_store)?;
         ids.push(id);
         for index in 0..recipient.pages {
-            let page =
-                tokio::time::timeout(PAGE_WAIT, pages::read_page(stream, index, MAX_PAGE_BYTES))
-                    .await
-                    .map_err(|_| {
-                        format!(
-                            "page {index} for {} did not arrive within {PAGE_WAIT:?}",
-                            recipient.to
-                        )
-                    })?
-                    .map_err(|e| format!("bad page for {}: {e}", recipient.to))?;
+            let page = next_page.page(recipient, index).await?;
             if page.data.len() as u64 > recipient.bytes {
                 return Err(format!(
                     "the pages for {} are larger than the {} bytes announced",
@@ -375,6 +420,7 @@ async fn store_submission(
             .await?;
         jobs.push(job);
     }
+    on_stored(&jobs)?;
     queue.add(&jobs).await.map_err(cannot_store)?;
     Ok(jobs)
 }

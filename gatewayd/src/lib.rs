@@ -21,6 +21,7 @@
 pub mod call;
 pub mod config;
 pub mod device_link;
+pub mod email;
 pub mod gateway;
 pub mod gateway_core;
 pub mod job_runner;

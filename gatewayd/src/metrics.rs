@@ -22,6 +22,8 @@ pub struct GatewayGauges {
     pub notifications_delivered: u64,
     pub notifications_failed: u64,
     pub notifications_pending: u64,
+    /// Mails waiting in the outbox for the smarthost.
+    pub mail_spool_depth: u64,
 }
 
 common::metrics_table! {
@@ -53,6 +55,9 @@ common::metrics_table! {
             "gatewayd_notifications_pending",
             "Job events not delivered yet."
                 => g.notifications_pending,
+            "gatewayd_mail_spool_depth",
+            "Mails (faxes of mail devices, status mails) waiting for the smarthost."
+                => g.mail_spool_depth,
         }
         jobs_ended: Family = (
             "gatewayd_jobs_ended_total",
@@ -82,6 +87,26 @@ common::metrics_table! {
             "Bytes of call streams carried, by direction (to_callee, to_caller)."
         ),
         errors: Family = ("gatewayd_errors_total", "Errors by kind."),
+        smtp_mails: Family = (
+            "gatewayd_smtp_mails_total",
+            "Mails received by SMTP, by result (accepted, or the reason it was refused)."
+        ),
+        smtp_auth: Family = (
+            "gatewayd_smtp_auth_total",
+            "SMTP AUTH attempts by result (accepted, rejected, throttled)."
+        ),
+        mail_faxes_queued: Counter = (
+            "gatewayd_mail_faxes_queued_total",
+            "Faxes (one per recipient) queued from mail."
+        ),
+        mails_sent: Family = (
+            "gatewayd_mails_sent_total",
+            "Mails the smarthost accepted, by kind (fax, status)."
+        ),
+        mail_retries: Counter = (
+            "gatewayd_mail_retries_total",
+            "Failed tries to hand a mail to the smarthost (each is retried)."
+        ),
         reloads: Family = (
             "gatewayd_reloads_total",
             "Configuration reloads (SIGHUP) by result (applied, failed)."

@@ -20,7 +20,7 @@ use crate::gateway::Gateway;
 use crate::gateway_core::GatewayCore;
 use crate::metrics::{GatewayGauges, GatewayMetrics};
 use crate::queue::{Events, Queue};
-use crate::{device_link, job_runner, relay_link, uplink};
+use crate::{device_link, email, job_runner, relay_link, uplink};
 use common::hooks::{Notifier, Settings as HookSettings};
 use common::jobs::JobState;
 
@@ -41,8 +41,12 @@ impl Service for Gateway {
             Some(r) => format!("linked to relay {} at {}", r.name, r.addr),
             None => "no relay link".to_owned(),
         };
+        let smtp = match self.mail.as_ref().and_then(|m| m.smtp_addr) {
+            Some(addr) => format!("smtp on {addr}; "),
+            None => String::new(),
+        };
         format!(
-            "{relay}; calls in flight: {}; devices online: {}",
+            "{smtp}{relay}; calls in flight: {}; devices online: {}",
             self.calls.len(),
             self.online_count()
         )
@@ -82,6 +86,28 @@ impl Service for Gateway {
                 .spawn(events.notifier.clone().run(self.closing.clone()));
         }
         job_runner::resume_all(self);
+        if let Some(mail) = &self.mail {
+            if let Some(listener) = mail.take_listener() {
+                self.tasks.spawn(email::smtp_server::serve(
+                    self.clone(),
+                    mail.clone(),
+                    listener,
+                ));
+            }
+            if let (Some(outbox), Some(host)) = (&mail.outbox, &mail.settings.smarthost) {
+                match email::outbox::Smarthost::parse(host, mail.settings.smarthost_ca_file.clone())
+                {
+                    Ok(smarthost) => {
+                        self.tasks
+                            .spawn(outbox.clone().run(smarthost, self.clone()));
+                    }
+                    Err(e) => tracing::error!(error = %e, "no mail will be sent"),
+                }
+            }
+            self.tasks
+                .spawn(email::status::run(self.clone(), mail.clone()));
+            email::devices::start(self, mail, self.listen_addr());
+        }
     }
 
     fn reload(self: &Arc<Self>, old: &Settings, new: Settings) -> Reload<Settings> {
@@ -98,6 +124,9 @@ impl Service for Gateway {
                 r.link.close();
             }
             self.uplink.relays_changed();
+        }
+        if let Some(mail) = &self.mail {
+            mail.reload();
         }
         c.into_reload(config::applied(old, new))
     }
@@ -117,6 +146,9 @@ impl Service for Gateway {
             gauges.jobs_sending = n(JobState::Sending);
             gauges.jobs_waiting = n(JobState::Waiting);
             gauges.oldest_job_secs = oldest_ms / 1000;
+            if let Some(outbox) = self.mail.as_ref().and_then(|m| m.outbox.as_ref()) {
+                gauges.mail_spool_depth = outbox.depth();
+            }
             if let Some(events) = &queue.events {
                 let stats = events.notifier.stats();
                 gauges.notifications_delivered = stats.delivered;
@@ -183,7 +215,15 @@ pub async fn run_with(
         }
         None => None,
     };
+    let mail = match (
+        config.settings.as_ref().and_then(|s| s.mail.clone()),
+        &queue,
+    ) {
+        (Some(settings), Some(queue)) => Some(Arc::new(email::Mail::open(settings, queue).await?)),
+        _ => None,
+    };
     let gw = Arc::new(Gateway {
+        mail,
         queue,
         queue_requests: AtomicUsize::new(0),
         life: Lifecycle::new(&listeners, config.drain_timeout),

@@ -15,6 +15,7 @@
 //! - [`pki`]: a private CA and relay certificates (`relayd tls`), for TLS tests.
 //! - [`http_receiver`]: a real HTTP server that takes webhooks (down for a while, then up).
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
+//! - [`mail`]: aiosmtpd, smtplib and Python's email package, for the e-mail tests.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
 //! - [`redis_server`]: a real redis-server on a free port (directory mode).
 //! - [`status`]: the parts of a STATUS= line (`listening on A; admin on B`).
@@ -39,6 +40,7 @@ pub mod gateway;
 pub mod http_receiver;
 pub mod images;
 pub mod load;
+pub mod mail;
 pub mod notify;
 pub mod pki;
 pub mod receiver;

@@ -258,6 +258,11 @@ impl Queue {
         Ok(Some((said, job)))
     }
 
+    /// The id of each job as it ends, from now on.
+    pub fn subscribe_ended(&self) -> broadcast::Receiver<JobId> {
+        self.ended.subscribe()
+    }
+
     /// Waits until each of `ids` has ended (or is unknown). Each job is
     /// read once, then crossed off as the queue says it ended (read again
     /// only if this waiter fell behind).

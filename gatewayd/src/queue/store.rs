@@ -168,6 +168,11 @@ impl Store {
         Ok(())
     }
 
+    /// The queue's database (the mail outbox keeps its trees there).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Another tree of the queue's database (the notification outbox).
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
