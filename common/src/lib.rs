@@ -13,6 +13,7 @@
 //!   --on-receive, --notify-url).
 //! - [`jobs`]: the gateway's fax queue as devices see it (jobs streams, job status).
 //! - [`daemon`]: systemd notifications, signals, logging.
+//! - [`storage`]: syncing a sled database from async code.
 //! - [`throttle`]: failed-login counting per address, per minute.
 //! - [`backoff`]: capped exponential backoff with jitter for reconnects.
 
@@ -27,4 +28,5 @@ pub mod jobs;
 pub mod link;
 pub mod number;
 pub mod routing;
+pub mod storage;
 pub mod throttle;

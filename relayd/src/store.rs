@@ -210,7 +210,7 @@ impl Store {
     /// Writes what is queued, then makes sled flush to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.settled().await;
-        self.db.flush_async().await?;
+        common::storage::flush(&self.db).await?;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ step is where it stopped (a refusal, or "data" with the final answer).
 """
 
 import base64
+import email.utils
 import json
 import smtplib
 import ssl
@@ -42,6 +43,8 @@ def message_bytes():
     m["From"] = b.get("from_header", spec["from"])
     m["To"] = ", ".join(spec["to"])
     m["Subject"] = b.get("subject", "fax")
+    m["Date"] = email.utils.formatdate(localtime=True)
+    m["Message-ID"] = email.utils.make_msgid(domain="office.example")
     m.set_content(b.get("body", ""))
     for a in b.get("attachments", []):
         maintype, subtype = a["type"].split("/", 1)

@@ -29,7 +29,7 @@ struct Options {
 
 /// A gateway `gw` with the SMTP listener and a queue; scanner@office.example
 /// (from 127.0.0.0/8) sends as 1001 without a text page, the AUTH user
-/// alice as 1005.
+/// alice as 1005 with a cover page.
 fn mail_gateway(bed: &Testbed, relay: &Relay, opts: &Options) -> (Gateway, String, String) {
     let secret = |n: &str| bed.fleet().secret_file(n).display().to_string();
     let mut toml = format!(
@@ -54,7 +54,7 @@ fn mail_gateway(bed: &Testbed, relay: &Relay, opts: &Options) -> (Gateway, Strin
         .expect("write the users file");
         toml = format!(
             "smtp_cert_file = \"{}\"\nsmtp_key_file = \"{}\"\nsmtp_users_file = \"{}\"\n{toml}\
-             [[mail_sender]]\nuser = \"alice\"\nnumber = \"1005\"\nsecret_file = \"{}\"\n",
+             [[mail_sender]]\nuser = \"alice\"\nnumber = \"1005\"\nsecret_file = \"{}\"\ncover = true\n",
             cert.display(),
             key.display(),
             users.display(),
@@ -141,23 +141,52 @@ fn metric(admin: &str, line_start: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// relay-a, the mail gateway with aiosmtpd as its smarthost, and faxrecv
+/// 1002 (with `callee_flags`) behind a second gateway.
+struct MailNet {
+    _relay: Relay,
+    _gw: Gateway,
+    _gw2: Gateway,
+    smtp: String,
+    admin: String,
+    mailbox: Mailbox,
+    callee: harness::Receiver,
+}
+
+impl MailNet {
+    fn start(bed: &Testbed, callee_flags: &[&str]) -> MailNet {
+        let relay = bed.relay("relay-a");
+        let mailbox = Mailbox::start(&bed.path().join("mailbox"), 0);
+        let opts = Options {
+            smarthost: Some(mailbox.addr()),
+            ..Options::default()
+        };
+        let (gw, smtp, admin) = mail_gateway(bed, &relay, &opts);
+        let gw2 = bed.gateway("gw2", &relay);
+        let callee = bed.receiver(&gw2, "1002", callee_flags);
+        MailNet {
+            _relay: relay,
+            _gw: gw,
+            _gw2: gw2,
+            smtp,
+            admin,
+            mailbox,
+            callee,
+        }
+    }
+}
+
 #[test]
 fn a_mail_with_a_pdf_and_a_jpeg_arrives_as_one_fax_and_the_sender_is_told() {
     let bed = Testbed::new();
-    let relay = bed.relay("relay-a");
-    let mailbox = Mailbox::start(&bed.path().join("mailbox"), 0);
-    let opts = Options {
-        smarthost: Some(mailbox.addr()),
-        ..Options::default()
-    };
-    let (_gw, smtp, admin) = mail_gateway(&bed, &relay, &opts);
-    let gw2 = bed.gateway("gw2", &relay);
-    let mut callee = bed.receiver(&gw2, "1002", &[]);
+    let net = MailNet::start(&bed, &[]);
+    let (smtp, admin, mailbox) = (&net.smtp, &net.admin, &net.mailbox);
+    let mut callee = net.callee;
     let (pdf, jpeg) = (pdf(&bed), jpeg(&bed));
 
     let run = send(
         &bed,
-        &smtp,
+        smtp,
         &["1002@fax.example"],
         &[(&pdf, "application/pdf"), (&jpeg, "image/jpeg")],
         "",
@@ -191,9 +220,9 @@ fn a_mail_with_a_pdf_and_a_jpeg_arrives_as_one_fax_and_the_sender_is_told() {
         dsn.contains("Final-Recipient: rfc822; 1002@fax.example"),
         "{dsn}"
     );
-    assert_eq!(metric(&admin, "gatewayd_mail_faxes_queued_total"), 1);
+    assert_eq!(metric(admin, "gatewayd_mail_faxes_queued_total"), 1);
     assert_eq!(
-        metric(&admin, "gatewayd_smtp_mails_total{result=\"accepted\"}"),
+        metric(admin, "gatewayd_smtp_mails_total{result=\"accepted\"}"),
         1
     );
 }
@@ -506,5 +535,50 @@ fn an_authenticated_user_faxes_after_starttls() {
     assert_eq!(run.last().1, 250, "{run:?}");
     let faxes = callee.wait_faxes(1);
     assert_eq!(callee.record(&faxes[0])["caller"], "1005");
-    assert_eq!(read_fax(&faxes[0]).len(), 1, "the text body is one page");
+    assert_eq!(read_fax(&faxes[0]).len(), 2, "a cover page, then the text");
+}
+
+#[test]
+fn a_refused_fax_sends_the_sender_a_failure_report_with_what_to_try() {
+    let bed = Testbed::new();
+    let net = MailNet::start(&bed, &["--reject"]);
+    let (smtp, mailbox) = (&net.smtp, &net.mailbox);
+    let jpeg = jpeg(&bed);
+    let run = send(
+        &bed,
+        smtp,
+        &["1002@fax.example"],
+        &[(&jpeg, "image/jpeg")],
+        "",
+    );
+    assert_eq!(run.last().1, 250, "{run:?}");
+
+    let mails = mailbox.wait_mails(1);
+    let report = read_mail(&mails[0], &bed.path().join("report"));
+    let subject = report["headers"]["Subject"].as_str().expect("a Subject");
+    assert!(
+        subject.contains("1002") && subject.contains("failed"),
+        "{subject}"
+    );
+    assert_eq!(
+        report["headers"]["In-Reply-To"]
+            .as_str()
+            .map(|s| s.is_empty()),
+        Some(false),
+        "{report}"
+    );
+    let dsn = parts_of(&report, "message/delivery-status");
+    let dsn = dsn[0]["text"].as_str().expect("the delivery-status fields");
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("Status: 5."), "{dsn}");
+    let human = parts_of(&report, "text/plain");
+    let human = human[0]["text"].as_str().expect("the human part");
+    assert!(human.contains("refused the call"), "the advice: {human}");
+    let json = parts_of(&report, "application/json");
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(json[0]["file"].as_str().expect("a file")).expect("the JSON part"),
+    )
+    .expect("JSON");
+    assert_eq!(json["state"], "failed");
+    assert_eq!(json["to"], "1002");
 }

@@ -84,7 +84,7 @@ impl Outbox {
     /// Removes a delivered event, on disk before it returns.
     pub async fn remove(&self, seq: u64) -> sled::Result<()> {
         self.tree.remove(seq.to_be_bytes())?;
-        self.tree.flush_async().await.map(|_| ())
+        crate::storage::flush(&self.tree).await
     }
 }
 

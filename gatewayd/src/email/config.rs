@@ -328,3 +328,191 @@ pub fn check(k: MailKeys) -> Result<Option<MailSettings>, String> {
         mail_from,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender(address: Option<&str>, user: Option<&str>, number: &str) -> MailSenderEntry {
+        MailSenderEntry {
+            address: address.map(str::to_owned),
+            user: user.map(str::to_owned),
+            number: number.into(),
+            secret_file: "/etc/faxmesh/1001.secret".into(),
+            ..MailSenderEntry::default()
+        }
+    }
+
+    fn smtp_keys() -> MailKeys {
+        MailKeys {
+            smtp_listen: Some("0.0.0.0:25".parse().unwrap()),
+            mail_domain: Some("Fax.Example".into()),
+            smtp_allow_networks: Some(vec!["192.168.1.0/24".parse().unwrap()]),
+            mail_sender: Some(vec![sender(Some("Scanner@Office.example"), None, "1001")]),
+            has_state_dir: true,
+            ..MailKeys::default()
+        }
+    }
+
+    #[test]
+    fn no_mail_keys_no_mail() {
+        let none = MailKeys {
+            has_state_dir: true,
+            ..MailKeys::default()
+        };
+        assert_eq!(check(none).unwrap(), None);
+    }
+
+    #[test]
+    fn defaults_and_lowercase() {
+        let m = check(smtp_keys()).unwrap().unwrap();
+        let smtp = m.smtp.unwrap();
+        assert_eq!(smtp.domain, "fax.example");
+        assert_eq!(smtp.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(smtp.max_recipients, DEFAULT_MAX_RECIPIENTS);
+        assert_eq!(
+            smtp.senders[0].address.as_deref(),
+            Some("scanner@office.example")
+        );
+        assert!(smtp.senders[0].body_page && !smtp.senders[0].cover);
+        assert_eq!(m.mail_from, "fax-gateway@fax.example");
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let cases: Vec<(MailKeys, &str)> = vec![
+            (
+                MailKeys {
+                    mail_domain: None,
+                    ..smtp_keys()
+                },
+                "needs mail_domain",
+            ),
+            (
+                MailKeys {
+                    smtp_listen: None,
+                    ..smtp_keys()
+                },
+                "mail_domain is about the SMTP listener",
+            ),
+            (
+                MailKeys {
+                    has_state_dir: false,
+                    ..smtp_keys()
+                },
+                "mail needs state_dir",
+            ),
+            (
+                MailKeys {
+                    mail_sender: None,
+                    ..smtp_keys()
+                },
+                "at least one [[mail_sender]]",
+            ),
+            (
+                MailKeys {
+                    mail_sender: Some(vec![sender(Some("x@y"), None, "12ab")]),
+                    ..smtp_keys()
+                },
+                "[[mail_sender]] #1 (number \"12ab\")",
+            ),
+            (
+                MailKeys {
+                    mail_sender: Some(vec![sender(None, None, "1001")]),
+                    ..smtp_keys()
+                },
+                "give address or user",
+            ),
+            (
+                MailKeys {
+                    mail_sender: Some(vec![sender(Some("nobody"), None, "1001")]),
+                    ..smtp_keys()
+                },
+                "invalid address \"nobody\"",
+            ),
+            (
+                MailKeys {
+                    mail_sender: Some(vec![sender(None, Some("alice"), "1001")]),
+                    ..smtp_keys()
+                },
+                "a user needs smtp_users_file",
+            ),
+            (
+                MailKeys {
+                    smtp_users_file: Some("/u".into()),
+                    ..smtp_keys()
+                },
+                "needs STARTTLS",
+            ),
+            (
+                MailKeys {
+                    smtp_cert_file: Some("/c".into()),
+                    ..smtp_keys()
+                },
+                "go together",
+            ),
+            (
+                MailKeys {
+                    smtp_allow_networks: None,
+                    ..smtp_keys()
+                },
+                "smtp_allow_networks, which is empty",
+            ),
+            (
+                MailKeys {
+                    smtp_max_recipients: Some(0),
+                    ..smtp_keys()
+                },
+                "invalid smtp_max_recipients 0",
+            ),
+            (
+                MailKeys {
+                    smtp_max_message_bytes: Some(10),
+                    ..smtp_keys()
+                },
+                "invalid smtp_max_message_bytes 10",
+            ),
+            (
+                MailKeys {
+                    smarthost: Some("mail.example".into()),
+                    ..smtp_keys()
+                },
+                "invalid smarthost \"mail.example\"",
+            ),
+            (
+                MailKeys {
+                    mail_from: Some("fax".into()),
+                    ..smtp_keys()
+                },
+                "invalid mail_from \"fax\"",
+            ),
+            (
+                MailKeys {
+                    mail_device: Some(vec![MailDeviceEntry {
+                        number: "1010".into(),
+                        mail_to: "front@office.example".into(),
+                        ..MailDeviceEntry::default()
+                    }]),
+                    ..smtp_keys()
+                },
+                "it needs smarthost",
+            ),
+            (
+                MailKeys {
+                    smarthost: Some("mail.example:25".into()),
+                    mail_device: Some(vec![MailDeviceEntry {
+                        number: "1010".into(),
+                        mail_to: "front desk".into(),
+                        ..MailDeviceEntry::default()
+                    }]),
+                    ..smtp_keys()
+                },
+                "invalid mail_to \"front desk\"",
+            ),
+        ];
+        for (keys, want) in cases {
+            let err = check(keys).unwrap_err();
+            assert!(err.contains(want), "{err:?} should say {want:?}");
+        }
+    }
+}

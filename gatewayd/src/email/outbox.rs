@@ -137,7 +137,7 @@ impl Outbox {
             return Ok(false);
         }
         self.store(key, kind, from, to, message)?;
-        self.db.flush_async().await.map_err(fail)?;
+        common::storage::flush(&self.db).await.map_err(fail)?;
         self.wake.notify_one();
         Ok(true)
     }
@@ -256,7 +256,7 @@ impl Outbox {
                     if let Err(e) = done {
                         tracing::error!(mail = %key_text, error = %e, "cannot mark the mail sent");
                     }
-                    let _ = self.db.flush_async().await;
+                    let _ = common::storage::flush(&self.db).await;
                 }
                 Err(e) => {
                     stored.tries += 1;

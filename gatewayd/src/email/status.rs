@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use common::device::report::Outcome;
 use common::jobs::{JobId, JobState, JobStatus};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -93,14 +94,22 @@ async fn report(gw: &Gateway, mail: &Mail, id: JobId) {
 
 /// What to try when a fax failed, by how it failed.
 pub fn advice(status: &JobStatus) -> &'static str {
-    match status.state {
-        JobState::Done => "",
-        JobState::Canceled => "The fax was canceled; send it again if it is still wanted.",
-        _ if status.reason.contains("revoked") || status.reason.contains("refused") => {
-            "The fax network refused the call: ask the gateway's operator to check the sending number."
+    match (status.state, status.outcome) {
+        (JobState::Done, _) => "",
+        (JobState::Canceled, _) => {
+            "The fax was canceled; send the mail again if it is still wanted."
         }
-        _ if status.reason.contains("kill time") => {
-            "The callee was not reachable in time: check the number, then send the mail again later."
+        (_, Some(Outcome::Rejected)) => {
+            "The callee's fax refused the call: ask them whether they take faxes from this number."
+        }
+        (_, Some(Outcome::UnknownNumber)) => {
+            "No fax is registered at this number: check it, then send the mail again."
+        }
+        (_, Some(Outcome::NotAuthorized)) => {
+            "The fax network refused the sending number: ask the gateway's operator to check it."
+        }
+        (_, Some(Outcome::Busy | Outcome::Offline | Outcome::Unreachable)) => {
+            "The callee was busy or off until the fax expired: send the mail again later."
         }
         _ => "Check the number and that the callee's fax is on, then send the mail again.",
     }

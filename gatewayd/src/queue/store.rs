@@ -164,7 +164,7 @@ impl Store {
 
     /// Syncs everything stored so far to disk.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        common::storage::flush(&self.db).await?;
         Ok(())
     }
 
@@ -184,7 +184,7 @@ impl Store {
             self.jobs.remove(id.to_be_bytes())?;
             self.drop_pages(id)?;
         }
-        self.db.flush_async().await?;
+        common::storage::flush(&self.db).await?;
         Ok(())
     }
 
