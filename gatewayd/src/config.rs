@@ -32,6 +32,8 @@ Examples:
   gatewayd --name office-3 --listen 192.168.1.10:4700 --relay 203.0.113.5:4710 --ca-file ca.pem
   gatewayd --listen 127.0.0.1:4700 --relay plain://127.0.0.1:4710     # plaintext, for a lab
   gatewayd --config /etc/faxmesh/gatewayd.toml --admin 127.0.0.1:9700   # under systemd
+  gatewayd --config gatewayd.toml --state-dir /var/lib/gatewayd --smtp-listen 0.0.0.0:2525 \\
+           --mail-domain fax.office.example --smarthost mail.office.example:25   # e-mail ([[mail_sender]] in the file)
   GATEWAYD_RELAYS=relay-a.example.net:4710,relay-b.example.net:4710 gatewayd --listen 0.0.0.0:4700
   gatewayd --generate-completions zsh > _gatewayd; gatewayd --generate-man > gatewayd.1
 

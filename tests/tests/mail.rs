@@ -514,14 +514,14 @@ fn refusals_carry_their_code_and_reason_and_disturb_no_call() {
 }
 
 #[test]
-fn an_authenticated_user_faxes_after_starttls() {
+fn an_authenticated_user_faxes_after_starttls_and_users_reload_on_sighup() {
     let bed = Testbed::new();
     let relay = bed.relay("relay-a");
     let opts = Options {
         auth: true,
         ..Options::default()
     };
-    let (_gw, smtp, _admin) = mail_gateway(&bed, &relay, &opts);
+    let (mut gw, smtp, _admin) = mail_gateway(&bed, &relay, &opts);
     let gw2 = bed.gateway("gw2", &relay);
     let mut callee = bed.receiver(&gw2, "1002", &[]);
     let cafile = bed.path().join("pki/ca.pem");
@@ -536,6 +536,35 @@ fn an_authenticated_user_faxes_after_starttls() {
     let faxes = callee.wait_faxes(1);
     assert_eq!(callee.record(&faxes[0])["caller"], "1005");
     assert_eq!(read_fax(&faxes[0]).len(), 2, "a cover page, then the text");
+
+    // bob is added to the users file; SIGHUP reads it again.
+    let bob = |bed: &Testbed| {
+        smtp_send(
+            bed.path(),
+            &json!({"server": smtp, "starttls": true, "cafile": cafile, "login": ["bob", "s3cret"],
+                    "from": "bob@anywhere.example", "to": ["1002@fax.example"], "build": {"body": "x"}}),
+        )
+    };
+    assert_eq!(bob(&bed).step("auth").0, 535);
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "s3cret"])
+        .output()
+        .expect("openssl");
+    let users = bed.path().join("smtp-users");
+    let mut text = std::fs::read_to_string(&users).expect("the users file");
+    text.push_str(&format!(
+        "\nbob:{}\n",
+        String::from_utf8_lossy(&hash.stdout).trim()
+    ));
+    std::fs::write(&users, text).expect("write the users file");
+    gw.signal(libc::SIGHUP);
+    gw.wait_stderr_contains("SMTP users reloaded");
+    let run = bob(&bed);
+    assert_eq!(run.step("auth").0, 235, "{run:?}");
+    // bob may log in, but no [[mail_sender]] names him.
+    let (code, text) = run.step("mail");
+    assert_eq!(code, 550, "{run:?}");
+    assert!(text.contains("user bob may not fax"), "{text}");
 }
 
 #[test]
@@ -581,4 +610,29 @@ fn a_refused_fax_sends_the_sender_a_failure_report_with_what_to_try() {
     .expect("JSON");
     assert_eq!(json["state"], "failed");
     assert_eq!(json["to"], "1002");
+}
+
+#[test]
+fn an_idle_smtp_session_is_told_and_closed_when_the_gateway_stops() {
+    use std::io::{BufRead, BufReader};
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let (mut gw, smtp, _admin) = mail_gateway(&bed, &relay, &Options::default());
+    let tcp = std::net::TcpStream::connect(&smtp).expect("connect to the SMTP listener");
+    let mut client = BufReader::new(tcp);
+    let mut greeting = String::new();
+    client.read_line(&mut greeting).expect("the greeting");
+    assert!(greeting.starts_with("220 "), "{greeting}");
+
+    let started = std::time::Instant::now();
+    let status = gw.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the idle session held the stop for {:?}",
+        started.elapsed()
+    );
+    let mut bye = String::new();
+    client.read_line(&mut bye).expect("a last reply");
+    assert!(bye.starts_with("421 4.3.2"), "{bye:?}");
 }

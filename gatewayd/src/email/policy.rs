@@ -63,7 +63,12 @@ pub fn number_for(smtp: &SmtpSettings, address: &str) -> Result<Number, Reply> {
             ),
         ));
     }
-    local.parse().map_err(|e| {
+    // People write numbers as they print them: 030-1234 567, (030) 1234.
+    let digits: String = local
+        .chars()
+        .filter(|c| !matches!(c, '-' | '.' | ' ' | '(' | ')'))
+        .collect();
+    digits.parse().map_err(|e| {
         Reply::new(
             550,
             "5.1.1",
@@ -239,6 +244,9 @@ mod tests {
             number_for(&s, "1002@FAX.example").unwrap().to_string(),
             "1002"
         );
+        let n = |a| number_for(&s, a).unwrap().to_string();
+        assert_eq!(n("+49-30-1234.567@fax.example"), "+49301234567");
+        assert_eq!(n("(030) 1234@fax.example"), "0301234");
         let r = number_for(&s, "1002@example.com").unwrap_err();
         assert_eq!((r.code(), r.enhanced()), (550, Some("5.7.1")));
         assert!(r.text().contains("relays no other mail"), "{}", r.text());

@@ -190,7 +190,16 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
             }
             out.clear();
         }
-        let read = match tokio::time::timeout(wait, read_line(stream, &mut line, limit)).await {
+        let read = tokio::select! {
+            r = tokio::time::timeout(wait, read_line(stream, &mut line, limit)) => r,
+            // The gateway stops (its calls have drained): say so and go.
+            _ = gw.closing.cancelled() => {
+                let bye = Reply::new(421, "4.3.2", "the gateway is stopping; try again later");
+                let _ = stream.get_mut().write_all(&bye.to_bytes()).await;
+                return End::Closed;
+            }
+        };
+        let read = match read {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => return End::Closed,
             Err(_) => {
