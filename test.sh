@@ -30,7 +30,7 @@ for pair in \
   tiffinfo:libtiff-tools tiffcp:libtiff-tools tiff2pdf:libtiff-tools \
   pdftoppm:poppler-utils ps2pdf:ghostscript gs:ghostscript \
   redis-server:redis-server redis-cli:redis-tools \
-  systemd-analyze:systemd python3:python3; do
+  systemd-analyze:systemd python3:python3 openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # ps2pdf needs fonts for the standard PostScript fonts.

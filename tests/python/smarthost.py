@@ -5,6 +5,8 @@ TO, one per line), the .eml last, by rename.
 
 Usage: smarthost.py OUT_DIR PORT     (PORT 0: any free port)
 
+Refuses (550) every recipient whose address starts with "refuse".
+
 Prints "listening on 127.0.0.1:PORT" once it accepts connections.
 """
 
@@ -23,6 +25,13 @@ counter = itertools.count(start)
 
 
 class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A mailbox that does not exist, to see a permanent refusal.
+        if address.startswith("refuse"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         n = next(counter)
         base = os.path.join(OUT, f"{n:04}")

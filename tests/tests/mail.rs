@@ -636,3 +636,37 @@ fn an_idle_smtp_session_is_told_and_closed_when_the_gateway_stops() {
     client.read_line(&mut bye).expect("a last reply");
     assert!(bye.starts_with("421 4.3.2"), "{bye:?}");
 }
+
+#[test]
+fn a_mail_the_smarthost_refuses_for_good_holds_up_no_other() {
+    let bed = Testbed::new();
+    let relay = bed.relay("relay-a");
+    let mailbox = Mailbox::start(&bed.path().join("mailbox"), 0);
+    let device = |number: &str, to: &str| {
+        format!(
+            "[[mail_device]]\nnumber = \"{number}\"\nsecret_file = \"{}\"\nmail_to = \"{to}\"\n",
+            bed.fleet().secret_file(number).display()
+        )
+    };
+    let opts = Options {
+        smarthost: Some(mailbox.addr()),
+        toml: device("1003", "refuse-me@office.example")
+            + &device("1004", "frontdesk@office.example"),
+        ..Options::default()
+    };
+    let (mut gw, _smtp, admin) = mail_gateway(&bed, &relay, &opts);
+    gw.wait_devices_online(2);
+    let gw2 = bed.gateway("gw2", &relay);
+    let note = bed.note();
+    for to in ["1003", "1004"] {
+        bed.faxsend(&gw2, "1001", to, std::slice::from_ref(&note))
+            .run()
+            .assert_delivered();
+    }
+    let mails = mailbox.wait_mails(1);
+    assert_eq!(Mailbox::envelope(&mails[0])[1], "frontdesk@office.example");
+    gw.wait_stderr_contains("the smarthost refused the mail");
+    // The refused one stays, to be tried again.
+    assert_eq!(metric(&admin, "gatewayd_mail_spool_depth"), 1);
+    assert_eq!(mailbox.mails().len(), 1);
+}

@@ -72,7 +72,7 @@ pub fn start(gw: &Arc<Gateway>, mail: &Arc<Mail>, listen: SocketAddr) {
             },
             pause: None,
             hooks: None,
-            on_fax: Some(on_fax(gw, mail, device)),
+            on_fax: Some(on_fax(mail, device)),
             embedded: true,
         };
         tracing::info!(number = %device.number, to = %device.mail_to, attach = ?device.attach, "mail device starting");
@@ -99,9 +99,8 @@ fn own_address(listen: SocketAddr) -> String {
 
 /// Queues each complete fax's mail, synced (the callback runs before the
 /// caller's final confirmation).
-fn on_fax(gw: &Arc<Gateway>, mail: &Arc<Mail>, device: &MailDevice) -> OnFax {
+fn on_fax(mail: &Arc<Mail>, device: &MailDevice) -> OnFax {
     let (mail, device) = (mail.clone(), device.clone());
-    let _ = gw;
     OnFax(Arc::new(move |record: &FaxRecord, files: &[PathBuf]| {
         let message = compose(&mail, &device, record, files)?;
         let outbox = mail

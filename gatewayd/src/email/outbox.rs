@@ -37,6 +37,8 @@ struct Stored {
     #[serde(with = "serde_bytes_vec")]
     message: Vec<u8>,
     tries: u32,
+    /// Not before this time (Unix ms): a mail the smarthost refused.
+    next_try_ms: u64,
 }
 
 /// serde for `Vec<u8>` as bytes (postcard would write a long list otherwise).
@@ -177,6 +179,7 @@ impl Outbox {
             to: to.to_vec(),
             message,
             tries: 0,
+            next_try_ms: 0,
         };
         let bytes = postcard::to_stdvec(&stored).map_err(|e| e.to_string())?;
         self.waiting
@@ -202,37 +205,39 @@ impl Outbox {
         };
         let mut backoff = Backoff::new(FIRST_PAUSE, MAX_PAUSE);
         loop {
-            let pause = match self.send_all(&transport, &smarthost, metrics).await {
-                Ok(()) => {
-                    backoff.reset();
-                    None
-                }
-                Err(()) => Some(backoff.next_pause()),
-            };
             let notified = self.wake.notified();
-            if pause.is_none() && !self.waiting.is_empty() {
-                // Something arrived while the last one was being sent.
-                continue;
-            }
+            let pass = self.send_all(&transport, &smarthost, metrics).await;
+            let pause = if pass.smarthost_down {
+                Some(backoff.next_pause())
+            } else {
+                backoff.reset();
+                pass.next_deferred_ms
+                    .map(|at| Duration::from_millis(at.saturating_sub(now_ms())))
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = notified, if pause.is_none() => {}
+                _ = notified => {}
                 _ = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {}
             }
         }
     }
 
-    /// Sends every waiting mail in order; stops at the first failure
-    /// (the smarthost is down or refuses: the rest waits too).
+    /// Sends every waiting mail that is due, in order. A transient failure
+    /// (the smarthost is down, or answers 4xx) ends the pass: the rest
+    /// waits too. A mail the smarthost refuses for good (5xx) is tried again
+    /// every [`MAX_PAUSE`] (the operator may fix the address or the
+    /// smarthost) and does not hold up the others.
     async fn send_all(
         &self,
         transport: &AsyncSmtpTransport<Tokio1Executor>,
         smarthost: &Smarthost,
         metrics: &GatewayMetrics,
-    ) -> Result<(), ()> {
+    ) -> Pass {
+        let mut pass = Pass::default();
         for entry in self.waiting.iter() {
             let Ok((key, value)) = entry else {
-                return Err(());
+                pass.smarthost_down = true;
+                return pass;
             };
             let key_text = String::from_utf8_lossy(&key).into_owned();
             let mut stored: Stored = match postcard::from_bytes(&value) {
@@ -243,6 +248,13 @@ impl Outbox {
                     continue;
                 }
             };
+            if stored.next_try_ms > now_ms() {
+                let at = pass
+                    .next_deferred_ms
+                    .map_or(stored.next_try_ms, |t| t.min(stored.next_try_ms));
+                pass.next_deferred_ms = Some(at);
+                continue;
+            }
             match send(transport, &stored).await {
                 Ok(()) => {
                     tracing::info!(mail = %key_text, kind = %stored.kind, to = ?stored.to, tries = stored.tries + 1,
@@ -258,35 +270,81 @@ impl Outbox {
                     }
                     let _ = common::storage::flush(&self.db).await;
                 }
-                Err(e) => {
+                Err(failure) => {
                     stored.tries += 1;
                     metrics.mail_retries.inc();
-                    tracing::warn!(mail = %key_text, kind = %stored.kind, tries = stored.tries, error = %e,
-                        "the smarthost did not take the mail; retrying");
+                    let permanent = matches!(failure, Failure::Permanent(_));
+                    if permanent {
+                        stored.next_try_ms = now_ms() + MAX_PAUSE.as_millis() as u64;
+                        tracing::error!(mail = %key_text, kind = %stored.kind, to = ?stored.to, tries = stored.tries, error = %failure,
+                            "the smarthost refused the mail; trying it again in 5 minutes");
+                    } else {
+                        tracing::warn!(mail = %key_text, kind = %stored.kind, tries = stored.tries, error = %failure,
+                            "the smarthost did not take the mail; retrying");
+                    }
                     if let Ok(bytes) = postcard::to_stdvec(&stored) {
                         let _ = self.waiting.insert(&key, bytes);
                     }
-                    return Err(());
+                    if !permanent {
+                        pass.smarthost_down = true;
+                        return pass;
+                    }
+                    pass.next_deferred_ms = Some(
+                        pass.next_deferred_ms
+                            .map_or(stored.next_try_ms, |t| t.min(stored.next_try_ms)),
+                    );
                 }
             }
         }
-        Ok(())
+        pass
     }
 }
 
-async fn send(transport: &AsyncSmtpTransport<Tokio1Executor>, m: &Stored) -> Result<(), String> {
+/// What one pass over the outbox found.
+#[derive(Debug, Default)]
+struct Pass {
+    /// A transient failure: back off, then try everything again.
+    smarthost_down: bool,
+    /// The earliest time a refused mail is due again.
+    next_deferred_ms: Option<u64>,
+}
+
+/// Why a mail was not taken.
+#[derive(Debug)]
+enum Failure {
+    /// Try again soon (no connection, a 4xx).
+    Transient(String),
+    /// The smarthost refused it (5xx), or its addresses are bad.
+    Permanent(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(e) | Failure::Permanent(e) => f.write_str(e),
+        }
+    }
+}
+
+async fn send(transport: &AsyncSmtpTransport<Tokio1Executor>, m: &Stored) -> Result<(), Failure> {
     let from = m
         .from
         .parse()
-        .map_err(|e| format!("bad sender {:?}: {e}", m.from))?;
+        .map_err(|e| Failure::Permanent(format!("bad sender {:?}: {e}", m.from)))?;
     let to =
         m.to.iter()
-            .map(|a| a.parse().map_err(|e| format!("bad recipient {a:?}: {e}")))
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| Failure::Permanent(format!("bad recipient {a:?}: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-    let envelope = Envelope::new(Some(from), to).map_err(|e| e.to_string())?;
+    let envelope = Envelope::new(Some(from), to).map_err(|e| Failure::Permanent(e.to_string()))?;
     transport
         .send_raw(&envelope, &m.message)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e.is_permanent() {
+            true => Failure::Permanent(e.to_string()),
+            false => Failure::Transient(e.to_string()),
+        })
 }
