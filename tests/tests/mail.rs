@@ -323,7 +323,7 @@ fn an_mfp_t37_mail_is_faxed_pixel_identical() {
 }
 
 #[test]
-fn a_fax_to_a_mail_device_is_mailed_once_as_tiff_f_and_pdf_with_the_smarthost_down_then_up() {
+fn a_fax_to_a_mail_device_is_mailed_once_as_tiff_f_and_pdf_with_the_smarthost_down_and_a_sigkill() {
     let bed = Testbed::new();
     let relay = bed.relay("relay-a");
     // A free port for the smarthost, which is down at first.
@@ -345,6 +345,13 @@ fn a_fax_to_a_mail_device_is_mailed_once_as_tiff_f_and_pdf_with_the_smarthost_do
     bed.faxsend(&gw2, "1001", "1003", std::slice::from_ref(&document))
         .run()
         .assert_delivered();
+    assert_eq!(metric(&admin, "gatewayd_mail_spool_depth"), 1);
+    // SIGKILL meanwhile: the mail is on disk, not in memory.
+    gw.kill();
+    gw.start_again();
+    gw.wait_linked();
+    let status = gw.status().unwrap_or_default().to_owned();
+    let admin = field(&status, "admin on ").expect("the admin address");
     assert_eq!(metric(&admin, "gatewayd_mail_spool_depth"), 1);
 
     let mailbox = Mailbox::start(&bed.path().join("mailbox"), port);
