@@ -13,6 +13,8 @@
 //! - [`gateway`]: the state every task shares, and carrying out the core's effects.
 //! - [`job_runner`]: one task per queued job, placing its calls.
 //! - [`jobs_stream`]: a device's requests to the queue (submit, list, wait, cancel, alter).
+//! - [`email`]: SMTP (email-to-fax, T.37), status mails and mail devices
+//!   (fax-to-email); its settings (`email::config`) come before [`config`].
 //! - [`call`]: carrying call streams between devices and the relay.
 //! - [`relay_link`]: the one link to a relay, with failover and backoff.
 //! - [`device_link`]: one task per device connection.
