@@ -28,8 +28,10 @@ const MAX_COMMAND_LINE: usize = 12_288;
 /// Longest line of a message. RFC 5321 says 1000, but clients send longer
 /// ones; the message's size cap bounds memory either way.
 const MAX_DATA_LINE: usize = 1 << 20;
-/// Connections served at once; one more is told 421 and closed.
-pub const MAX_CONNECTIONS: usize = 100;
+/// Connections served at once; one more is told 421 and closed. Each may
+/// hold a message of up to `smtp_max_message_bytes` in memory while it is
+/// read, so this also bounds the memory mail can take (32 x 25 MiB).
+pub const MAX_CONNECTIONS: usize = 32;
 /// Bad commands before a session is closed.
 const MAX_ERRORS: u32 = 10;
 
