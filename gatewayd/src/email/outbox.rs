@@ -132,14 +132,12 @@ impl Outbox {
         to: &[String],
         message: Vec<u8>,
     ) -> Result<bool, String> {
-        let fail = |e: sled::Error| format!("cannot queue the mail: {e}");
-        if self.sent.contains_key(key).map_err(fail)?
-            || self.waiting.contains_key(key).map_err(fail)?
-        {
+        if !self.store(key, kind, from, to, message)? {
             return Ok(false);
         }
-        self.store(key, kind, from, to, message)?;
-        common::storage::flush(&self.db).await.map_err(fail)?;
+        common::storage::flush(&self.db)
+            .await
+            .map_err(|e| format!("cannot queue the mail: {e}"))?;
         self.wake.notify_one();
         Ok(true)
     }
@@ -153,18 +151,18 @@ impl Outbox {
         to: &[String],
         message: Vec<u8>,
     ) -> Result<bool, String> {
-        let fail = |e: sled::Error| format!("cannot queue the mail: {e}");
-        if self.sent.contains_key(key).map_err(fail)?
-            || self.waiting.contains_key(key).map_err(fail)?
-        {
+        if !self.store(key, kind, from, to, message)? {
             return Ok(false);
         }
-        self.store(key, kind, from, to, message)?;
-        self.db.flush().map_err(fail)?;
+        self.db
+            .flush()
+            .map_err(|e| format!("cannot queue the mail: {e}"))?;
         self.wake.notify_one();
         Ok(true)
     }
 
+    /// Stores a mail under `key` (not synced); `false` when `key` was
+    /// queued before, sent or not.
     fn store(
         &self,
         key: &str,
@@ -172,7 +170,13 @@ impl Outbox {
         from: &str,
         to: &[String],
         message: Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
+        let fail = |e: sled::Error| format!("cannot queue the mail: {e}");
+        if self.sent.contains_key(key).map_err(fail)?
+            || self.waiting.contains_key(key).map_err(fail)?
+        {
+            return Ok(false);
+        }
         let stored = Stored {
             kind: kind.to_owned(),
             from: from.to_owned(),
@@ -182,10 +186,8 @@ impl Outbox {
             next_try_ms: 0,
         };
         let bytes = postcard::to_stdvec(&stored).map_err(|e| e.to_string())?;
-        self.waiting
-            .insert(key, bytes)
-            .map_err(|e| format!("cannot queue the mail: {e}"))?;
-        Ok(())
+        self.waiting.insert(key, bytes).map_err(fail)?;
+        Ok(true)
     }
 
     /// Mails not yet accepted by the smarthost.
