@@ -149,8 +149,14 @@ fn relay_killed_mid_call_the_callee_fails_over_and_a_retry_resumes() {
 
     sent.assert_delivered();
     let attempts = sent.attempts();
-    assert_eq!(attempts[0]["result"], "partial", "{sent}");
-    assert_eq!(attempts[0]["pages_confirmed"], 1, "{sent}");
+    // The callee confirmed page 1 before it paused, but that confirmation
+    // may still have been crossing relay-b when it died (seen in CI): then
+    // the caller counts none, and the cut is "link lost", not "partial".
+    match attempts[0]["result"].as_str() {
+        Some("partial") => assert_eq!(attempts[0]["pages_confirmed"], 1, "{sent}"),
+        Some("link_lost") => assert_eq!(attempts[0]["pages_confirmed"], 0, "{sent}"),
+        other => panic!("the first attempt ended {other:?}: {sent}"),
+    }
     let last = attempts.last().expect("attempts");
     // Page 2 was on the callee's disk, unconfirmed (and page 3 too, when
     // it was in the callee's buffers before the cut): only the rest went again.
