@@ -272,34 +272,13 @@ fn t37_mail(tiff: &Path) -> String {
 }
 
 fn base64_lines(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    let mut line = 0;
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            let c = if i <= chunk.len() {
-                ABC[(n >> (18 - 6 * i) & 63) as usize]
-            } else {
-                b'='
-            };
-            out.push(c as char);
-        }
-        line += 4;
-        if line == 76 {
-            out.push_str("\r\n");
-            line = 0;
-        }
-    }
-    if line > 0 {
-        out.push_str("\r\n");
-    }
-    out
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|line| format!("{}\r\n", String::from_utf8_lossy(line)))
+        .collect()
 }
 
 #[test]

@@ -246,11 +246,14 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
                     let verdict = authenticate(gw, mail, ip, user, password).await;
                     session.auth_verdict(verdict)
                 }
-                Action::Message(envelope) => {
+                Action::Message(mut envelope) => {
+                    // The message moves on to rendering; the envelope stays for the log.
+                    let body = std::mem::take(&mut envelope.body);
+                    let bytes = body.len();
                     let reply =
                         match sender_for(smtp, ip, envelope.user.as_deref(), &envelope.sender) {
                             Some(sender) => {
-                                super::submit::queue_mail(gw, mail, sender, &envelope).await
+                                super::submit::queue_mail(gw, mail, sender, &envelope, body).await
                             }
                             None => Reply::new(550, "5.7.1", "the sender may not fax"),
                         };
@@ -261,7 +264,7 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
                     };
                     gw.metrics.smtp_mails.inc(&[("result", result)]);
                     tracing::info!(from = %envelope.sender, to = ?envelope.recipients, user = ?envelope.user,
-                        bytes = envelope.body.len(), code = reply.code(), reply = %reply.text(), "mail");
+                        bytes, code = reply.code(), reply = %reply.text(), "mail");
                     out.extend_from_slice(&reply.to_bytes());
                     break;
                 }

@@ -47,14 +47,16 @@ pub struct Origin {
     pub arrival: String,
 }
 
-/// Queues `envelope` from `sender`; the reply to give the client.
+/// Queues the message `body` of `envelope` from `sender`; the reply to
+/// give the client.
 pub async fn queue_mail(
     gw: &Arc<Gateway>,
     mail: &Arc<Mail>,
     sender: &MailSender,
     envelope: &Envelope,
+    body: Vec<u8>,
 ) -> Reply {
-    match queue(gw, mail, sender, envelope).await {
+    match queue(gw, mail, sender, envelope, body).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
@@ -64,6 +66,7 @@ async fn queue(
     mail: &Arc<Mail>,
     sender: &MailSender,
     envelope: &Envelope,
+    body: Vec<u8>,
 ) -> Result<Reply, Reply> {
     let (Some(queue), Some(smtp)) = (gw.queue.as_ref(), mail.settings.smtp.as_ref()) else {
         return Err(Reply::new(451, "4.3.0", "this gateway keeps no queue"));
@@ -77,7 +80,6 @@ async fn queue(
     }
     let arrival = now().strftime("%a, %d %b %Y %H:%M:%S %z").to_string();
     // Parsing and rendering take CPU time: off the async thread.
-    let body = envelope.body.clone();
     let (subject, message_id, pages) = {
         let sender = sender.clone();
         let to = (recipients.len() == 1).then(|| recipients[0].1.to_string());
