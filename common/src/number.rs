@@ -26,6 +26,13 @@ impl Number {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A number unpacked from the routing table's key, which only ever
+    /// holds numbers that were valid when packed.
+    pub(crate) fn from_packed(s: String) -> Number {
+        debug_assert!(s.parse::<Number>().is_ok(), "{s}");
+        Number(s)
+    }
 }
 
 impl FromStr for Number {

@@ -16,7 +16,7 @@ use common::link::roles::FromPeer;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::mesh::{PeerHandle, PeerState, SNAPSHOT_CHUNK};
+use crate::mesh::{PeerHandle, PeerState};
 use crate::relay::Relay;
 use crate::relay_core::route::Caller;
 
@@ -342,28 +342,15 @@ async fn run_peer(
 async fn send_snapshot(relay: &Relay, link: &mut Link, sharing: bool) -> Result<(), FrameError> {
     let name = &link.peer.name;
     if sharing {
-        let snapshot = relay.mesh.snapshot();
-        let sent = snapshot.len();
-        let mut chunks = snapshot.chunks(SNAPSHOT_CHUNK).peekable();
-        if chunks.peek().is_none() {
-            link.writer
-                .send(&Control::Snapshot {
-                    announcements: Vec::new(),
-                    done: true,
-                })
-                .await?;
-        }
-        while let Some(chunk) = chunks.next() {
-            let msg = Control::Snapshot {
-                announcements: chunk.to_vec(),
-                done: chunks.peek().is_none(),
-            };
-            link.writer.send(&msg).await?;
+        let (frames, sent) = relay.mesh.snapshot_frames()?;
+        for frame in &frames {
+            link.writer.send_encoded(frame).await?;
             relay
                 .metrics
                 .sync_messages
                 .inc(&[("direction", "sent"), ("kind", "snapshot")]);
         }
+        drop(frames);
         let revoked = relay.core().revocations();
         if !revoked.is_empty() {
             link.writer.send(&Control::Revoke(revoked)).await?;

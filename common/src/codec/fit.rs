@@ -10,7 +10,7 @@ use super::error::CodecError;
 use super::page::{Compression, EncodedPage, FAX_X_DPI, PageInfo, Paper, Resolution};
 
 /// What a receiving fax device accepts, announced when it answers a call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Compressions it decodes.
     pub compressions: Vec<Compression>,

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
@@ -305,6 +305,13 @@ pub struct ControlWriter {
 impl ControlWriter {
     pub async fn send(&mut self, msg: &Control) -> Result<(), FrameError> {
         frame::write_msg(&mut self.inner, msg).await
+    }
+
+    /// Sends a message already encoded by `frame::encode_msg`.
+    pub async fn send_encoded(&mut self, frame: &[u8]) -> Result<(), FrameError> {
+        self.inner.write_all(frame).await?;
+        self.inner.flush().await?;
+        Ok(())
     }
 }
 
