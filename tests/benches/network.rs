@@ -8,6 +8,7 @@
 //! Environment: BENCH_SECS (length of each calls/s run, default 5),
 //! BENCH_PAIRS (concurrent sender/receiver pairs, default 64),
 //! BULK_ROUNDS (bulk and TLS bulk transfers, each with its baseline, default 9),
+//! BENCH_SNAPSHOT (only the snapshot of this many numbers: 100000 or 1000000),
 //! BENCH_LOAD_DEVICES and BENCH_LOAD_CALLS (the load section's devices and
 //! calls at once, default 10,000 and 1,000).
 
@@ -679,11 +680,104 @@ async fn mesh_convergence() {
     );
 }
 
-/// How long a new peer takes to receive and store a snapshot of 100,000 numbers.
+/// How long a new peer takes to receive, store and route a snapshot of
+/// 100,000 and of 1,000,000 numbers, its resident memory per learned number,
+/// and whether a restart remembers them all.
 async fn snapshot() {
+    let only: Option<u64> = std::env::var("BENCH_SNAPSHOT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (count, target_ms) in [(100_000u64, 500), (1_000_000, 5000)] {
+        if only.is_none_or(|n| n == count) {
+            snapshot_of(count, target_ms).await;
+        }
+    }
+}
+
+async fn snapshot_of(count: u64, target_ms: u64) {
     let bed = Testbed::new();
-    let relay = Relay::start(bed.path(), bed.fleet(), "fresh");
+    let mut relay = Relay::start_with(
+        bed.path(),
+        bed.fleet(),
+        "fresh",
+        &["--admin".into(), "127.0.0.1:0".into()],
+    );
+    let (idle, _) = settled_rss_kib(&[relay.pid()]).await;
     let secrets = Secrets::load(bed.fleet().key_file());
+    let mut link = peer_link(&relay, &secrets).await;
+    // Encoded before the clock starts: the sending relay has its frames
+    // ready as it writes them.
+    let frames: Vec<Control> = (0..count)
+        .collect::<Vec<_>>()
+        .chunks(2000)
+        .map(|chunk| Control::Snapshot {
+            announcements: chunk.iter().map(|&i| announcement(i)).collect(),
+            done: chunk.last() == Some(&(count - 1)),
+        })
+        .collect();
+    // Everything the relay announces back to us is read (and dropped) meanwhile.
+    let mut reader = link.reader;
+    let (pong_tx, pong_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut pong_tx = Some(pong_tx);
+        while let Ok(Some(msg)) = reader.next().await {
+            if let Control::Pong { seq: 77 } = msg
+                && let Some(tx) = pong_tx.take()
+            {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    });
+    let started = Instant::now();
+    for msg in &frames {
+        link.writer.send(msg).await.expect("snapshot sent");
+    }
+    // The relay handles control messages in order: its pong comes after the
+    // whole snapshot is applied and stored.
+    link.writer
+        .send(&Control::Ping { seq: 77 })
+        .await
+        .expect("ping");
+    let done = pong_rx.await.expect("pong");
+    drop(frames);
+    let (loaded, _) = settled_rss_kib(&[relay.pid()]).await;
+    let known = known_numbers(&relay);
+    println!(
+        "snapshot: a new peer received and stored {count} numbers in {:.0} ms (target <= {target_ms} ms); {known} routable; {:.0} bytes of resident memory per number (target <= 300)",
+        (done - started).as_secs_f64() * 1e3,
+        (loaded[0].saturating_sub(idle[0])) as f64 * 1024.0 / count as f64,
+    );
+    drop(link.writer);
+    let stopping = Instant::now();
+    relay.restart();
+    let remembered = known_numbers(&relay);
+    println!(
+        "  restart: stopped and started again in {:.0} ms, remembering {remembered} numbers",
+        stopping.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+/// The record of bench number `i`, homed at the bench's own relay.
+fn announcement(i: u64) -> Announcement {
+    Announcement {
+        record: ConnectionInfo {
+            number: number(1_000_000 + i),
+            home_relay: "bench".into(),
+            gateway: Some(format!("gw-{}", i % 50)),
+            capabilities: Some(codec::Capabilities::all()),
+            login_time: 1_700_000_000 + i,
+            version: Version {
+                counter: i + 1,
+                origin: "bench".into(),
+            },
+            online: true,
+        },
+        path: vec!["bench".into()],
+    }
+}
+
+/// A peer link to `relay` as relay "bench", the mesh key proven.
+async fn peer_link(relay: &Relay, secrets: &Secrets) -> Link {
     let key = secrets.key().mesh_key();
     let hello = Hello {
         version: PROTOCOL_VERSION,
@@ -702,7 +796,7 @@ async fn snapshot() {
         panic!("no challenge")
     };
     let ours = nonce();
-    let proof = key.peer_proof(&theirs, "bench", "fresh");
+    let proof = key.peer_proof(&theirs, "bench", relay.name());
     link.writer
         .send(&Control::PeerProof { proof, nonce: ours })
         .await
@@ -710,57 +804,22 @@ async fn snapshot() {
     let Ok(Some(Control::PeerProof { .. })) = link.reader.next().await else {
         panic!("refused")
     };
-    let anns: Vec<Announcement> = (0..100_000u64)
-        .map(|i| Announcement {
-            record: ConnectionInfo {
-                number: number(1_000_000 + i),
-                home_relay: "bench".into(),
-                gateway: Some("gw".into()),
-                capabilities: Some(codec::Capabilities::all()),
-                login_time: 1,
-                version: Version {
-                    counter: i + 1,
-                    origin: "bench".into(),
-                },
-                online: true,
-            },
-            path: vec!["bench".into()],
-        })
-        .collect();
-    // Everything the relay announces back to us is read (and dropped) meanwhile.
-    let mut reader = link.reader;
-    let (pong_tx, pong_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut pong_tx = Some(pong_tx);
-        while let Ok(Some(msg)) = reader.next().await {
-            if let Control::Pong { seq: 77 } = msg
-                && let Some(tx) = pong_tx.take()
-            {
-                let _ = tx.send(Instant::now());
-            }
-        }
-    });
-    let started = Instant::now();
-    let chunks: Vec<_> = anns.chunks(2000).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let msg = Control::Snapshot {
-            announcements: chunk.to_vec(),
-            done: i + 1 == chunks.len(),
-        };
-        link.writer.send(&msg).await.expect("snapshot sent");
-    }
-    // The relay handles control messages in order: its pong comes after the
-    // whole snapshot is applied and stored.
-    link.writer
-        .send(&Control::Ping { seq: 77 })
-        .await
-        .expect("ping");
-    let done = pong_rx.await.expect("pong");
-    println!(
-        "snapshot: a new peer received and stored 100,000 numbers in {:.0} ms (target < 1000 ms)",
-        (done - started).as_secs_f64() * 1e3
-    );
-    let _ = relay;
+    link
+}
+
+/// `relayd_known_numbers` from the relay's /metrics (its admin address is
+/// in the ready status).
+fn known_numbers(relay: &Relay) -> u64 {
+    let status = relay.status().unwrap_or_default().to_owned();
+    let admin = status
+        .split("; ")
+        .find_map(|part| part.strip_prefix("admin on "))
+        .unwrap_or_else(|| panic!("no admin address in {status:?}"));
+    let (_, page) = harness::admin::http_get(admin, "/metrics");
+    page.lines()
+        .find_map(|l| l.strip_prefix("relayd_known_numbers "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no relayd_known_numbers in {page}"))
 }
 
 /// The full scale: `devices` devices (all but `calls` of them
