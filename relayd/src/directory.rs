@@ -12,6 +12,7 @@ use common::number::Number;
 use futures::StreamExt;
 
 use crate::peer::{self, CallSpawner};
+use crate::redis_backend::TOPOLOGY_CHECK;
 use crate::redis_dir::{
     DirectoryError, DirectoryRecord, FIRST_BACKOFF, Health, MAX_BACKOFF, REDIS_TIMEOUT,
     RedisDirectory, lock,
@@ -85,11 +86,17 @@ pub async fn route(
 }
 
 /// Writes local renewals as they come and every record each third of the
-/// lease, until `dir.stop` fires (then writes what is left, briefly).
+/// lease, and again at once after a failover (Redis coming back, a cluster
+/// or Sentinel naming other masters), until `dir.stop` fires (then writes
+/// what is left, briefly).
 pub async fn keep_leases(relay: Arc<Relay>) {
     let Some(dir) = relay.redis() else { return };
     let mut tick = tokio::time::interval(dir.lease / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut topology_tick = tokio::time::interval(TOPOLOGY_CHECK);
+    topology_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Who held the data at the last check (None: not known yet, or one server).
+    let mut topology: Option<String> = None;
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     // Everything first: records written before a restart carry the old address.
     let mut full = true;
@@ -102,6 +109,12 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                 // made while a write was in flight is not missed.
                 _ = dir.wake.notified() => {}
                 _ = tick.tick() => full = true,
+                _ = topology_tick.tick() => {
+                    if !failed_over(dir, &mut topology).await {
+                        continue;
+                    }
+                    full = true;
+                }
             }
         }
         match dir.sync_revocations(full).await {
@@ -124,6 +137,7 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                 backoff.reset();
             }
             Err(e) => {
+                dir.backend.failed();
                 dir.set_health(Health::Down(e.to_string()));
                 // Whatever was pending is rewritten in full once Redis answers.
                 full = true;
@@ -141,6 +155,31 @@ pub async fn keep_leases(relay: Arc<Relay>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "directory: last renewals not written"),
             Err(_) => tracing::warn!("directory: last renewals not written (timeout)"),
+        }
+    }
+}
+
+/// Whether the masters changed since the last check (a failover): a
+/// promoted replica may lack the last writes, so all are written again.
+async fn failed_over(dir: &RedisDirectory, last: &mut Option<String>) -> bool {
+    match dir.backend.topology().await {
+        Ok(Some(now)) => {
+            let changed = last.as_ref().is_some_and(|l| *l != now);
+            if changed {
+                tracing::info!(
+                    masters = %now,
+                    "directory: redis masters changed (failover); writing every local record again"
+                );
+            }
+            *last = Some(now);
+            changed
+        }
+        Ok(None) => false,
+        Err(e) => {
+            // Down for now; the writes say so, and the next check sees
+            // where the data went.
+            tracing::debug!(error = %e, "directory: cannot tell the redis masters");
+            false
         }
     }
 }
@@ -165,10 +204,21 @@ pub async fn follow_renewals(relay: Arc<Relay>) {
 
 /// Follows the channel until the subscription ends; returns why.
 async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff) -> DirectoryError {
-    let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, dir.client.get_async_pubsub()).await
-    {
+    // On a cluster each call names the next node: a PUBLISH reaches every
+    // node, and a dead node is left behind.
+    let client = match dir.backend.subscriber().await {
+        Ok(c) => c,
+        Err(e) => {
+            dir.backend.failed();
+            return e.into();
+        }
+    };
+    let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return e.into(),
+        Ok(Err(e)) => {
+            dir.backend.failed();
+            return e.into();
+        }
         Err(_) => return DirectoryError::Timeout,
     };
     if let Err(e) = pubsub.subscribe(&dir.channel).await {
