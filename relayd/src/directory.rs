@@ -113,6 +113,7 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                     if !failed_over(dir, &mut topology).await {
                         continue;
                     }
+                    dir.resubscribe.notify_one();
                     full = true;
                 }
             }
@@ -234,7 +235,16 @@ async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff)
     }
     backoff.reset();
     let mut messages = pubsub.on_message();
-    while let Some(msg) = messages.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = messages.next() => match m {
+                Some(m) => m,
+                None => return DirectoryError::Closed,
+            },
+            // The masters changed: the node subscribed at may be cut off
+            // without its connection closing (a dead host sends no reset).
+            _ = dir.resubscribe.notified() => return DirectoryError::Failover,
+        };
         let record = msg
             .get_payload::<String>()
             .map_err(|e| e.to_string())
@@ -246,5 +256,4 @@ async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff)
             Err(e) => tracing::warn!(error = %e, "unreadable renewal on {}; ignored", dir.channel),
         }
     }
-    DirectoryError::Closed
 }

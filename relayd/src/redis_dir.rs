@@ -137,6 +137,8 @@ pub struct RedisDirectory {
     /// Local numbers renewed since the last write.
     pub(crate) dirty: Mutex<HashSet<Number>>,
     pub(crate) wake: Notify,
+    /// Tells the renewals follower to subscribe again (after a failover).
+    pub(crate) resubscribe: Notify,
     health: Mutex<Health>,
     /// Links dialed on demand, by relay name, and one lock per relay name
     /// so concurrent calls to a relay dial it once.
@@ -173,6 +175,8 @@ pub enum DirectoryError {
     Timeout,
     #[error("connection closed")]
     Closed,
+    #[error("the redis masters changed")]
+    Failover,
     #[error("cannot encode the record of {number}: {source}")]
     Encode {
         number: Number,
@@ -196,6 +200,7 @@ impl RedisDirectory {
             cache: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            resubscribe: Notify::new(),
             health: Mutex::new(Health::Connecting),
             dialed: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashMap::new()),
