@@ -17,6 +17,11 @@ Examples:
   relayd --name relay-b --listen 0.0.0.0:4710 --data-dir /var/lib/relayd \\
          --fleet-key-file /etc/faxmesh/fleet.key --tls-cert relay-b.pem --tls-key relay-b.key \\
          --ca-file /etc/faxmesh/pki/ca.pem --peer relay-a.example.net:4710
+  relayd --name relay-c --listen 10.0.0.3:4710 --data-dir /var/lib/relayd \\
+         --fleet-key-file /etc/faxmesh/fleet.key --tls-cert relay-c.pem --tls-key relay-c.key \\
+         --directory redis+cluster://10.0.1.1:6379,10.0.1.2:6379,10.0.1.3:6379/   # Redis Cluster
+  relayd ... --directory redis+sentinel://10.0.1.1:26379,10.0.1.2:26379/fax-main  # via Sentinel
+  relayd ... --directory rediss://redis.example.net:6380/0 --directory-ca-file redis-ca.pem
   relayd credential --fleet-key-file /etc/faxmesh/fleet.key 4930123 > 4930123.secret
   relayd --name lab --listen 127.0.0.1:4711 --data-dir lab.data --allow-plaintext 127.0.0.0/8 \\
          --peer plain://127.0.0.1:4710               # plaintext, loopback only

@@ -18,6 +18,7 @@ use common::link::transport::{Scheme, check_addr};
 
 use crate::inbound::InboundPolicy;
 use crate::limits::Limits;
+use crate::redis_backend::Endpoint;
 use crate::tls_settings::TlsSettings;
 
 pub const DEFAULT_HEARTBEAT_SECS: f64 = 5.0;
@@ -59,10 +60,17 @@ common::settings_layer! {
         /// [default: derived from the fleet key].
         #[arg(long, value_name = "F", env = "RELAYD_MESH_KEY_FILE")]
         mesh_key_file: PathBuf,
-        /// Where connection information lives: `mesh` (shared over peer links)
-        /// or redis://HOST:PORT[/DB] (a Redis server every relay reaches) [default: mesh].
+        /// Where connection information lives: `mesh` (shared over peer links),
+        /// or a Redis every relay reaches: redis://HOST:PORT[/DB] (one server),
+        /// redis+cluster://HOST:PORT,HOST:PORT/ (a Redis Cluster's seed nodes),
+        /// redis+sentinel://HOST:PORT,HOST:PORT/MASTER[/DB] (the sentinels and
+        /// the master they watch); rediss... for TLS [default: mesh].
         #[arg(long, value_name = "URL", env = "RELAYD_DIRECTORY")]
         directory: String,
+        /// CA certificates (PEM) the Redis servers' TLS certificates are checked
+        /// against (rediss... directories) [default: the system's roots].
+        #[arg(long, value_name = "F", env = "RELAYD_DIRECTORY_CA_FILE")]
+        directory_ca_file: PathBuf,
         /// Prefix of every Redis key and channel, so fleets can share a server [default: faxmesh].
         #[arg(long, value_name = "PREFIX", env = "RELAYD_DIRECTORY_PREFIX")]
         directory_prefix: String,
@@ -143,8 +151,11 @@ pub enum Directory {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RedisSettings {
-    /// `redis://HOST:PORT[/DB]`.
+    /// `redis://HOST:PORT[/DB]`, `redis+cluster://...` or
+    /// `redis+sentinel://...` (see `redis_backend::Endpoint`).
     pub url: String,
+    /// CA certificates for a `rediss...` URL [default: the system's roots].
+    pub ca_file: Option<PathBuf>,
     /// Every key and the channel start with `PREFIX:`, so fleets can share a server.
     pub prefix: String,
     /// Seconds a record outlives its relay's last refresh.
@@ -209,7 +220,13 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         login_attempts_per_min: l.login_attempts_per_min.unwrap_or(d.login_attempts_per_min),
     };
     limits.validate()?;
-    let directory = directory(&l.directory, l.directory_prefix, l.lease_secs, l.advertise)?;
+    let directory = directory(
+        &l.directory,
+        l.directory_ca_file,
+        l.directory_prefix,
+        l.lease_secs,
+        l.advertise,
+    )?;
     if let Directory::Redis(r) = &directory {
         if !peers.is_empty() {
             return Err(
@@ -242,21 +259,31 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
 /// Checks the directory settings; they only matter in redis mode.
 fn directory(
     url: &Option<String>,
+    ca_file: Option<PathBuf>,
     prefix: Option<String>,
     lease_secs: Option<u64>,
     advertise: Option<String>,
 ) -> Result<Directory, String> {
     let url = match url.as_deref() {
-        None | Some("mesh") => return Ok(Directory::Mesh),
+        None | Some("mesh") => {
+            if let Some(f) = ca_file {
+                return Err(format!(
+                    "directory_ca_file {} needs a TLS redis directory: give --directory rediss://... (or rediss+cluster://, rediss+sentinel://), or drop it",
+                    f.display()
+                ));
+            }
+            return Ok(Directory::Mesh);
+        }
         Some(u) => u,
     };
-    if !url.starts_with("redis://") {
+    let endpoint = Endpoint::parse(url).map_err(|e| format!("{e}, or `mesh`"))?;
+    if let Some(f) = &ca_file
+        && !endpoint.tls()
+    {
         return Err(format!(
-            "invalid directory '{url}': use `mesh` or redis://HOST:PORT[/DB]"
+            "directory_ca_file {} needs a TLS directory, not '{url}': write rediss://, rediss+cluster:// or rediss+sentinel://",
+            f.display()
         ));
-    }
-    if let Err(e) = redis::Client::open(url) {
-        return Err(format!("invalid directory '{url}': {e}"));
     }
     let prefix = prefix.unwrap_or_else(|| DEFAULT_DIRECTORY_PREFIX.to_owned());
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
@@ -276,6 +303,7 @@ fn directory(
     }
     Ok(Directory::Redis(RedisSettings {
         url: url.to_owned(),
+        ca_file,
         prefix,
         lease_secs,
         advertise,
@@ -539,6 +567,7 @@ mod tests {
             s.directory,
             Directory::Redis(RedisSettings {
                 url: "redis://flag:6380/2".into(),
+                ca_file: None,
                 prefix: "fleet1".into(),
                 lease_secs: 2,
                 advertise: None,
@@ -552,9 +581,67 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_or_sentinels_with_tls_and_a_ca_file_are_accepted() {
+        for url in [
+            "redis+cluster://r1:7000,r2:7000,r3:7000/",
+            "redis+sentinel://s1:26379,s2:26379,s3:26379/fax-main",
+        ] {
+            let s = merge(
+                Layer::default(),
+                file(&format!("{BASE}directory = \"{url}\"\n")),
+            )
+            .unwrap();
+            let Directory::Redis(r) = &s.directory else {
+                panic!("{s:?}")
+            };
+            assert_eq!(r.url, url);
+        }
+        let flags = Layer {
+            directory: Some("rediss+sentinel://s1:26379/fax-main".into()),
+            directory_ca_file: Some("/etc/faxmesh/redis-ca.pem".into()),
+            ..Layer::default()
+        };
+        let s = merge(flags, file(BASE)).unwrap();
+        let Directory::Redis(r) = &s.directory else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            r.ca_file.as_deref(),
+            Some(Path::new("/etc/faxmesh/redis-ca.pem"))
+        );
+    }
+
+    #[test]
     fn bad_directory_settings_are_refused() {
         for (extra, word) in [
-            ("directory = \"postgres://x\"\n", "invalid directory"),
+            (
+                "directory = \"postgres://x\"\n",
+                "invalid directory 'postgres://x'",
+            ),
+            (
+                "directory = \"redis+cluster://a:1,b/\"\n",
+                "'b' is not HOST:PORT",
+            ),
+            (
+                "directory = \"redis+cluster://a:1/0\"\n",
+                "a cluster URL ends after its nodes",
+            ),
+            (
+                "directory = \"redis+sentinel://s:26379\"\n",
+                "'' is not a master name",
+            ),
+            (
+                "directory = \"rediss+sentinal://s:26379/m\"\n",
+                "unknown scheme 'rediss+sentinal'",
+            ),
+            (
+                "directory = \"redis://x:1\"\ndirectory_ca_file = \"/ca.pem\"\n",
+                "directory_ca_file /ca.pem needs a TLS directory, not 'redis://x:1'",
+            ),
+            (
+                "directory_ca_file = \"/ca.pem\"\n",
+                "directory_ca_file /ca.pem needs a TLS redis directory",
+            ),
             (
                 "directory = \"redis://x:1\"\nlease_secs = 0\n",
                 "lease_secs",

@@ -12,6 +12,7 @@ use common::number::Number;
 use futures::StreamExt;
 
 use crate::peer::{self, CallSpawner};
+use crate::redis_backend::TOPOLOGY_CHECK;
 use crate::redis_dir::{
     DirectoryError, DirectoryRecord, FIRST_BACKOFF, Health, MAX_BACKOFF, REDIS_TIMEOUT,
     RedisDirectory, lock,
@@ -85,11 +86,17 @@ pub async fn route(
 }
 
 /// Writes local renewals as they come and every record each third of the
-/// lease, until `dir.stop` fires (then writes what is left, briefly).
+/// lease, and again at once after a failover (Redis coming back, a cluster
+/// or Sentinel naming other masters), until `dir.stop` fires (then writes
+/// what is left, briefly).
 pub async fn keep_leases(relay: Arc<Relay>) {
     let Some(dir) = relay.redis() else { return };
     let mut tick = tokio::time::interval(dir.lease / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut topology_tick = tokio::time::interval(TOPOLOGY_CHECK);
+    topology_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Who held the data at the last check (None: not known yet, or one server).
+    let mut topology: Option<String> = None;
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     // Everything first: records written before a restart carry the old address.
     let mut full = true;
@@ -102,6 +109,13 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                 // made while a write was in flight is not missed.
                 _ = dir.wake.notified() => {}
                 _ = tick.tick() => full = true,
+                _ = topology_tick.tick() => {
+                    if !failed_over(dir, &mut topology).await {
+                        continue;
+                    }
+                    dir.resubscribe.notify_one();
+                    full = true;
+                }
             }
         }
         match dir.sync_revocations(full).await {
@@ -124,6 +138,7 @@ pub async fn keep_leases(relay: Arc<Relay>) {
                 backoff.reset();
             }
             Err(e) => {
+                dir.backend.failed();
                 dir.set_health(Health::Down(e.to_string()));
                 // Whatever was pending is rewritten in full once Redis answers.
                 full = true;
@@ -141,6 +156,31 @@ pub async fn keep_leases(relay: Arc<Relay>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "directory: last renewals not written"),
             Err(_) => tracing::warn!("directory: last renewals not written (timeout)"),
+        }
+    }
+}
+
+/// Whether the masters changed since the last check (a failover): a
+/// promoted replica may lack the last writes, so all are written again.
+async fn failed_over(dir: &RedisDirectory, last: &mut Option<String>) -> bool {
+    match dir.backend.topology().await {
+        Ok(Some(now)) => {
+            let changed = last.as_ref().is_some_and(|l| *l != now);
+            if changed {
+                tracing::info!(
+                    masters = %now,
+                    "directory: redis masters changed (failover); writing every local record again"
+                );
+            }
+            *last = Some(now);
+            changed
+        }
+        Ok(None) => false,
+        Err(e) => {
+            // Down for now; the writes say so, and the next check sees
+            // where the data went.
+            tracing::debug!(error = %e, "directory: cannot tell the redis masters");
+            false
         }
     }
 }
@@ -165,10 +205,21 @@ pub async fn follow_renewals(relay: Arc<Relay>) {
 
 /// Follows the channel until the subscription ends; returns why.
 async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff) -> DirectoryError {
-    let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, dir.client.get_async_pubsub()).await
-    {
+    // On a cluster each call names the next node: a PUBLISH reaches every
+    // node, and a dead node is left behind.
+    let client = match dir.backend.subscriber().await {
+        Ok(c) => c,
+        Err(e) => {
+            dir.backend.failed();
+            return e.into();
+        }
+    };
+    let mut pubsub = match tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return e.into(),
+        Ok(Err(e)) => {
+            dir.backend.failed();
+            return e.into();
+        }
         Err(_) => return DirectoryError::Timeout,
     };
     if let Err(e) = pubsub.subscribe(&dir.channel).await {
@@ -184,7 +235,16 @@ async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff)
     }
     backoff.reset();
     let mut messages = pubsub.on_message();
-    while let Some(msg) = messages.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = messages.next() => match m {
+                Some(m) => m,
+                None => return DirectoryError::Closed,
+            },
+            // The masters changed: the node subscribed at may be cut off
+            // without its connection closing (a dead host sends no reset).
+            _ = dir.resubscribe.notified() => return DirectoryError::Failover,
+        };
         let record = msg
             .get_payload::<String>()
             .map_err(|e| e.to_string())
@@ -196,5 +256,4 @@ async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff)
             Err(e) => tracing::warn!(error = %e, "unreadable renewal on {}; ignored", dir.channel),
         }
     }
-    DirectoryError::Closed
 }

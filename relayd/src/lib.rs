@@ -7,6 +7,8 @@
 //!   TLS from plaintext on the listening port.
 //! - [`relay_core`]: the relay's decisions without I/O: logins, revocations,
 //!   the home rule, where a call goes, and the limits and their counters.
+//! - [`redis_backend`]: the Redis a directory lives in (one server, a
+//!   cluster, Sentinel), from its URL, behind one client.
 //! - [`config`], [`cli`]: what the relay runs with: flags, environment and
 //!   config file merged.
 //! - [`store`]: connection information in sled.
@@ -33,6 +35,7 @@ pub mod link_session;
 pub mod mesh;
 pub mod metrics;
 pub mod peer;
+pub mod redis_backend;
 pub mod redis_dir;
 pub mod relay;
 pub mod relay_core;

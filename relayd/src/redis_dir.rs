@@ -28,25 +28,33 @@
 //!   relay reads the whole hash on each full write (a third of the lease),
 //!   so a revocation reaches every relay within that time.
 //!
+//! - The Redis may be one server, a Redis Cluster or a master watched by
+//!   Sentinel (`redis_backend` hides which). Each script touches only its
+//!   `KEYS[1]` (the channel is not a key: a cluster PUBLISH reaches every
+//!   node), so every write goes to the one master of the key's slot.
+//!   When a failover moves data to another server (a promoted replica may
+//!   miss the last writes), every local record is written again at once.
+//!
 //! If Redis is unreachable, calls to cached records keep working, renewals
 //! wait (the sled store holds them) and are all written once Redis answers
 //! again; the log and the status line say what is wrong meanwhile.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::directory::ConnectionInfo;
 use common::link::message::Revocation;
 use common::link::mux::Opener;
 use common::number::Number;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisSettings;
 use crate::mesh::Mesh;
+use crate::redis_backend::{Conn, Endpoint, RedisBackend};
+pub(crate) use crate::redis_backend::{FIRST_BACKOFF, MAX_BACKOFF, REDIS_TIMEOUT, lock};
 
 /// Runs the home rule on a record that took a local number to another
 /// relay (the directory client knows no more of the relay than its mesh).
@@ -63,13 +71,9 @@ end
 return 0
 ";
 
-/// Longest wait for a connection or an answer from Redis.
-pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Records written concurrently during a full write (one pipelined batch).
 const WRITE_BATCH: usize = 256;
-/// Keys per SCAN step and per MGET.
+/// Keys per SCAN step (their values are then read concurrently).
 const SCAN_COUNT: usize = 1000;
 
 /// Writes `ARGV[1]` (a record) under `KEYS[1]` unless the stored record has
@@ -119,16 +123,13 @@ pub(crate) enum Health {
 /// The relay's handle on the Redis directory.
 pub struct RedisDirectory {
     pub(crate) me: String,
-    url: String,
     prefix: String,
     pub(crate) channel: String,
     pub(crate) lease: Duration,
     /// The address written beside every record (set once listening).
     advertise: String,
-    pub(crate) client: redis::Client,
-    /// Reconnects on its own; commands fail (after REDIS_TIMEOUT at most)
-    /// while Redis is away.
-    conn: ConnectionManager,
+    /// One server, a cluster or Sentinel's master: where commands go.
+    pub(crate) backend: RedisBackend,
     script: redis::Script,
     /// Records homed elsewhere, as last heard. A std Mutex: nothing awaits
     /// while it is held.
@@ -136,6 +137,8 @@ pub struct RedisDirectory {
     /// Local numbers renewed since the last write.
     pub(crate) dirty: Mutex<HashSet<Number>>,
     pub(crate) wake: Notify,
+    /// Tells the renewals follower to subscribe again (after a failover).
+    pub(crate) resubscribe: Notify,
     health: Mutex<Health>,
     /// Links dialed on demand, by relay name, and one lock per relay name
     /// so concurrent calls to a relay dial it once.
@@ -151,16 +154,11 @@ pub struct RedisDirectory {
 impl std::fmt::Debug for RedisDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisDirectory")
-            .field("url", &self.url)
+            .field("backend", &self.backend)
             .field("prefix", &self.prefix)
             .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded maps stay consistent even if a holder panicked.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What went wrong talking to Redis.
@@ -177,6 +175,8 @@ pub enum DirectoryError {
     Timeout,
     #[error("connection closed")]
     Closed,
+    #[error("the redis masters changed")]
+    Failover,
     #[error("cannot encode the record of {number}: {source}")]
     Encode {
         number: Number,
@@ -187,26 +187,20 @@ pub enum DirectoryError {
 impl RedisDirectory {
     /// Connects lazily: the relay starts even while Redis is away.
     pub fn new(me: &str, s: &RedisSettings, advertise: String) -> anyhow::Result<RedisDirectory> {
-        let client = redis::Client::open(s.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(MAX_BACKOFF);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let endpoint = Endpoint::parse(&s.url).map_err(anyhow::Error::msg)?;
+        let backend = RedisBackend::new(&endpoint, s.ca_file.as_deref())?;
         Ok(RedisDirectory {
             me: me.to_owned(),
-            url: s.url.clone(),
             prefix: s.prefix.clone(),
             channel: format!("{}:renewals", s.prefix),
             lease: Duration::from_secs(s.lease_secs),
             advertise,
-            client,
-            conn,
+            backend,
             script: redis::Script::new(WRITE_RECORD),
             cache: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            resubscribe: Notify::new(),
             health: Mutex::new(Health::Connecting),
             dialed: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashMap::new()),
@@ -239,10 +233,10 @@ impl RedisDirectory {
         }
         match &new {
             Health::Up => {
-                tracing::info!(url = %self.url, "directory: redis reachable; this relay's devices are written")
+                tracing::info!(redis = %self.backend.describe(), "directory: redis reachable; this relay's devices are written")
             }
             Health::Down(e) => tracing::warn!(
-                url = %self.url, error = %e,
+                redis = %self.backend.describe(), error = %e,
                 "directory: redis unreachable; calls to cached numbers go on, renewals are kept and retried"
             ),
             Health::Connecting => {}
@@ -270,7 +264,7 @@ impl RedisDirectory {
     ) -> Result<Vec<Revocation>, DirectoryError> {
         let key = format!("{}:revoked", self.prefix);
         let pending: Vec<Revocation> = std::mem::take(&mut *lock(&self.revocations));
-        let mut conn = self.conn.clone();
+        let mut conn = self.backend.conn().await?;
         for (i, r) in pending.iter().enumerate() {
             let written = redis::Script::new(RAISE_REVOCATION)
                 .key(&key)
@@ -358,7 +352,7 @@ impl RedisDirectory {
         hand_over: HandOver<'_>,
         number: &Number,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.backend.conn().await?;
         let value: Option<String> = redis::cmd("GET")
             .arg(self.dev_key(number))
             .query_async(&mut conn)
@@ -394,7 +388,7 @@ impl RedisDirectory {
     pub async fn write_all(&self, mesh: &Mesh) -> Result<(), DirectoryError> {
         lock(&self.dirty).clear();
         let lease_ms = self.lease.as_millis() as u64;
-        let mut conn = self.conn.clone();
+        let mut conn = self.backend.conn().await?;
         redis::cmd("SET")
             .arg(self.relay_key())
             .arg(&self.advertise)
@@ -413,10 +407,15 @@ impl RedisDirectory {
 
     async fn write_records(&self, records: Vec<ConnectionInfo>) -> Result<(), DirectoryError> {
         let lease_ms = self.lease.as_millis() as u64;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let conn = self.backend.conn().await?;
         for batch in records.chunks(WRITE_BATCH) {
-            // One multiplexed connection pipelines these concurrent calls.
+            // One multiplexed connection (per node) pipelines these
+            // concurrent calls.
             let writes = batch.iter().map(|info| {
-                let mut conn = self.conn.clone();
+                let mut conn = conn.clone();
                 let record = DirectoryRecord {
                     info: info.clone(),
                     relay_addr: self.advertise.clone(),
@@ -446,13 +445,26 @@ impl RedisDirectory {
         Ok(())
     }
 
-    /// Reads every record in Redis into the cache.
+    /// Reads every record in Redis into the cache: SCANs every master
+    /// (a cluster spreads the keys over them), then GETs the keys found.
     pub async fn resync(
         &self,
         mesh: &Mesh,
         hand_over: HandOver<'_>,
     ) -> Result<usize, DirectoryError> {
-        let mut conn = self.conn.clone();
+        let mut seen = 0;
+        for master in self.backend.masters().await? {
+            seen += self.resync_master(mesh, hand_over, master).await?;
+        }
+        Ok(seen)
+    }
+
+    async fn resync_master(
+        &self,
+        mesh: &Mesh,
+        hand_over: HandOver<'_>,
+        mut master: Conn,
+    ) -> Result<usize, DirectoryError> {
         let pattern = format!("{}:dev:*", self.prefix);
         let mut cursor: u64 = 0;
         let mut seen = 0;
@@ -463,11 +475,23 @@ impl RedisDirectory {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT)
-                .query_async(&mut conn)
+                .query_async(&mut master)
                 .await?;
             if !keys.is_empty() {
-                let values: Vec<Option<String>> =
-                    redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+                // One GET per key, not MGET: a cluster refuses MGET across
+                // slots. Concurrent calls on a multiplexed connection are
+                // pipelined, so this costs about one round trip.
+                let conn = self.backend.conn().await?;
+                let gets = keys.iter().map(|key| {
+                    let mut conn = conn.clone();
+                    async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<String>>(&mut conn)
+                            .await
+                    }
+                });
+                let values = futures::future::try_join_all(gets).await?;
                 for json in values.into_iter().flatten() {
                     match serde_json::from_str::<DirectoryRecord>(&json) {
                         Ok(r) => {
@@ -529,6 +553,23 @@ impl RedisDirectory {
 mod tests {
     use super::*;
     use common::directory::Version;
+
+    #[test]
+    fn every_script_touches_only_its_one_key_so_a_cluster_runs_it_on_one_master() {
+        for script in [WRITE_RECORD, RAISE_REVOCATION] {
+            for call in script.split("redis.call(").skip(1) {
+                let args = call.split(')').next().unwrap_or_default();
+                let mut args = args.split(',').map(str::trim);
+                let command = args.next().unwrap_or_default();
+                let target = args.next().unwrap_or_default();
+                // PUBLISH names a channel, not a key; a cluster carries it
+                // to every node.
+                if command != "'PUBLISH'" {
+                    assert_eq!(target, "KEYS[1]", "{command} in {script}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn records_read_plainly_in_redis_cli() {

@@ -137,7 +137,8 @@ async fn calls(relays: usize, pairs: u64, secs: u64) -> f64 {
 }
 
 /// One-page calls per second through two relays: peered in mesh mode, then
-/// with a Redis directory and no peer links, in the same run.
+/// with a Redis directory and no peer links, then with a Redis Cluster
+/// directory (3 masters, 3 replicas), in the same run.
 async fn redis_vs_mesh(pairs: u64, secs: u64) {
     let mesh = calls(2, pairs, secs).await;
     let bed = Testbed::new();
@@ -152,6 +153,22 @@ async fn redis_vs_mesh(pairs: u64, secs: u64) {
         "  redis directory / mesh, 2 relays: {:.2} (target >= 0.9)",
         rate / mesh
     );
+    let cluster = redis_cluster_calls(pairs, secs).await;
+    println!(
+        "  redis cluster directory / single redis, 2 relays: {:.2}",
+        cluster / rate
+    );
+}
+
+/// [`redis_vs_mesh`]'s cluster line: two relays on a Redis Cluster.
+async fn redis_cluster_calls(pairs: u64, secs: u64) -> f64 {
+    let bed = Testbed::new();
+    let cluster = harness::RedisCluster::start(bed.path());
+    let flags = cluster.relay_flags(30);
+    let first = Relay::start_with(bed.path(), bed.fleet(), "r0", &flags);
+    let last = Relay::start_with(bed.path(), bed.fleet(), "r1", &flags);
+    let what = "through 2 relays, redis cluster directory";
+    calls_between(&bed, (&first, &last), Uplink::Plain, what, "", pairs, secs).await
 }
 
 /// How gateways link to their relay.

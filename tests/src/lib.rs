@@ -17,7 +17,8 @@
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
 //! - [`mail`]: aiosmtpd, smtplib and Python's email package, for the e-mail tests.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
-//! - [`redis_server`]: a real redis-server on a free port (directory mode).
+//! - [`redis_server`]: a real redis-server on a free port (directory mode),
+//!   a Redis Cluster and a Sentinel-watched master to fail over.
 //! - [`status`]: the parts of a STATUS= line (`listening on A; admin on B`).
 //! - [`testbed`]: one test's temp dir and fleet, with shortcuts to start it all.
 //!
@@ -57,7 +58,7 @@ pub use fleet::Fleet;
 pub use gateway::Gateway;
 pub use pki::Pki;
 pub use receiver::Receiver;
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisCluster, RedisSentinel, RedisServer};
 pub use relay::Relay;
 pub use sender::{FaxSend, Running, Sent};
 pub use testbed::Testbed;
