@@ -127,11 +127,10 @@ fn while_redis_is_down_cached_calls_go_on_and_devices_are_written_again_when_it_
     // A device logging in meanwhile is kept, and written once Redis is back.
     let _late = bed.receiver(&gw_b, "2003", &[]);
 
+    // The new server starts empty (no RDB, no AOF): every record found in
+    // it from now on was written again by a relay. (Whether it is still
+    // empty when asked is a race the relays may win, so it is not asked.)
     redis.start_again();
-    assert!(
-        redis.device("2002").is_none(),
-        "the new server starts empty"
-    );
     a.wait_status_contains("directory: redis ok");
     for n in ["1002", "2002", "2003"] {
         redis.wait_device(n, "an online record written again", |r| {
