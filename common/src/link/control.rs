@@ -110,8 +110,19 @@ impl std::fmt::Debug for Link {
 /// Dials `addr` (`HOST:PORT`, `tls://HOST:PORT` or `plain://HOST:PORT`; see
 /// [`transport`]), runs the multiplexer as its client and says hello.
 pub async fn dial(addr: &str, hello: Hello, cfg: &LinkConfig) -> Result<Link, LinkError> {
+    dial_from(addr, None, hello, cfg).await
+}
+
+/// [`dial`] from the local address `local` when given (see
+/// [`transport::connect_from`]).
+pub async fn dial_from(
+    addr: &str,
+    local: Option<std::net::IpAddr>,
+    hello: Hello,
+    cfg: &LinkConfig,
+) -> Result<Link, LinkError> {
     let name = addr.to_owned();
-    let io = transport::connect(addr, cfg).await?;
+    let io = transport::connect_from(addr, local, cfg).await?;
     let (opener, inbound) = start_mux(io, Side::Dialer, cfg);
     let setup = async {
         let mut control = opener
