@@ -282,11 +282,18 @@ fn split_control(control: MuxStream) -> (ControlReader, ControlWriter) {
         .new_codec();
     (
         ControlReader {
-            inner: FramedRead::new(r, codec),
+            inner: FramedRead::with_capacity(r, codec, CONTROL_READ_CAPACITY),
         },
         ControlWriter { inner: w },
     )
 }
+
+/// The control reader's first buffer. Control messages are small (a ping
+/// is a dozen bytes, a login about a hundred), and a link spends its life
+/// idle: tokio-util's default of 8 KiB was a quarter of an idle relay
+/// link's memory. A larger message (a directory snapshot) makes the codec
+/// reserve what it needs.
+const CONTROL_READ_CAPACITY: usize = 256;
 
 /// Reads control messages. `next` is cancel-safe, so it can sit in a `select!`.
 pub struct ControlReader {
