@@ -19,8 +19,11 @@
 //!   relays over TLS. Through one relay at 1,000/s and 2,000/s, then the
 //!   highest rate in steps of 500/s (from 500/s) before p99 passes 10 ms;
 //!   then through three relays in a line at 1,000/s. Prints the CPU time
-//!   each process spent per call. Each run lasts BENCH_SECS (default 5); BENCH_PAIRS
-//!   (default 64) sending and receiving devices take the calls in turn.
+//!   each process spent per call and the machine's load average (other
+//!   work on the same cores shows up as queueing in the latencies). Each
+//!   run lasts BENCH_SECS (default 5); BENCH_PAIRS (default 64) sending
+//!   and receiving devices take the calls in turn (a relay allows 8 calls
+//!   at once per device, so an overloaded run sees calls refused).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -510,7 +513,18 @@ impl CallPath {
                 format!("{name} {:.0}", per_call * 1e6)
             })
             .collect();
-        println!("  CPU microseconds per call: {}", cpu.join(", "));
+        // Other work on the machine takes the same cores: its load says how
+        // much of the latency is queueing for a CPU.
+        let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "  CPU microseconds per call: {}; machine load average {}",
+            cpu.join(", "),
+            loadavg
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         if let Some(report) = first_failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
