@@ -245,14 +245,16 @@ async fn idle_links(plan: LinksPlan) {
     let pings_before = watch.pings.load(Ordering::Relaxed);
     tokio::time::sleep(plan.hold).await;
     let pings = watch.pings.load(Ordering::Relaxed) - pings_before;
-    stop.cancel();
-    while held.join_next().await.is_some() {}
+    // The relay's log before our links go: every one we close is a "link
+    // down" there too.
     let log = relay.stderr();
     let silent = log
         .lines()
         .filter(|l| l.contains("link down") && l.contains("silent"))
         .count();
     let down = log.lines().filter(|l| l.contains("link down")).count();
+    stop.cancel();
+    while held.join_next().await.is_some() {}
     println!(
         "  held {:.0} s ({:.1} heartbeat periods of {} s): {pings} pings answered ({:.2} per link per period); links closed by the relay {}, links that went over the {} s deadline without a ping {}, relayd 'link down' {down} ({silent} silent) (target 0)",
         plan.hold.as_secs_f64(),
