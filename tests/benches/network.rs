@@ -27,7 +27,9 @@ use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSIO
 use common::routing::Announcement;
 use harness::Daemon;
 use harness::images::letter_page;
-use harness::load::{self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib};
+use harness::load::{
+    self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib, settled_rss_kib,
+};
 use harness::{Gateway, Pki, RedisServer, Relay, Testbed};
 
 fn main() {
@@ -936,28 +938,6 @@ async fn full_load(devices: u64, calls: u64, secs: u64) {
         print_gateway_memory(gateways, before_g, after_g);
     }
     let _ = std::fs::remove_dir_all(&inbox);
-}
-
-/// The resident memory of each process in `pids` once none has fallen for
-/// [`SETTLED_FOR`] (a daemon hands freed memory back a moment after a burst
-/// of calls or logins: see `common::daemon::memory`), waiting at most 10 s;
-/// and how long that took.
-async fn settled_rss_kib(pids: &[u32]) -> (Vec<u64>, Duration) {
-    const SETTLED_FOR: Duration = Duration::from_millis(3500);
-    let started = Instant::now();
-    let mut last_fall = started;
-    let mut rss: Vec<u64> = pids.iter().map(|pid| rss_kib(*pid)).collect();
-    while last_fall.elapsed() < SETTLED_FOR && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        for (pid, was) in pids.iter().zip(rss.iter_mut()) {
-            let now = rss_kib(*pid);
-            if now < *was {
-                last_fall = Instant::now();
-            }
-            *was = now;
-        }
-    }
-    (rss, last_fall - started)
 }
 
 /// Prints each relay's memory before the load, at its peak and `after` it.

@@ -280,6 +280,28 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The resident memory of each process in `pids` once none has fallen for
+/// [`SETTLED_FOR`] (a daemon hands freed memory back a moment after a burst
+/// of calls or logins: see `common::daemon::memory`), waiting at most 10 s;
+/// and how long that took.
+pub async fn settled_rss_kib(pids: &[u32]) -> (Vec<u64>, Duration) {
+    const SETTLED_FOR: Duration = Duration::from_millis(3500);
+    let started = Instant::now();
+    let mut last_fall = started;
+    let mut rss: Vec<u64> = pids.iter().map(|pid| rss_kib(*pid)).collect();
+    while last_fall.elapsed() < SETTLED_FOR && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (pid, was) in pids.iter().zip(rss.iter_mut()) {
+            let now = rss_kib(*pid);
+            if now < *was {
+                last_fall = Instant::now();
+            }
+            *was = now;
+        }
+    }
+    (rss, last_fall - started)
+}
+
 /// CPU time (user + system) a process has used so far, in seconds, from
 /// /proc/PID/stat; `pid` 0 means this process.
 pub fn cpu_secs(pid: u32) -> f64 {

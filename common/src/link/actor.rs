@@ -38,13 +38,18 @@ use super::message::Control;
 use super::mux::{MuxStream, Opener};
 
 /// The control messages waiting to go out on one link.
+///
+/// Boxed in the channel: tokio's channel allocates its first block of 32
+/// slots when it is made, and 32 `Control`s are 4 KiB that every idle link
+/// held; 32 boxes are 256 bytes. A control message is rare next to the
+/// allocations a call makes anyway.
 #[derive(Debug)]
-pub struct Mailbox(mpsc::Receiver<Control>);
+pub struct Mailbox(mpsc::Receiver<Box<Control>>);
 
 impl Mailbox {
     /// The next queued message (what the actor does; tests read it too).
     pub async fn recv(&mut self) -> Option<Control> {
-        self.0.recv().await
+        self.0.recv().await.map(|msg| *msg)
     }
 }
 
@@ -52,7 +57,7 @@ impl Mailbox {
 /// Cheap to clone; registries keep one per logged-in number or peer.
 #[derive(Clone, Debug)]
 pub struct LinkHandle {
-    outbox: mpsc::Sender<Control>,
+    outbox: mpsc::Sender<Box<Control>>,
     opener: Opener,
 }
 
@@ -72,13 +77,13 @@ impl LinkHandle {
     /// Queues `msg`, waiting for room in the outbox (backpressure for
     /// senders that can wait: forwarded logins and logouts).
     pub async fn send(&self, msg: Control) -> Result<(), LinkGone> {
-        self.outbox.send(msg).await.map_err(|_| LinkGone)
+        self.outbox.send(Box::new(msg)).await.map_err(|_| LinkGone)
     }
 
     /// Queues `msg` without waiting. An outbox that is full closes the link
     /// (see the module's overflow policy) and the message goes nowhere.
     pub fn notify(&self, msg: Control) -> Result<(), LinkGone> {
-        match self.outbox.try_send(msg) {
+        match self.outbox.try_send(Box::new(msg)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 tracing::warn!(
@@ -292,6 +297,7 @@ pub async fn run<R: LinkRole>(
             }
             // 5. What other tasks queued for the peer.
             Some(msg) = outbox.recv() => {
+                let msg = *msg;
                 send!(&msg);
                 role.on_sent(&msg);
             }

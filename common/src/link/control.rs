@@ -110,8 +110,19 @@ impl std::fmt::Debug for Link {
 /// Dials `addr` (`HOST:PORT`, `tls://HOST:PORT` or `plain://HOST:PORT`; see
 /// [`transport`]), runs the multiplexer as its client and says hello.
 pub async fn dial(addr: &str, hello: Hello, cfg: &LinkConfig) -> Result<Link, LinkError> {
+    dial_from(addr, None, hello, cfg).await
+}
+
+/// [`dial`] from the local address `local` when given (see
+/// [`transport::connect_from`]).
+pub async fn dial_from(
+    addr: &str,
+    local: Option<std::net::IpAddr>,
+    hello: Hello,
+    cfg: &LinkConfig,
+) -> Result<Link, LinkError> {
     let name = addr.to_owned();
-    let io = transport::connect(addr, cfg).await?;
+    let io = transport::connect_from(addr, local, cfg).await?;
     let (opener, inbound) = start_mux(io, Side::Dialer, cfg);
     let setup = async {
         let mut control = opener
@@ -271,11 +282,18 @@ fn split_control(control: MuxStream) -> (ControlReader, ControlWriter) {
         .new_codec();
     (
         ControlReader {
-            inner: FramedRead::new(r, codec),
+            inner: FramedRead::with_capacity(r, codec, CONTROL_READ_CAPACITY),
         },
         ControlWriter { inner: w },
     )
 }
+
+/// The control reader's first buffer. Control messages are small (a ping
+/// is a dozen bytes, a login about a hundred), and a link spends its life
+/// idle: tokio-util's default of 8 KiB was a quarter of an idle relay
+/// link's memory. A larger message (a directory snapshot) makes the codec
+/// reserve what it needs.
+const CONTROL_READ_CAPACITY: usize = 256;
 
 /// Reads control messages. `next` is cancel-safe, so it can sit in a `select!`.
 pub struct ControlReader {

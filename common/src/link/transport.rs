@@ -9,9 +9,10 @@
 //! [`LinkConfig::default_scheme`]: super::control::LinkConfig::default_scheme
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use super::control::{LinkConfig, LinkError};
@@ -118,15 +119,33 @@ fn prepare(tcp: &TcpStream) {
 /// Connects to `addr` (TCP, then TLS unless the address or the default says
 /// plain) within the handshake timeout.
 pub async fn connect(addr: &str, cfg: &LinkConfig) -> Result<LinkIo, LinkError> {
+    connect_from(addr, None, cfg).await
+}
+
+/// [`connect`], from the local address `local` when given (port chosen by
+/// the system): a host with several addresses picks the one a link leaves
+/// from, and a load test spreads its links over loopback addresses so that
+/// no one address runs out of ephemeral ports.
+pub async fn connect_from(
+    addr: &str,
+    local: Option<IpAddr>,
+    cfg: &LinkConfig,
+) -> Result<LinkIo, LinkError> {
     let target = Target::parse(addr, cfg.default_scheme).map_err(LinkError::Address)?;
     let secs = cfg.handshake_timeout.as_secs();
     let connecting = async {
-        let tcp = TcpStream::connect(target.host_port)
-            .await
-            .map_err(|source| LinkError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
+        let connect_fail = |source| LinkError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let tcp = match local {
+            None => TcpStream::connect(target.host_port)
+                .await
+                .map_err(connect_fail)?,
+            Some(local) => connect_bound(target.host_port, local)
+                .await
+                .map_err(connect_fail)?,
+        };
         prepare(&tcp);
         match target.scheme {
             Scheme::Plain => Ok(Box::new(tcp) as LinkIo),
@@ -151,6 +170,25 @@ pub async fn connect(addr: &str, cfg: &LinkConfig) -> Result<LinkIo, LinkError> 
             addr: addr.to_owned(),
             secs,
         })?
+}
+
+/// TCP to the first address of `host_port` of `local`'s family, from `local`.
+async fn connect_bound(host_port: &str, local: IpAddr) -> std::io::Result<TcpStream> {
+    let remote = tokio::net::lookup_host(host_port)
+        .await?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("{host_port} has no address of the family of {local}"),
+            )
+        })?;
+    let socket = match local {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(remote).await
 }
 
 /// Tells a TLS dialer from a plaintext one by the first byte it sends,
