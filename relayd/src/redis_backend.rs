@@ -498,15 +498,7 @@ impl RedisBackend {
         if let Some(m) = &*lock(master) {
             return Ok((m.client.clone(), m.conn.clone()));
         }
-        let client = {
-            let mut s = sentinel.lock().await;
-            within(
-                REDIS_TIMEOUT * 2,
-                "asking the sentinels",
-                s.async_get_client(),
-            )
-            .await?
-        };
+        let client = ask_sentinels(sentinel).await?;
         let conn = within(
             REDIS_TIMEOUT,
             "connecting to the master",
@@ -581,15 +573,7 @@ impl RedisBackend {
             Kind::Single { .. } => Ok(None),
             Kind::Cluster { nodes, .. } => Ok(Some(self.cluster_view(nodes).await?.fingerprint)),
             Kind::Sentinel { sentinel, master } => {
-                let named = {
-                    let mut s = sentinel.lock().await;
-                    within(
-                        REDIS_TIMEOUT * 2,
-                        "asking the sentinels",
-                        s.async_get_client(),
-                    )
-                    .await?
-                };
+                let named = ask_sentinels(sentinel).await?;
                 let addr = named.get_connection_info().addr().to_string();
                 let mut known = lock(master);
                 if known.as_ref().is_some_and(|m| m.addr != addr) {
@@ -687,6 +671,17 @@ impl ClusterView {
             fingerprint: lines.join("; "),
         }
     }
+}
+
+/// A client for the master the sentinels name now.
+async fn ask_sentinels(sentinel: &tokio::sync::Mutex<SentinelClient>) -> RedisResult<Client> {
+    let mut s = sentinel.lock().await;
+    within(
+        REDIS_TIMEOUT * 2,
+        "asking the sentinels",
+        s.async_get_client(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -119,14 +119,7 @@ impl RedisServer {
 
     /// The relayd flags for directory mode on this server, with `lease_secs`.
     pub fn relay_flags(&self, lease_secs: u64) -> Vec<String> {
-        vec![
-            "--directory".into(),
-            self.url(),
-            "--directory-prefix".into(),
-            self.prefix.clone(),
-            "--lease-secs".into(),
-            lease_secs.to_string(),
-        ]
+        directory_flags(&self.url(), &self.prefix, lease_secs)
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
@@ -412,14 +405,7 @@ impl RedisCluster {
 
     /// The relayd flags for directory mode on this cluster.
     pub fn relay_flags(&self, lease_secs: u64) -> Vec<String> {
-        vec![
-            "--directory".into(),
-            self.url(),
-            "--directory-prefix".into(),
-            self.prefix.clone(),
-            "--lease-secs".into(),
-            lease_secs.to_string(),
-        ]
+        directory_flags(&self.url(), &self.prefix, lease_secs)
     }
 
     fn live_port(&self) -> u16 {
@@ -630,14 +616,7 @@ impl RedisSentinel {
 
     /// The relayd flags for directory mode through these sentinels.
     pub fn relay_flags(&self, lease_secs: u64) -> Vec<String> {
-        vec![
-            "--directory".into(),
-            self.url(),
-            "--directory-prefix".into(),
-            self.prefix.clone(),
-            "--lease-secs".into(),
-            lease_secs.to_string(),
-        ]
+        directory_flags(&self.url(), &self.prefix, lease_secs)
     }
 
     /// The master's port as a sentinel names it.
@@ -707,4 +686,16 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// relayd's flags for directory mode at `url`.
+fn directory_flags(url: &str, prefix: &str, lease_secs: u64) -> Vec<String> {
+    vec![
+        "--directory".into(),
+        url.into(),
+        "--directory-prefix".into(),
+        prefix.into(),
+        "--lease-secs".into(),
+        lease_secs.to_string(),
+    ]
 }
