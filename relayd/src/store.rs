@@ -253,7 +253,18 @@ impl Log {
 
     /// Appends `records` in batches, in one atomic sled batch.
     fn append(&mut self, records: &[ConnectionInfo]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        self.write(sled::Batch::default(), records)?;
+        self.records += records.len();
+        Ok(())
+    }
+
+    /// Adds `records` to `batch` as log values after the last one, and
+    /// applies it.
+    fn write(
+        &mut self,
+        mut batch: sled::Batch,
+        records: &[ConnectionInfo],
+    ) -> Result<(), StoreError> {
         let mut next = self.next;
         for chunk in records.chunks(BATCH) {
             batch.insert(&next.to_be_bytes(), encode(chunk)?);
@@ -261,7 +272,6 @@ impl Log {
         }
         self.tree.apply_batch(batch)?;
         self.next = next;
-        self.records += records.len();
         Ok(())
     }
 
@@ -284,18 +294,12 @@ impl Log {
         for key in old_keys {
             batch.remove(key);
         }
-        let mut next = self.next;
-        for chunk in records.chunks(BATCH) {
-            batch.insert(&next.to_be_bytes(), encode(chunk)?);
-            next += 1;
-        }
-        self.tree.apply_batch(batch)?;
+        self.write(batch, &records)?;
         tracing::info!(
             before = self.records,
             after = records.len(),
             "directory log compacted"
         );
-        self.next = next;
         self.records = records.len();
         Ok(())
     }
