@@ -170,6 +170,17 @@ impl Endpoint {
         })
     }
 
+    /// `USER:PASSWORD` of a cluster or Sentinel URL, as written (a single
+    /// server's URL goes to the redis crate whole).
+    pub fn userinfo(&self) -> Option<&str> {
+        match self {
+            Endpoint::Single { .. } => None,
+            Endpoint::Cluster { userinfo, .. } | Endpoint::Sentinel { userinfo, .. } => {
+                userinfo.as_deref()
+            }
+        }
+    }
+
     /// Whether the connections use TLS.
     pub fn tls(&self) -> bool {
         match self {
@@ -303,8 +314,6 @@ enum Kind {
 pub(crate) struct RedisBackend {
     kind: Kind,
     endpoint: Endpoint,
-    tls: bool,
-    userinfo: Option<String>,
     /// The CA certificates (PEM) of `directory_ca_file`, if given.
     root_pem: Option<Vec<u8>>,
 }
@@ -319,6 +328,26 @@ fn node_config() -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
         .set_response_timeout(Some(REDIS_TIMEOUT))
+}
+
+/// A multiplexed connection to the one node `client` names; `what` says
+/// which, should it time out.
+async fn connect_node(client: &Client, what: &str) -> RedisResult<MultiplexedConnection> {
+    within(
+        REDIS_TIMEOUT,
+        what,
+        client.get_multiplexed_async_connection_with_config(&node_config()),
+    )
+    .await
+}
+
+/// The CA certificates a TLS connection trusts: `directory_ca_file`'s, or
+/// the system's when none is given.
+fn certificates(root_pem: Option<&[u8]>) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: root_pem.map(<[u8]>::to_vec),
+    }
 }
 
 /// Reads `directory_ca_file`; the error names the file.
@@ -342,11 +371,8 @@ impl RedisBackend {
             .map(read_ca_file)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        let certs = || redis::TlsCertificates {
-            client_tls: None,
-            root_cert: root_pem.clone(),
-        };
-        let (kind, tls, userinfo) = match endpoint {
+        let certs = || certificates(root_pem.as_deref());
+        let kind = match endpoint {
             Endpoint::Single { url } => {
                 let client = match &root_pem {
                     Some(_) => Client::build_with_tls(url.as_str(), certs())?,
@@ -358,7 +384,7 @@ impl RedisBackend {
                     .set_number_of_retries(1)
                     .set_max_delay(MAX_BACKOFF);
                 let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-                (Kind::Single { client, conn }, endpoint.tls(), None)
+                Kind::Single { client, conn }
             }
             Endpoint::Cluster {
                 nodes,
@@ -379,13 +405,12 @@ impl RedisBackend {
                 if root_pem.is_some() {
                     builder = builder.certs(certs());
                 }
-                let kind = Kind::Cluster {
+                Kind::Cluster {
                     client: builder.build()?,
                     conn: tokio::sync::Mutex::new(None),
                     nodes: Mutex::new(nodes.clone()),
                     next: AtomicUsize::new(0),
-                };
-                (kind, *tls, userinfo.clone())
+                }
             }
             Endpoint::Sentinel {
                 sentinels,
@@ -429,18 +454,15 @@ impl RedisBackend {
                             .set_client_to_sentinel_certificates(certs());
                     }
                 }
-                let kind = Kind::Sentinel {
+                Kind::Sentinel {
                     sentinel: tokio::sync::Mutex::new(builder.build()?),
                     master: Mutex::new(None),
-                };
-                (kind, *tls, userinfo.clone())
+                }
             }
         };
         Ok(RedisBackend {
             kind,
             endpoint: endpoint.clone(),
-            tls,
-            userinfo,
             root_pem,
         })
     }
@@ -452,17 +474,11 @@ impl RedisBackend {
 
     /// A client for one node, with the backend's TLS and credentials.
     fn node_client(&self, node: &Node, db: i64) -> RedisResult<Client> {
-        let url = node_url(self.tls, self.userinfo.as_deref(), node, db);
-        Ok(match &self.root_pem {
-            Some(pem) => Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )?,
-            None => Client::open(url)?,
-        })
+        let url = node_url(self.endpoint.tls(), self.endpoint.userinfo(), node, db);
+        match &self.root_pem {
+            Some(pem) => Client::build_with_tls(url, certificates(Some(pem))),
+            None => Client::open(url),
+        }
     }
 
     /// Where commands go now.
@@ -499,12 +515,7 @@ impl RedisBackend {
             return Ok((m.client.clone(), m.conn.clone()));
         }
         let client = ask_sentinels(sentinel).await?;
-        let conn = within(
-            REDIS_TIMEOUT,
-            "connecting to the master",
-            client.get_multiplexed_async_connection_with_config(&node_config()),
-        )
-        .await?;
+        let conn = connect_node(&client, "connecting to the master").await?;
         let addr = client.get_connection_info().addr().to_string();
         tracing::info!(master = %addr, "directory: sentinel names the redis master");
         *lock(master) = Some(Master {
@@ -551,12 +562,7 @@ impl RedisBackend {
                 let mut conns = Vec::with_capacity(view.masters.len());
                 for node in &view.masters {
                     let client = self.node_client(node, 0)?;
-                    let conn = within(
-                        REDIS_TIMEOUT,
-                        "connecting to a cluster master",
-                        client.get_multiplexed_async_connection_with_config(&node_config()),
-                    )
-                    .await?;
+                    let conn = connect_node(&client, "connecting to a cluster master").await?;
                     conns.push(Conn::Node(conn));
                 }
                 Ok(conns)

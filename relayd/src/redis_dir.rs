@@ -468,6 +468,8 @@ impl RedisDirectory {
         let pattern = format!("{}:dev:*", self.prefix);
         let mut cursor: u64 = 0;
         let mut seen = 0;
+        // Where the GETs go: on a cluster, to each key's slot.
+        let conn = self.backend.conn().await?;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
@@ -481,7 +483,6 @@ impl RedisDirectory {
                 // One GET per key, not MGET: a cluster refuses MGET across
                 // slots. Concurrent calls on a multiplexed connection are
                 // pipelined, so this costs about one round trip.
-                let conn = self.backend.conn().await?;
                 let gets = keys.iter().map(|key| {
                     let mut conn = conn.clone();
                     async move {
