@@ -124,8 +124,9 @@ pub struct RelayCore<H> {
     fleet_key: FleetKey,
     links: HashMap<LinkId, LinkState<H>>,
     next_link: LinkId,
-    /// The link that answers calls for each receiving number.
-    receivers: HashMap<Number, LinkId>,
+    /// The link that answers calls for each receiving number, and what the
+    /// device said it can take (to announce it again, see [`RelayCore::records_stored`]).
+    receivers: HashMap<Number, (LinkId, Capabilities)>,
     /// Each number's lowest accepted secret generation (0 unless revoked).
     minimums: HashMap<Number, u32>,
     throttle: LoginThrottle<ThrottleKey>,
@@ -251,7 +252,10 @@ impl<H: Clone> RelayCore<H> {
             }
         }
         if let Some(capabilities) = &login.receive {
-            let old = self.receivers.insert(number.clone(), link);
+            let old = self
+                .receivers
+                .insert(number.clone(), (link, capabilities.clone()))
+                .map(|(old, _)| old);
             // Newest login wins: the older device is told why and stops receiving.
             if let Some(old) = old.filter(|&old| old != link)
                 && let Some(old) = self.links.get(&old)
@@ -321,7 +325,7 @@ impl<H: Clone> RelayCore<H> {
     }
 
     fn drop_receiver(&mut self, link: LinkId, number: &Number) -> bool {
-        if self.receivers.get(number) == Some(&link) {
+        if self.receivers.get(number).map(|r| r.0) == Some(link) {
             self.receivers.remove(number);
             true
         } else {
@@ -387,7 +391,7 @@ impl<H: Clone> RelayCore<H> {
 
     /// The link that answers calls for `number` here, if any.
     pub fn receiver(&self, number: &Number) -> Option<H> {
-        let link = self.receivers.get(number)?;
+        let (link, _) = self.receivers.get(number)?;
         self.links.get(link).map(|s| s.handle.clone())
     }
 
@@ -487,16 +491,31 @@ impl<H: Clone> RelayCore<H> {
     /// this relay is the authority for its own devices. A newer record naming
     /// this relay as home while no such device receives here (writes lost in
     /// a crash) is corrected to offline; a newer online record at another
-    /// relay takes the number from a local device, which is kicked.
+    /// relay takes the number from a local device, which is kicked; a newer
+    /// offline record from another relay, while the device receives here, is
+    /// answered with this login again (newer still). That last case is a
+    /// device that moved here while its old relay was down: the old relay,
+    /// back up, marks the number offline, and its Lamport counter may be
+    /// past this login's, so without the answer the number stayed offline on
+    /// every relay while its device was logged in (found by the chaos run).
     pub fn records_stored(&mut self, stored: &[ConnectionInfo]) -> Vec<Effect<H>> {
         let mut effects = Vec::new();
         for record in stored {
-            let local = self.receivers.get(&record.number).copied();
+            let local = self.receivers.get(&record.number).cloned();
             if record.home_relay == self.me {
                 if record.online && local.is_none() {
                     effects.push(Effect::Renew(Renewal::Offline(record.number.clone())));
                 }
-            } else if let Some(link) = local
+            } else if let Some((link, capabilities)) = local.clone()
+                && !record.online
+            {
+                let gateway = self.links.get(&link).and_then(|s| s.gateway.clone());
+                effects.push(Effect::Renew(Renewal::Online {
+                    number: record.number.clone(),
+                    gateway,
+                    capabilities,
+                }));
+            } else if let Some((link, _)) = local
                 && record.online
             {
                 self.receivers.remove(&record.number);

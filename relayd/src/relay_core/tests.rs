@@ -408,8 +408,13 @@ fn the_home_rule_corrects_records_about_this_relay() {
         (rec("1009", "relay-a", true), vec![offline("1009")]),
         // Online here and it is: nothing to correct.
         (rec("1002", "relay-a", true), vec![]),
-        // Offline elsewhere: the local device keeps the number.
-        (rec("1002", "relay-b", false), vec![]),
+        // Offline at another relay, newer (its old home came back after the
+        // device moved here): the local device keeps the number, announced
+        // again so that its login wins.
+        (
+            rec("1002", "relay-b", false),
+            vec![online("1002", Some("gw1"))],
+        ),
         // Online at another relay, newer: the local device is kicked.
         (
             rec("1002", "relay-b", true),
