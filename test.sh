@@ -30,7 +30,8 @@ for pair in \
   tiffinfo:libtiff-tools tiffcp:libtiff-tools tiff2pdf:libtiff-tools \
   pdftoppm:poppler-utils ps2pdf:ghostscript gs:ghostscript \
   redis-server:redis-server redis-cli:redis-tools \
-  systemd-analyze:systemd python3:python3 openssl:openssl; do
+  systemd-analyze:systemd python3:python3 openssl:openssl \
+  ip:iproute2 tc:iproute2 fallocate:util-linux mount:mount; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # ps2pdf needs fonts for the standard PostScript fonts.

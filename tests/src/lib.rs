@@ -35,6 +35,7 @@
 
 pub mod admin;
 pub mod bins;
+pub mod chaos;
 pub mod daemon;
 pub mod fleet;
 pub mod gateway;
