@@ -212,6 +212,8 @@ impl Cluster {
         let node = &self.gateways[g];
         let mut cmd = in_ns(&node.ns, "gatewayd");
         cmd.args(["--name", &node.name, "--listen", GATEWAY_ADDR])
+            .arg("--state-dir")
+            .arg(self.dir.join(format!("{}.state", node.name)))
             .args(["--heartbeat-secs", HEARTBEAT])
             .args(["--max-backoff-secs", "1"])
             .args(["--drain-secs", "1"])

@@ -87,10 +87,25 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
     let mut parts: HashMap<&str, Vec<&Found>> = HashMap::new();
     for f in found {
         let Some(fax) = by_id.get(f.call_id.as_str()) else {
-            v.misrouted.push(format!(
-                "{}: a fax the workload never sent",
-                f.path.display()
-            ));
+            // A queued fax whose faxsend never heard the gateway take it
+            // (the gateway died after syncing the job): known by its pages.
+            match faxes.iter().find(|q| q.call_id.is_empty() && first_page_is(q, &f.path)) {
+                Some(q) if q.to == f.number && !f.part => {
+                    v.arrived_unreported += 1;
+                    compare(q, &f.path, q.rows.len(), &mut v);
+                }
+                Some(q) if q.to == f.number => {}
+                Some(q) => v.misrouted.push(format!(
+                    "{}: queued fax {} to {} is in {}'s inbox",
+                    f.path.display(),
+                    q.serial,
+                    q.to,
+                    f.number
+                )),
+                None => v
+                    .misrouted
+                    .push(format!("{}: a fax the workload never sent", f.path.display())),
+            }
             continue;
         };
         if fax.to != f.number {
@@ -123,6 +138,11 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
     }
     for fax in faxes {
         let result = fax.result();
+        if fax.call_id.is_empty() {
+            // Never queued as far as faxsend knows: counted above if it arrived.
+            *v.failed.entry(result).or_default() += 1;
+            continue;
+        }
         let held = whole.get(fax.call_id.as_str()).and_then(|f| f.first());
         let part = parts.get(fax.call_id.as_str()).and_then(|f| f.first());
         match result.as_str() {
@@ -136,7 +156,7 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
                     Some(f) => compare(fax, &f.path, fax.rows.len(), &mut v),
                 }
             }
-            "partial delivery" => {
+            "partial" => {
                 v.partial += 1;
                 let confirmed = fax.confirmed() as usize;
                 match held.or(part) {
@@ -197,4 +217,16 @@ fn compare(fax: &Fax, path: &Path, pages: usize, v: &mut Verdict) {
             ));
         }
     }
+}
+
+/// Whether the fax file at `path` starts with `fax`'s first page.
+fn first_page_is(fax: &Fax, path: &Path) -> bool {
+    let Ok(pages) = read_pages(path) else {
+        return false;
+    };
+    let first = fax.pages().into_iter().next();
+    pages
+        .first()
+        .and_then(|p| decode(p).ok())
+        .is_some_and(|b| Some(&b) == first.as_ref())
 }

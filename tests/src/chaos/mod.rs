@@ -50,6 +50,8 @@ pub struct Report {
     /// Faults injected, by kind.
     pub faults: BTreeMap<&'static str, usize>,
     pub verdict: Verdict,
+    /// Faxes sent through a gateway's queue (the rest called at once).
+    pub queued: usize,
     /// From the end of the last fault until every relay's directory was right.
     pub convergence: Result<Duration, String>,
     /// Lines with "panicked at" in any daemon's log.
@@ -95,6 +97,7 @@ impl std::fmt::Display for Report {
         for (reason, n) in &v.failed {
             writeln!(f, "  failed, {reason}: {n}")?;
         }
+        writeln!(f, "  through a gateway's queue: {}", self.queued)?;
         writeln!(
             f,
             "  reported failed but whole at the callee: {}",
@@ -208,6 +211,7 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Report, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let faxes = workload.finish();
+    let queued = faxes.iter().filter(|f| f.queued).count();
     let inboxes: Vec<_> = cluster
         .devices
         .iter()
@@ -228,6 +232,7 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Report, String> {
         plan: plan.clone(),
         faults,
         verdict,
+        queued,
         convergence,
         panics,
         leaks,

@@ -26,7 +26,10 @@ const FAXSEND_LIMIT: Duration = Duration::from_secs(240);
 #[derive(Clone, Debug)]
 pub struct Fax {
     pub serial: u64,
+    /// Empty for a queued fax whose faxsend did not say it was queued.
     pub call_id: String,
+    /// Sent through the gateway's queue (`faxsend --queue`, then `faxstat`).
+    pub queued: bool,
     pub from: String,
     pub to: String,
     /// Seed of page 1; page k has seed `seed + k - 1`.
@@ -35,7 +38,8 @@ pub struct Fax {
     pub rows: Vec<u32>,
     /// faxsend's exit code (`None`: killed after [`FAXSEND_LIMIT`]).
     pub code: Option<i32>,
-    /// faxsend's `--json` report, when it printed one.
+    /// faxsend's `--json` report, when it printed one; for a queued fax,
+    /// the job's last status from faxstat.
     pub report: Option<serde_json::Value>,
     pub stderr: String,
 }
@@ -50,12 +54,24 @@ impl Fax {
             .collect()
     }
 
-    /// How faxsend said it ended: the report's `result`, or why there is none.
+    /// How faxsend (or faxstat, for a queued fax) said it ended:
+    /// `delivered`, `partial`, another outcome, or why there is none.
     pub fn result(&self) -> String {
-        match (&self.report, self.code) {
-            (Some(r), _) => r["result"].as_str().unwrap_or("?").to_owned(),
-            (None, None) => "killed".to_owned(),
-            (None, Some(code)) => format!("exit {code}"),
+        let Some(r) = &self.report else {
+            return match self.code {
+                None => "killed".to_owned(),
+                Some(code) => format!("exit {code}"),
+            };
+        };
+        if !self.queued {
+            return r["result"].as_str().unwrap_or("?").to_owned();
+        }
+        match (r["state"].as_str(), r["outcome"].as_str()) {
+            (Some("done"), _) => "delivered".to_owned(),
+            (Some("failed"), _) if self.confirmed() > 0 => "partial".to_owned(),
+            (Some("failed"), Some(outcome)) => format!("queued, {outcome}"),
+            (Some(state), _) => format!("queued, {state}"),
+            (None, _) => "queued, no status".to_owned(),
         }
     }
 
@@ -149,19 +165,20 @@ fn send_one(
         let a = rng.random_range(0..devices.len());
         let b = (a + rng.random_range(1..devices.len())) % devices.len();
         let (from, secret, g) = devices[a].clone();
-        (
-            from,
-            secret,
-            directory.gateway_ns[g].clone(),
-            devices[b].0.clone(),
-        )
+        (from, secret, directory.gateway_ns[g].clone(), devices[b].0.clone())
     };
     let pages = rng.random_range(1..=max_pages);
     let rows = (0..pages).map(|_| rng.random_range(200..1200)).collect();
+    let queued = rng.random_ratio(1, 4);
     let mut fax = Fax {
         serial,
-        // The run's seed and the serial: unique, and recognisable in any inbox.
-        call_id: format!("{:016x}{serial:016x}", run_seed),
+        // The run's seed and the serial: unique, and recognisable in any
+        // inbox. A queued fax gets its id from the gateway.
+        call_id: match queued {
+            false => format!("{:016x}{serial:016x}", run_seed),
+            true => String::new(),
+        },
+        queued,
         from,
         to,
         seed: run_seed.wrapping_mul(1_000_003).wrapping_add(serial * 64),
@@ -172,43 +189,61 @@ fn send_one(
     };
     let file = dir.join(format!("fax-{serial}.tif"));
     write_tiff(&file, &fax.pages());
-    let out = dir.join(format!("fax-{serial}.json"));
-    let err = dir.join(format!("fax-{serial}.stderr"));
-    let create = |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
-    let mut child = Command::new("ip")
+    let mut faxsend = Command::new("ip");
+    faxsend
         .args(["netns", "exec", &ns])
         .arg(bin("faxsend"))
-        .args([
-            "--gateway",
-            GATEWAY_ADDR,
-            "--from",
-            &fax.from,
-            "--to",
-            &fax.to,
-        ])
+        .args(["--gateway", GATEWAY_ADDR, "--from", &fax.from, "--to", &fax.to])
         .arg("--secret-file")
         .arg(&secret)
-        .args(["--call-id", &fax.call_id, "--json", "--no-tagline"])
-        .args([
-            "--retries",
-            "6",
-            "--retry-interval",
-            "1",
-            "--retry-backoff",
-            "2",
-        ])
-        .args(["--answer-timeout", "10", "--page-timeout", "20"])
-        .arg(&file)
+        .args(["--json", "--no-tagline"]);
+    if queued {
+        // The gateway redials every 2 s, up to 30 times.
+        faxsend.args(["--queue", "--max-tries", "30", "--retry-interval", "2"]);
+        faxsend.args(["--retry-backoff", "1", "--kill-after", "10m"]);
+    } else {
+        faxsend.args(["--call-id", &fax.call_id]);
+        faxsend.args(["--retries", "6", "--retry-interval", "1", "--retry-backoff", "2"]);
+        faxsend.args(["--answer-timeout", "10", "--page-timeout", "20"]);
+    }
+    faxsend.arg(&file);
+    let deadline = Instant::now() + FAXSEND_LIMIT;
+    let ran = run_until(faxsend, dir, &format!("fax-{serial}"), deadline);
+    let _ = std::fs::remove_file(&file);
+    fax.code = ran.code;
+    fax.stderr = ran.stderr;
+    fax.report = serde_json::from_str(ran.stdout.trim()).ok();
+    if queued && let Some(job) = fax.report.as_ref().map(|r| r["jobs"][0].clone()) {
+        fax.call_id = job["call_id"].as_str().unwrap_or_default().to_owned();
+        let id = job["id"].to_string();
+        fax.report = Some(wait_for_job(&ns, &fax.from, &secret, &id, dir, serial, deadline).unwrap_or(job));
+    }
+    fax
+}
+
+/// What a command run by [`run_until`] said.
+struct Ran {
+    /// The exit code; `None` when it was killed at the deadline.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with its output in files named `stem` in `dir`, killing it at
+/// `deadline`.
+fn run_until(mut cmd: Command, dir: &Path, stem: &str, deadline: Instant) -> Ran {
+    let (out, err) = (dir.join(format!("{stem}.stdout")), dir.join(format!("{stem}.stderr")));
+    let create = |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    let mut child = cmd
         .env("FAXMESH_DEVICE_CONFIG", "")
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(create(&out))
         .stderr(create(&err))
         .spawn()
-        .expect("faxsend starts");
-    let deadline = Instant::now() + FAXSEND_LIMIT;
-    fax.code = loop {
-        if let Some(status) = child.try_wait().expect("waitpid on faxsend") {
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("waitpid on our child") {
             break status.code();
         }
         if Instant::now() > deadline {
@@ -218,9 +253,46 @@ fn send_one(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
-    fax.report = serde_json::from_str(stdout.trim()).ok();
-    fax.stderr = std::fs::read_to_string(&err).unwrap_or_default();
-    let _ = std::fs::remove_file(&file);
-    fax
+    Ran {
+        code,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    }
+}
+
+/// Polls `faxstat --json JOB` until the job has ended (its gateway may be
+/// down for a while meanwhile); returns its last status.
+fn wait_for_job(
+    ns: &str,
+    from: &str,
+    secret: &Path,
+    job: &str,
+    dir: &Path,
+    serial: u64,
+    deadline: Instant,
+) -> Option<serde_json::Value> {
+    let mut last = None;
+    while Instant::now() < deadline {
+        let mut faxstat = Command::new("ip");
+        faxstat
+            .args(["netns", "exec", ns])
+            .arg(bin("faxstat"))
+            .args(["--gateway", GATEWAY_ADDR, "--from", from, "--json"])
+            .arg("--secret-file")
+            .arg(secret)
+            .arg(job);
+        let ran = run_until(faxstat, dir, &format!("faxstat-{serial}"), deadline);
+        let status = serde_json::from_str::<serde_json::Value>(ran.stdout.trim())
+            .ok()
+            .map(|r| r["jobs"][0].clone());
+        if let Some(status) = status {
+            let ended = matches!(status["state"].as_str(), Some("done" | "failed" | "canceled"));
+            last = Some(status);
+            if ended {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    last
 }
