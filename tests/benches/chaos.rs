@@ -4,12 +4,14 @@
 //! the ledger, the directories, the logs or the resources show a failure.
 //!
 //!     cargo bench -p faxmesh-tests --bench chaos -- [--seed N] [--secs S]
-//!             [--senders N] [--max-pages N] [--keep]
+//!             [--senders N] [--max-pages N] [--directory] [--keep]
 //!
 //! Defaults: a seed from the clock (printed, so the run can be replayed),
 //! 1800 s (half an hour) of faults, 8 senders, 1 to 20 pages. The logs of
 //! every daemon are kept in a temp dir, printed, with `--keep` or when the
-//! run fails.
+//! run fails. `--directory`: the relays share a Redis watched by Sentinel
+//! (directory mode) instead of peering, and the Redis master is among the
+//! things that fail.
 
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ fn main() {
         length: Duration::from_secs(value("--secs").unwrap_or(1800)),
         senders: value("--senders").unwrap_or(8) as usize,
         max_pages: value("--max-pages").unwrap_or(20) as u32,
+        directory: args.iter().any(|a| a == "--directory"),
     };
     let dir = tempfile::Builder::new()
         .prefix("faxmesh-chaos-")
@@ -56,7 +59,7 @@ fn main() {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "chaos: {why}\nusage: chaos [--seed N] [--secs S] [--senders N] [--max-pages N] [--keep]"
+        "chaos: {why}\nusage: chaos [--seed N] [--secs S] [--senders N] [--max-pages N] [--directory] [--keep]"
     );
     std::process::exit(2);
 }

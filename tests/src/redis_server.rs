@@ -8,7 +8,7 @@
 //! failover.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +24,64 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// Where redis-server processes run: on loopback, or in a network
+/// namespace on an address of their own that this process reaches.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The command line that runs a program there (`ip netns exec NS`).
+    launcher: Vec<String>,
+    ip: IpAddr,
+}
+
+impl Host {
+    /// This namespace's loopback, on free ports.
+    pub fn loopback() -> Host {
+        Host {
+            launcher: Vec::new(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    /// Inside network namespace `ns`, listening on `ip` (which must be
+    /// routed to from here), on fixed ports: the namespace has them all.
+    pub fn namespace(ns: &str, ip: Ipv4Addr) -> Host {
+        Host {
+            launcher: ["ip", "netns", "exec", ns].map(str::to_owned).to_vec(),
+            ip: IpAddr::V4(ip),
+        }
+    }
+
+    /// The `n`th port for a server: a free one on loopback, 6379 + `n` in a
+    /// namespace.
+    fn port(&self, n: u16) -> u16 {
+        match self.launcher.is_empty() {
+            true => free_port(),
+            false => 6379 + n,
+        }
+    }
+
+    /// `redis-server`, run there; `args` come first (a sentinel's config file).
+    fn command(&self, args: &[String]) -> Command {
+        match self.launcher.split_first() {
+            None => {
+                let mut cmd = Command::new("redis-server");
+                cmd.args(args);
+                cmd
+            }
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                // Clients come from other namespaces, not loopback: protected
+                // mode (no password, no loopback) would turn them away.
+                cmd.args(rest)
+                    .arg("redis-server")
+                    .args(args)
+                    .args(["--protected-mode", "no"]);
+                cmd
+            }
+        }
+    }
 }
 
 /// A running redis-server.
@@ -194,15 +252,20 @@ fn poll<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A connection to the redis-server (or sentinel) on `port`.
-fn connect(port: u16) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+/// A connection to the redis-server (or sentinel) at `ip`:`port`.
+fn connect_at(ip: IpAddr, port: u16) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(format!("redis://{}", SocketAddr::new(ip, port)))?;
     client.get_connection_with_timeout(Duration::from_secs(2))
 }
 
 /// `redis-cli -p PORT ARGS...` through the crate; None if it fails.
 fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
-    let mut c = connect(port).ok()?;
+    query_at(IpAddr::V4(Ipv4Addr::LOCALHOST), port, args)
+}
+
+/// `redis-cli -h IP -p PORT ARGS...` through the crate; None if it fails.
+fn query_at<T: redis::FromRedisValue>(ip: IpAddr, port: u16, args: &[&str]) -> Option<T> {
+    let mut c = connect_at(ip, port).ok()?;
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
         cmd.arg(*a);
@@ -217,6 +280,9 @@ struct Process {
     port: u16,
     /// SIGSTOPped: it would not answer.
     paused: bool,
+    host: Host,
+    dir: PathBuf,
+    args: Vec<String>,
 }
 
 impl Process {
@@ -224,13 +290,37 @@ impl Process {
     /// waits until it answers PING.
     #[track_caller]
     fn start(dir: &Path, port: u16, args: &[String]) -> Process {
-        std::fs::create_dir_all(dir).expect("a directory for redis-server");
+        Process::start_on(&Host::loopback(), dir, port, args)
+    }
+
+    /// [`Process::start`] on `host`.
+    #[track_caller]
+    fn start_on(host: &Host, dir: &Path, port: u16, args: &[String]) -> Process {
+        let mut p = Process {
+            child: None,
+            port,
+            paused: false,
+            host: host.clone(),
+            dir: dir.to_owned(),
+            args: args.to_vec(),
+        };
+        p.start_again();
+        p
+    }
+
+    /// Starts the process again after [`Process::kill`], as it was first
+    /// started (empty: nothing is saved).
+    #[track_caller]
+    fn start_again(&mut self) {
+        let (dir, port) = (self.dir.clone(), self.port);
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
         let log = dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args(args)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let child = self
+            .host
+            .command(&self.args)
+            .args(["--port", &port.to_string(), "--bind", &self.host.ip.to_string()])
             .arg("--dir")
-            .arg(dir)
+            .arg(&dir)
             .arg("--logfile")
             .arg(&log)
             .stdin(Stdio::null())
@@ -242,25 +332,27 @@ impl Process {
                     "cannot start redis-server ({e}): install it (Debian: apt-get install redis-server)"
                 )
             });
-        let mut p = Process {
-            child: Some(child),
-            port,
-            paused: false,
-        };
+        self.child = Some(child);
+        self.paused = false;
+        let ip = self.host.ip;
         poll(
             WAIT,
             &format!("redis-server on port {port} to answer PING"),
             || {
-                if let Some(Ok(Some(status))) = p.child.as_mut().map(|c| c.try_wait()) {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                     panic!(
                         "redis-server exited with {status}: {}",
                         std::fs::read_to_string(&log).unwrap_or_default()
                     );
                 }
-                query::<String>(port, &["PING"])
+                query_at::<String>(ip, port, &["PING"])
             },
         );
-        p
+    }
+
+    /// `query` to this process.
+    fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> Option<T> {
+        query_at(self.host.ip, self.port, args)
     }
 
     fn kill(&mut self) {
@@ -534,6 +626,7 @@ pub struct RedisSentinel {
     replica: Process,
     sentinels: Vec<Process>,
     prefix: String,
+    host: Host,
 }
 
 impl RedisSentinel {
@@ -541,20 +634,31 @@ impl RedisSentinel {
     /// replica is in sync and every sentinel knows it and the others.
     #[track_caller]
     pub fn start(dir: &Path) -> RedisSentinel {
+        RedisSentinel::start_on(dir, &Host::loopback())
+    }
+
+    /// [`RedisSentinel::start`] with every process on `host`.
+    #[track_caller]
+    pub fn start_on(dir: &Path, host: &Host) -> RedisSentinel {
         let plain: Vec<String> = ["--save", "", "--appendonly", "no"]
             .iter()
             .map(ToString::to_string)
             .collect();
-        let master = Process::start(&dir.join("sentinel-master"), free_port(), &plain);
+        let master = Process::start_on(host, &dir.join("sentinel-master"), host.port(0), &plain);
         let mut replica_args = plain.clone();
         replica_args.extend([
             "--replicaof".into(),
-            "127.0.0.1".into(),
+            host.ip.to_string(),
             master.port.to_string(),
         ]);
-        let replica = Process::start(&dir.join("sentinel-replica"), free_port(), &replica_args);
+        let replica = Process::start_on(
+            host,
+            &dir.join("sentinel-replica"),
+            host.port(1),
+            &replica_args,
+        );
         poll(WAIT, "the replica in sync", || {
-            let info: String = query(replica.port, &["INFO", "replication"])?;
+            let info: String = replica.query(&["INFO", "replication"])?;
             info.contains("master_link_status:up").then_some(())
         });
         let sentinels = (0..3)
@@ -567,17 +671,17 @@ impl RedisSentinel {
                 std::fs::write(
                     &conf,
                     format!(
-                        "sentinel monitor {m} 127.0.0.1 {} 2
+                        "sentinel monitor {m} {} {} 2
                          sentinel down-after-milliseconds {m} 1000
                          sentinel failover-timeout {m} 5000
                          sentinel parallel-syncs {m} 1
 ",
-                        master.port
+                        host.ip, master.port
                     ),
                 )
                 .expect("a sentinel config file");
                 let args = vec![conf.display().to_string(), "--sentinel".into()];
-                Process::start(&dir, free_port(), &args)
+                Process::start_on(host, &dir, host.port(20_000 + i), &args)
             })
             .collect::<Vec<_>>();
         for s in &sentinels {
@@ -586,7 +690,7 @@ impl RedisSentinel {
                 &format!("sentinel {} to know its peers", s.port),
                 || {
                     let fields: HashMap<String, String> =
-                        query(s.port, &["SENTINEL", "MASTER", SENTINEL_MASTER])?;
+                        s.query(&["SENTINEL", "MASTER", SENTINEL_MASTER])?;
                     (fields.get("num-slaves")? == "1" && fields.get("num-other-sentinels")? == "2")
                         .then_some(())
                 },
@@ -597,6 +701,7 @@ impl RedisSentinel {
             replica,
             sentinels,
             prefix: format!("t{}", std::process::id()),
+            host: host.clone(),
         }
     }
 
@@ -605,7 +710,7 @@ impl RedisSentinel {
         let list: Vec<String> = self
             .sentinels
             .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port))
+            .map(|s| SocketAddr::new(self.host.ip, s.port).to_string())
             .collect();
         format!("redis+sentinel://{}/{SENTINEL_MASTER}", list.join(","))
     }
@@ -622,10 +727,8 @@ impl RedisSentinel {
     /// The master's port as a sentinel names it.
     pub fn master_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(|s| {
-            let (_, port): (String, u16) = query(
-                s.port,
-                &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER],
-            )?;
+            let (_, port): (String, u16) =
+                s.query(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER])?;
             Some(port)
         })
     }
@@ -633,6 +736,28 @@ impl RedisSentinel {
     /// SIGKILLs the master.
     pub fn kill_master(&mut self) {
         self.master.kill();
+    }
+
+    /// SIGKILLs whichever server the sentinels name as the master now (the
+    /// first one, or the replica after a failover); returns its port.
+    pub fn kill_current_master(&mut self) -> Option<u16> {
+        let port = self.master_port()?;
+        let p = [&mut self.master, &mut self.replica]
+            .into_iter()
+            .find(|p| p.port == port)?;
+        p.kill();
+        Some(port)
+    }
+
+    /// Starts the server on `port` again after [`RedisSentinel::kill_current_master`],
+    /// empty: the sentinels make it a replica of the master they promoted.
+    #[track_caller]
+    pub fn start_again(&mut self, port: u16) {
+        for p in [&mut self.master, &mut self.replica] {
+            if p.port == port && p.child.is_none() {
+                p.start_again();
+            }
+        }
     }
 
     /// Pauses the replica (SIGSTOP): it stops replicating.
@@ -654,7 +779,7 @@ impl RedisSentinel {
             "the sentinels to promote the replica",
             || {
                 let named = self.master_port()? == self.replica.port;
-                let info: String = query(self.replica.port, &["INFO", "replication"])?;
+                let info: String = self.replica.query(&["INFO", "replication"])?;
                 (named && info.contains("role:master")).then_some(())
             },
         );
@@ -662,7 +787,7 @@ impl RedisSentinel {
 
     /// GET `key` from the master the sentinels name.
     pub fn get(&self, key: &str) -> Option<String> {
-        query::<Option<String>>(self.master_port()?, &["GET", key]).flatten()
+        query_at::<Option<String>>(self.host.ip, self.master_port()?, &["GET", key]).flatten()
     }
 
     /// The record of device `number` as JSON, if present.

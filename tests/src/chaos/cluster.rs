@@ -3,12 +3,14 @@
 //! network namespace of its own, devices in their gateway's. Relays keep
 //! their data on a small tmpfs of their own, so that one disk can fill.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bins::bin;
 use crate::daemon::Daemon;
 use crate::fleet::Fleet;
+use crate::redis_server::{Host, RedisSentinel};
 
 use super::netns::{Net, Wire, run};
 use super::schedule::Shape;
@@ -22,7 +24,23 @@ pub const SHAPE: Shape = Shape {
     peer_links: PEER_LINKS,
     gateways: 8,
     devices: 40,
+    directory: false,
 };
+
+/// Directory mode: the relays are not peered, and share a Redis watched by
+/// Sentinel (a master, a replica, three sentinels) on a bridge they are all
+/// plugged into.
+pub const DIRECTORY_SHAPE: Shape = Shape {
+    peer_links: &[],
+    directory: true,
+    ..SHAPE
+};
+
+/// Redis's address on the directory bridge, and this process's.
+const REDIS_IP: Ipv4Addr = Ipv4Addr::new(10, 202, 0, 1);
+const HARNESS_IP: Ipv4Addr = Ipv4Addr::new(10, 202, 0, 254);
+/// Seconds a relay's records outlive it in Redis.
+const LEASE_SECS: u64 = 6;
 
 /// Devices per gateway at the start.
 const DEVICES_PER_GATEWAY: usize = SHAPE.devices / SHAPE.gateways;
@@ -43,7 +61,8 @@ pub struct RelayNode {
     pub ns: String,
     /// The tmpfs mount; the data dir is `disk/data`.
     pub disk: PathBuf,
-    peers: Vec<String>,
+    /// `--peer ...`, or in directory mode `--directory ...`.
+    flags: Vec<String>,
     pub daemon: Option<Daemon>,
 }
 
@@ -75,16 +94,23 @@ pub struct Cluster {
     pub relays: Vec<RelayNode>,
     pub gateways: Vec<GatewayNode>,
     pub devices: Vec<DeviceNode>,
+    /// Relay-to-relay wires (by [`PEER_LINKS`]), or in directory mode each
+    /// relay's wire to the directory bridge.
     pub peer_wires: Vec<Wire>,
     /// Per gateway: the wire to its first relay, then to its second.
     pub uplinks: Vec<[Wire; 2]>,
+    /// Directory mode: the Redis the relays share.
+    pub redis: Option<RedisSentinel>,
+    /// The port of a Redis master killed by a fault, to start again.
+    pub dead_master: Option<u16>,
     net: Net,
 }
 
 impl Cluster {
-    /// Builds the namespaces and wires, starts every daemon and waits until
-    /// every device is logged in.
-    pub fn start(dir: &Path) -> Result<Cluster, String> {
+    /// Builds the namespaces and wires, starts every daemon (and in
+    /// `directory` mode Redis and its sentinels) and waits until every
+    /// device is logged in.
+    pub fn start(dir: &Path, directory: bool) -> Result<Cluster, String> {
         let prefix = format!("fx{}", std::process::id() % 100_000);
         let mut net = Net::new(&prefix)?;
         let fleet = Fleet::create(dir);
@@ -92,12 +118,34 @@ impl Cluster {
             .map(|i| net.namespace(&format!("r{i}")))
             .collect::<Result<_, _>>()?;
         let mut peer_wires = Vec::new();
-        let mut peers = vec![Vec::new(); SHAPE.relays];
-        for (l, &(a, b)) in PEER_LINKS.iter().enumerate() {
-            let wire = net.wire(&format!("p{l}"), &relay_ns[a], &relay_ns[b], 200, l as u8)?;
-            // The lower relay dials the higher.
-            peers[a].push(format!("plain://{}:{RELAY_PORT}", wire.ends[1].ip));
-            peer_wires.push(wire);
+        let mut flags = vec![Vec::new(); SHAPE.relays];
+        let mut redis = None;
+        if directory {
+            let db = net.namespace("db")?;
+            let bridge = net.bridge(&db, "br", REDIS_IP)?;
+            net.plug("h", None, HARNESS_IP, &db, &bridge)?;
+            let sentinel =
+                RedisSentinel::start_on(&dir.join("redis"), &Host::namespace(&db, REDIS_IP));
+            for (r, ns) in relay_ns.iter().enumerate() {
+                let ip = Ipv4Addr::new(10, 202, 0, 10 + r as u8);
+                peer_wires.push(net.plug(&format!("d{r}"), Some(ns), ip, &db, &bridge)?);
+                flags[r] = sentinel.relay_flags(LEASE_SECS);
+                flags[r].extend([
+                    "--advertise".to_owned(),
+                    format!("plain://{ip}:{RELAY_PORT}"),
+                ]);
+            }
+            redis = Some(sentinel);
+        } else {
+            for (l, &(a, b)) in PEER_LINKS.iter().enumerate() {
+                let wire = net.wire(&format!("p{l}"), &relay_ns[a], &relay_ns[b], 200, l as u8)?;
+                // The lower relay dials the higher.
+                flags[a].extend([
+                    "--peer".to_owned(),
+                    format!("plain://{}:{RELAY_PORT}", wire.ends[1].ip),
+                ]);
+                peer_wires.push(wire);
+            }
         }
         let mut gateways = Vec::new();
         let mut uplinks = Vec::new();
@@ -122,9 +170,9 @@ impl Cluster {
         }
         let relays = relay_ns
             .into_iter()
-            .zip(peers)
+            .zip(flags)
             .enumerate()
-            .map(|(i, (ns, peers))| {
+            .map(|(i, (ns, flags))| {
                 let disk = dir.join(format!("relay-{i}.disk"));
                 std::fs::create_dir_all(&disk).map_err(|e| format!("{disk:?}: {e}"))?;
                 let disk_str = disk.to_string_lossy().into_owned();
@@ -133,7 +181,7 @@ impl Cluster {
                     name: format!("relay-{i}"),
                     ns,
                     disk,
-                    peers,
+                    flags,
                     daemon: None,
                 })
             })
@@ -159,6 +207,8 @@ impl Cluster {
             devices,
             peer_wires,
             uplinks,
+            redis,
+            dead_master: None,
             net,
         };
         for r in 0..SHAPE.relays {
@@ -176,6 +226,14 @@ impl Cluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// The fleet's shape, as faults see it.
+    pub fn shape(&self) -> &'static Shape {
+        match self.redis {
+            Some(_) => &DIRECTORY_SHAPE,
+            None => &SHAPE,
+        }
     }
 
     /// The relay's data directory.
@@ -197,10 +255,8 @@ impl Cluster {
             .arg(self.fleet.key_file())
             .args(["--allow-plaintext", "10.0.0.0/8"])
             .args(["--heartbeat-secs", HEARTBEAT])
-            .args(["--drain-secs", "1"]);
-        for peer in &node.peers {
-            cmd.arg("--peer").arg(peer);
-        }
+            .args(["--drain-secs", "1"])
+            .args(&node.flags);
         let mut daemon = Daemon::spawn(&node.name, cmd, &self.dir);
         daemon.wait_ready();
         self.relays[r].daemon = Some(daemon);
@@ -293,6 +349,7 @@ impl Drop for Cluster {
         for gateway in &mut self.gateways {
             drop(gateway.daemon.take());
         }
+        drop(self.redis.take());
         for relay in &mut self.relays {
             drop(relay.daemon.take());
             let _ = run("umount", &["-l", &relay.disk.to_string_lossy()]);

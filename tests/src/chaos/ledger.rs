@@ -36,6 +36,8 @@ pub struct Verdict {
     pub failed: HashMap<String, usize>,
     /// Reported failed, but whole at the callee.
     pub arrived_unreported: usize,
+    /// One line per fax not delivered: who, and why in the sender's words.
+    pub failed_details: Vec<String>,
     pub lost: Vec<String>,
     pub doubled: Vec<String>,
     pub misrouted: Vec<String>,
@@ -89,7 +91,10 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
         let Some(fax) = by_id.get(f.call_id.as_str()) else {
             // A queued fax whose faxsend never heard the gateway take it
             // (the gateway died after syncing the job): known by its pages.
-            match faxes.iter().find(|q| q.call_id.is_empty() && first_page_is(q, &f.path)) {
+            match faxes
+                .iter()
+                .find(|q| q.call_id.is_empty() && first_page_is(q, &f.path))
+            {
                 Some(q) if q.to == f.number && !f.part => {
                     v.arrived_unreported += 1;
                     compare(q, &f.path, q.rows.len(), &mut v);
@@ -102,9 +107,10 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
                     q.to,
                     f.number
                 )),
-                None => v
-                    .misrouted
-                    .push(format!("{}: a fax the workload never sent", f.path.display())),
+                None => v.misrouted.push(format!(
+                    "{}: a fax the workload never sent",
+                    f.path.display()
+                )),
             }
             continue;
         };
@@ -140,6 +146,13 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
         let result = fax.result();
         if fax.call_id.is_empty() {
             // Never queued as far as faxsend knows: counted above if it arrived.
+            v.failed_details.push(format!(
+                "fax {} ({} to {}, not queued): {result}: {}",
+                fax.serial,
+                fax.from,
+                fax.to,
+                fax.why()
+            ));
             *v.failed.entry(result).or_default() += 1;
             continue;
         }
@@ -169,6 +182,14 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
             }
             other => {
                 *v.failed.entry(other.to_owned()).or_default() += 1;
+                v.failed_details.push(format!(
+                    "fax {} ({} to {}, {}): {other}: {}",
+                    fax.serial,
+                    fax.from,
+                    fax.to,
+                    if fax.queued { "queued" } else { "called" },
+                    fax.why()
+                ));
                 if let Some(f) = held {
                     v.arrived_unreported += 1;
                     compare(fax, &f.path, fax.rows.len(), &mut v);

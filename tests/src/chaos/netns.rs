@@ -90,9 +90,73 @@ impl Net {
         })
     }
 
-    /// The command line that runs `program` inside namespace `ns`.
-    pub fn launcher(ns: &str) -> Vec<String> {
-        ["ip", "netns", "exec", ns].map(str::to_owned).to_vec()
+    /// A bridge `name` in namespace `ns`, up, at `ip`/24.
+    pub fn bridge(&mut self, ns: &str, name: &str, ip: Ipv4Addr) -> Result<String, String> {
+        let dev = format!("{}{name}", self.prefix);
+        run("ip", &["-n", ns, "link", "add", &dev, "type", "bridge"])?;
+        run(
+            "ip",
+            &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", &dev],
+        )?;
+        run("ip", &["-n", ns, "link", "set", &dev, "up"])?;
+        Ok(dev)
+    }
+
+    /// Plugs namespace `ns` (`None`: this process's own) into `bridge` in
+    /// `bridge_ns` with a veth pair; the end in `ns` gets `ip`/24.
+    pub fn plug(
+        &mut self,
+        tag: &str,
+        ns: Option<&str>,
+        ip: Ipv4Addr,
+        bridge_ns: &str,
+        bridge: &str,
+    ) -> Result<Wire, String> {
+        let (dev_a, dev_b) = (
+            format!("{}{tag}a", self.prefix),
+            format!("{}{tag}b", self.prefix),
+        );
+        let mut add = vec!["link", "add", &dev_a];
+        if let Some(ns) = ns {
+            add.extend(["netns", ns]);
+        }
+        add.extend(["type", "veth", "peer", "name", &dev_b, "netns", bridge_ns]);
+        run("ip", &add)?;
+        let a = End {
+            ns: ns.unwrap_or_default().to_owned(),
+            dev: dev_a,
+            ip,
+        };
+        a.ip(&["addr", "add", &format!("{ip}/24"), "dev", &a.dev])?;
+        a.ip(&["link", "set", &a.dev, "up"])?;
+        run(
+            "ip",
+            &["-n", bridge_ns, "link", "set", &dev_b, "master", bridge],
+        )?;
+        run("ip", &["-n", bridge_ns, "link", "set", &dev_b, "up"])?;
+        let b = End {
+            ns: bridge_ns.to_owned(),
+            dev: dev_b,
+            ip: Ipv4Addr::UNSPECIFIED,
+        };
+        Ok(Wire { ends: [a, b] })
+    }
+}
+
+impl End {
+    /// Runs `ip ARGS` (`tc` with `program`) in this end's namespace
+    /// (an empty name is this process's own).
+    fn run_in(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let mut all = Vec::new();
+        if !self.ns.is_empty() {
+            all.extend(["-n", self.ns.as_str()]);
+        }
+        all.extend(args);
+        run(program, &all)
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        self.run_in("ip", args)
     }
 }
 
@@ -101,7 +165,7 @@ impl Wire {
     pub fn set_up(&self, up: bool) -> Result<(), String> {
         let state = if up { "up" } else { "down" };
         for end in &self.ends {
-            run("ip", &["-n", &end.ns, "link", "set", &end.dev, state])?;
+            end.ip(&["link", "set", &end.dev, state])?;
         }
         Ok(())
     }
@@ -110,22 +174,20 @@ impl Wire {
     /// or lifts the limit (`None`).
     pub fn limit(&self, kbit: Option<u32>) -> Result<(), String> {
         for end in &self.ends {
-            let base = ["-n", &end.ns, "qdisc"];
             match kbit {
                 Some(rate) => {
                     let rate = format!("{rate}kbit");
-                    let mut args = base.to_vec();
-                    args.extend([
-                        "replace", "dev", &end.dev, "root", "tbf", "rate", &rate, "burst",
-                        "32kbit", "latency", "400ms",
-                    ]);
-                    run("tc", &args)?;
+                    end.run_in(
+                        "tc",
+                        &[
+                            "qdisc", "replace", "dev", &end.dev, "root", "tbf", "rate", &rate,
+                            "burst", "32kbit", "latency", "400ms",
+                        ],
+                    )?;
                 }
+                // No limit to lift is fine.
                 None => {
-                    let mut args = base.to_vec();
-                    args.extend(["del", "dev", &end.dev, "root"]);
-                    // No limit to lift is fine.
-                    let _ = run("tc", &args);
+                    let _ = end.run_in("tc", &["qdisc", "del", "dev", &end.dev, "root"]);
                 }
             }
         }

@@ -15,6 +15,20 @@ pub struct Shape {
     pub peer_links: &'static [(usize, usize)],
     pub gateways: usize,
     pub devices: usize,
+    /// Directory mode (Redis Sentinel): relays are not peered; each has one
+    /// wire to the directory's bridge (wire `r` is relay `r`'s), which also
+    /// carries calls between relays.
+    pub directory: bool,
+}
+
+impl Shape {
+    /// Wires a cut or a rate limit can hit.
+    fn wires(&self) -> usize {
+        match self.directory {
+            true => self.relays,
+            false => self.peer_links.len(),
+        }
+    }
 }
 
 /// One fault, with what it hits.
@@ -30,8 +44,14 @@ pub enum Fault {
     /// Every wire from relay `r` to gateways that dial it first: its gateways
     /// must fail over to their second relay.
     CutGateways(usize),
-    /// A relay-to-relay wire limited to `kbit` (tc tbf).
+    /// A wire limited to `kbit` (tc tbf): relay-to-relay, or in directory
+    /// mode a relay's wire to the directory.
     Slow { link: usize, kbit: u32 },
+    /// Directory mode: relay `r`'s wire to Redis and the other relays cut.
+    Isolate(usize),
+    /// Directory mode: the Redis master SIGKILLed (Sentinel promotes the
+    /// replica); it starts again, empty, when the fault ends.
+    RedisMasterLoss,
     /// Relay `r`'s data directory is full.
     DiskFull(usize),
     /// A device logs out (faxrecv stops) and logs in again at the end.
@@ -52,6 +72,8 @@ impl Fault {
             Fault::Cut(_) => "cut a peer link",
             Fault::CutGateways(_) => "cut a relay from its gateways",
             Fault::Slow { .. } => "slow link",
+            Fault::Isolate(_) => "cut a relay from the directory",
+            Fault::RedisMasterLoss => "redis master loss",
             Fault::DiskFull(_) => "disk full",
             Fault::Logout(_) => "device logout",
             Fault::Move { .. } => "device move",
@@ -68,7 +90,7 @@ impl Fault {
     fn relays_hit(&self, shape: &Shape) -> Vec<usize> {
         match self {
             Fault::KillRelays(r) => r.clone(),
-            Fault::DiskFull(r) | Fault::CutGateways(r) => vec![*r],
+            Fault::DiskFull(r) | Fault::CutGateways(r) | Fault::Isolate(r) => vec![*r],
             Fault::Cut(links) => links
                 .iter()
                 .flat_map(|l| {
@@ -134,7 +156,9 @@ fn draw(rng: &mut StdRng, shape: &Shape) -> Fault {
             let b = (a + rng.random_range(1..shape.gateways)) % shape.gateways;
             Fault::KillGateways(vec![a, b])
         }
+        36..46 if shape.directory => Fault::Isolate(relay(rng)),
         36..46 => Fault::Cut(vec![rng.random_range(0..shape.peer_links.len())]),
+        46..54 if shape.directory => Fault::RedisMasterLoss,
         46..54 => {
             // Two relays next to each other on the ring against the rest.
             let a = relay(rng);
@@ -149,7 +173,7 @@ fn draw(rng: &mut StdRng, shape: &Shape) -> Fault {
         }
         54..62 => Fault::CutGateways(relay(rng)),
         62..72 => Fault::Slow {
-            link: rng.random_range(0..shape.peer_links.len()),
+            link: rng.random_range(0..shape.wires()),
             kbit: [256, 512, 1024, 4096][rng.random_range(0..4)],
         },
         72..80 => Fault::DiskFull(relay(rng)),
@@ -191,6 +215,8 @@ fn compatible(fault: &Fault, active: &[&Event], shape: &Shape) -> bool {
             Fault::KillGateways(g) => g.iter().map(|g| (1, *g)).collect(),
             Fault::Cut(l) => l.iter().map(|l| (2, *l)).collect(),
             Fault::Slow { link, .. } => vec![(2, *link)],
+            Fault::Isolate(r) => vec![(2, *r)],
+            Fault::RedisMasterLoss => vec![(3, 0)],
             _ => Vec::new(),
         }
     };
@@ -210,6 +236,7 @@ mod tests {
         peer_links: LINKS,
         gateways: 8,
         devices: 40,
+        directory: false,
     };
 
     #[test]
@@ -269,7 +296,68 @@ mod tests {
         let mut kinds: Vec<&str> = events.iter().map(|e| e.fault.kind()).collect();
         kinds.sort_unstable();
         kinds.dedup();
+        // Every kind but the two of directory mode.
         assert_eq!(kinds.len(), 11, "{kinds:?}");
+    }
+
+    #[test]
+    fn directory_mode_loses_its_master_and_isolates_relays_but_cuts_no_peer_link() {
+        let shape = Shape {
+            peer_links: &[],
+            directory: true,
+            ..SHAPE
+        };
+        let events = schedule(1, Duration::from_secs(1800), &shape);
+        let mut kinds: Vec<&str> = events.iter().map(|e| e.fault.kind()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert!(kinds.contains(&"redis master loss"), "{kinds:?}");
+        assert!(
+            kinds.contains(&"cut a relay from the directory"),
+            "{kinds:?}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e.fault, Fault::Cut(_))),
+            "{kinds:?}"
+        );
+        assert!(events.iter().all(|e| match e.fault {
+            Fault::Slow { link, .. } => link < 5,
+            _ => true,
+        }));
+    }
+
+    #[test]
+    fn the_ci_seed_kills_partitions_fills_and_loses_the_redis_master() {
+        let kinds = |shape: &Shape, secs| {
+            let events = schedule(crate::chaos::CI_SEED, Duration::from_secs(secs), shape);
+            let mut kinds: Vec<&str> = events.iter().map(|e| e.fault.kind()).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            kinds
+        };
+        let mesh = kinds(&SHAPE, 60);
+        for kind in [
+            "kill two relays",
+            "kill a gateway",
+            "partition",
+            "disk full",
+            "slow link",
+        ] {
+            assert!(mesh.contains(&kind), "{kind} not in {mesh:?}");
+        }
+        let shape = Shape {
+            peer_links: &[],
+            directory: true,
+            ..SHAPE
+        };
+        let directory = kinds(&shape, 40);
+        for kind in [
+            "redis master loss",
+            "kill two relays",
+            "cut a relay from the directory",
+        ] {
+            assert!(directory.contains(&kind), "{kind} not in {directory:?}");
+        }
     }
 
     #[test]

@@ -75,6 +75,19 @@ impl Fax {
         }
     }
 
+    /// Why it was not delivered, in the sender's words: the report's detail
+    /// (the job's reason), else faxsend's last line on stderr.
+    pub fn why(&self) -> String {
+        let said = self.report.as_ref().and_then(|r| {
+            r["detail"]
+                .as_str()
+                .or_else(|| r["reason"].as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        });
+        said.unwrap_or_else(|| self.stderr.lines().last().unwrap_or("").to_owned())
+    }
+
     /// Pages the report says the callee confirmed.
     pub fn confirmed(&self) -> u32 {
         self.report
@@ -165,7 +178,12 @@ fn send_one(
         let a = rng.random_range(0..devices.len());
         let b = (a + rng.random_range(1..devices.len())) % devices.len();
         let (from, secret, g) = devices[a].clone();
-        (from, secret, directory.gateway_ns[g].clone(), devices[b].0.clone())
+        (
+            from,
+            secret,
+            directory.gateway_ns[g].clone(),
+            devices[b].0.clone(),
+        )
     };
     let pages = rng.random_range(1..=max_pages);
     let rows = (0..pages).map(|_| rng.random_range(200..1200)).collect();
@@ -193,7 +211,14 @@ fn send_one(
     faxsend
         .args(["netns", "exec", &ns])
         .arg(bin("faxsend"))
-        .args(["--gateway", GATEWAY_ADDR, "--from", &fax.from, "--to", &fax.to])
+        .args([
+            "--gateway",
+            GATEWAY_ADDR,
+            "--from",
+            &fax.from,
+            "--to",
+            &fax.to,
+        ])
         .arg("--secret-file")
         .arg(&secret)
         .args(["--json", "--no-tagline"]);
@@ -203,7 +228,14 @@ fn send_one(
         faxsend.args(["--retry-backoff", "1", "--kill-after", "10m"]);
     } else {
         faxsend.args(["--call-id", &fax.call_id]);
-        faxsend.args(["--retries", "6", "--retry-interval", "1", "--retry-backoff", "2"]);
+        faxsend.args([
+            "--retries",
+            "6",
+            "--retry-interval",
+            "1",
+            "--retry-backoff",
+            "2",
+        ]);
         faxsend.args(["--answer-timeout", "10", "--page-timeout", "20"]);
     }
     faxsend.arg(&file);
@@ -216,7 +248,8 @@ fn send_one(
     if queued && let Some(job) = fax.report.as_ref().map(|r| r["jobs"][0].clone()) {
         fax.call_id = job["call_id"].as_str().unwrap_or_default().to_owned();
         let id = job["id"].to_string();
-        fax.report = Some(wait_for_job(&ns, &fax.from, &secret, &id, dir, serial, deadline).unwrap_or(job));
+        fax.report =
+            Some(wait_for_job(&ns, &fax.from, &secret, &id, dir, serial, deadline).unwrap_or(job));
     }
     fax
 }
@@ -232,7 +265,10 @@ struct Ran {
 /// Runs `cmd` with its output in files named `stem` in `dir`, killing it at
 /// `deadline`.
 fn run_until(mut cmd: Command, dir: &Path, stem: &str, deadline: Instant) -> Ran {
-    let (out, err) = (dir.join(format!("{stem}.stdout")), dir.join(format!("{stem}.stderr")));
+    let (out, err) = (
+        dir.join(format!("{stem}.stdout")),
+        dir.join(format!("{stem}.stderr")),
+    );
     let create = |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
     let mut child = cmd
         .env("FAXMESH_DEVICE_CONFIG", "")
@@ -286,7 +322,10 @@ fn wait_for_job(
             .ok()
             .map(|r| r["jobs"][0].clone());
         if let Some(status) = status {
-            let ended = matches!(status["state"].as_str(), Some("done" | "failed" | "canceled"));
+            let ended = matches!(
+                status["state"].as_str(),
+                Some("done" | "failed" | "canceled")
+            );
             last = Some(status);
             if ended {
                 break;
