@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::relay::Relay;
 use crate::relay_core::LinkId;
+use crate::relay_core::peering::NameClash;
 use crate::relay_core::route::Caller;
 use crate::{call, peer};
 
@@ -46,6 +47,9 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     // Held for the link's life; over the limit, the link is refused with the
     // reason once the hello arrives (so the dialer hears why).
     let slot = relay.limits.link_slot(peer.ip());
+    // A relay of our own name is refused at its hello (no instance id is
+    // needed to tell); kept to be logged in words below.
+    let mut own_name = None;
     let link = control::accept(opened.inbound, &relay.config.link, |hello| {
         if let Some(reason) = opened.refusal {
             return Err(reason);
@@ -54,7 +58,10 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
             return Err(reason.to_string());
         }
         if hello.role == Role::Relay && hello.name == me {
-            return Err(format!("relay name {me} is already taken by this relay"));
+            let clash = NameClash::OwnName { name: me };
+            let reason = clash.reason();
+            own_name = Some(clash);
+            return Err(reason);
         }
         Ok(Hello {
             version: PROTOCOL_VERSION,
@@ -63,6 +70,11 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
         })
     })
     .await;
+    if let (Err(_), Some(clash)) = (&link, own_name) {
+        tracing::warn!("refusing peer link from {peer}: {clash}");
+        relay.metrics.error("peer_name_clash");
+        return;
+    }
     let link = match link {
         Ok(link) => link,
         Err(e) => {

@@ -22,6 +22,7 @@ use common::number::Number;
 use common::routing::{Announcement, Change, NextHop, RoutingTable};
 
 use crate::relay_core::LinkId;
+use crate::relay_core::peering::{self, Admission, Instance, NameClash, PeerLinkView, Rejection};
 use crate::relay_core::route::Found;
 use crate::store::{Store, StoreError};
 
@@ -32,6 +33,8 @@ pub const SNAPSHOT_CHUNK: usize = 2000;
 #[derive(Clone, Debug)]
 pub struct PeerHandle {
     pub name: String,
+    /// The peer's instance id (tells two relays of one name apart).
+    pub instance: Instance,
     pub link: LinkId,
     pub addr: String,
     /// Name of the relay that dialed this link (for the duplicate rule).
@@ -44,6 +47,16 @@ pub struct PeerHandle {
 }
 
 impl PeerHandle {
+    /// The link as the peering rules see it.
+    fn view(&self) -> PeerLinkView<'_> {
+        PeerLinkView {
+            name: &self.name,
+            instance: self.instance,
+            dialer: &self.dialer,
+            addr: &self.addr,
+        }
+    }
+
     /// Records that the peer spoke just now.
     pub fn heard(&self) {
         self.heard_ms
@@ -59,6 +72,9 @@ impl PeerHandle {
 
 #[derive(Debug)]
 pub struct Mesh {
+    /// This relay's name and instance id.
+    me: String,
+    instance: Instance,
     store: Store,
     table: Mutex<RoutingTable>,
     peers: Mutex<BTreeMap<String, PeerHandle>>,
@@ -73,12 +89,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Mesh {
-    /// Loads the persisted records into a fresh table.
+    /// Loads the persisted records into a fresh table, and the relay's
+    /// instance id (made on first use of the data directory).
     /// `share_with_peers` is false in directory mode (see the field).
     pub fn load(me: &str, store: Store, share_with_peers: bool) -> Result<Mesh, StoreError> {
         let mut table = RoutingTable::new(me);
         store.load(|r| table.load([r]))?;
         Ok(Mesh {
+            me: me.to_owned(),
+            instance: store.instance()?,
             store,
             table: Mutex::new(table),
             peers: Mutex::new(BTreeMap::new()),
@@ -194,27 +213,42 @@ impl Mesh {
         }
     }
 
-    /// Registers a peer link. Two relays that both dial each other end up
-    /// with two links; both sides keep the one dialed by the relay with the
-    /// smaller name, so they agree without talking. Returns the link that
-    /// lost (to close), if any; `Err` gives the new handle back when it lost.
-    /// (Rare and cold, so the large `Err` is not worth boxing.)
-    #[allow(clippy::result_large_err)]
-    pub fn register_peer(&self, handle: PeerHandle) -> Result<Option<PeerHandle>, PeerHandle> {
+    /// This relay's instance id, which its peers hear in the handshake.
+    pub fn instance(&self) -> Instance {
+        self.instance
+    }
+
+    /// Whether relay `name` of instance `instance` may link with us now
+    /// (`peering::check_name`): asked during the handshake, so that a
+    /// refusal reaches the far end; [`Mesh::register_peer`] asks again.
+    pub fn check_name(&self, name: &str, instance: Instance) -> Result<(), NameClash> {
+        let peers = lock(&self.peers);
+        let live = peers.get(name).filter(|p| !p.handle.is_closed());
+        peering::check_name(
+            &self.me,
+            name,
+            instance,
+            live.map(PeerHandle::view).as_ref(),
+        )
+    }
+
+    /// Registers a peer link by `peering::admit`: the name rule (a second
+    /// relay of a linked name is refused), then the duplicate rule (of two
+    /// links to one relay, both sides keep the one dialed by the smaller
+    /// name). Returns the link that lost (to close), if any.
+    pub fn register_peer(&self, handle: PeerHandle) -> Result<Option<PeerHandle>, Rejection> {
         let mut peers = lock(&self.peers);
-        match peers.get(&handle.name) {
-            Some(old) if !old.handle.is_closed() => {
-                if handle.dialer < old.dialer {
-                    let old = peers.insert(handle.name.clone(), handle);
-                    Ok(old)
-                } else {
-                    Err(handle)
-                }
-            }
-            _ => {
+        let live = peers.get(&handle.name).filter(|p| !p.handle.is_closed());
+        match peering::admit(
+            &self.me,
+            &handle.view(),
+            live.map(PeerHandle::view).as_ref(),
+        )? {
+            Admission::First => {
                 peers.insert(handle.name.clone(), handle);
                 Ok(None)
             }
+            Admission::Replaces => Ok(peers.insert(handle.name.clone(), handle)),
         }
     }
 

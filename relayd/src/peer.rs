@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::backoff::Backoff;
 use common::credential::nonce;
-use common::link::actor::{self, LinkHandle, LinkRole, Reply};
+use common::link::actor::{self, LinkEnd, LinkHandle, LinkRole, Reply};
 use common::link::control::{self, Link, LinkError};
 use common::link::frame::FrameError;
 use common::link::message::{Control, Hello, PROTOCOL_VERSION, Role};
@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::mesh::{PeerHandle, PeerState};
 use crate::relay::Relay;
+use crate::relay_core::peering::{Instance, NameClash, Rejection};
 use crate::relay_core::route::Caller;
 
 /// Takes a call stream a link delivers (`call::spawn`). Passed in rather
@@ -38,8 +39,13 @@ pub enum PeerError {
         answered: String,
         expected: String,
     },
+    /// The far end refused the link, for this reason.
     #[error("refused: {0}")]
     Refused(String),
+    /// This relay refused the link: the peer's name is ours, or another
+    /// relay's that is linked here.
+    #[error(transparent)]
+    NameClash(#[from] NameClash),
     #[error("expected a {expected}, got {got}")]
     Unexpected { expected: &'static str, got: String },
     #[error("relay {0} failed the mesh key check")]
@@ -78,24 +84,13 @@ pub async fn maintain(
             Ok(link) => {
                 let span = tracing::info_span!("peer", peer = %link.peer.name, %addr);
                 async {
-                    match authenticate_as_dialer(&relay, link).await {
-                        Ok(link) => {
-                            let name = link.peer.name.clone();
-                            relay.peer_status.set(&addr, PeerState::Up(name.clone()));
-                            backoff.reset();
-                            run_peer(
-                                &relay,
-                                link,
-                                relay.config.name.clone(),
-                                addr.clone(),
-                                &stop,
-                                calls,
-                            )
-                            .await;
-                            Ok(name)
-                        }
-                        Err(e) => Err(e),
-                    }
+                    let (link, instance) = authenticate_as_dialer(&relay, link).await?;
+                    let name = link.peer.name.clone();
+                    relay.peer_status.set(&addr, PeerState::Up(name.clone()));
+                    backoff.reset();
+                    let me = relay.config.name.clone();
+                    run_peer(&relay, link, instance, me, addr.clone(), &stop, calls).await?;
+                    Ok::<_, PeerError>(name)
                 }
                 .instrument(span)
                 .await
@@ -119,8 +114,10 @@ pub async fn maintain(
                 }
             }
             Err(e) => {
-                tracing::warn!(%addr, error = %e, "peer unreachable");
-                relay.metrics.error("peer_unreachable");
+                if !log_refusal(&relay, &e, "to", &addr) {
+                    tracing::warn!(%addr, error = %e, "peer unreachable");
+                    relay.metrics.error("peer_unreachable");
+                }
                 if !stop.is_cancelled() {
                     relay.peer_status.set(&addr, PeerState::Down(e.to_string()));
                 }
@@ -156,7 +153,7 @@ pub async fn dial_on_demand(
             expected: name.to_owned(),
         });
     }
-    let link = authenticate_as_dialer(relay, link).await?;
+    let (link, instance) = authenticate_as_dialer(relay, link).await?;
     let opener = link.opener.clone();
     tracing::info!(peer = %name, %addr, "dialed relay for a call");
     let span = tracing::info_span!("peer", peer = %name, %addr);
@@ -166,37 +163,49 @@ pub async fn dial_on_demand(
         async move {
             let stop = relay2.closing.clone();
             let me = relay2.config.name.clone();
-            run_peer(&relay2, link, me, addr, &stop, calls).await;
+            if let Err(e) = run_peer(&relay2, link, instance, me, addr.clone(), &stop, calls).await
+            {
+                log_refusal(&relay2, &e, "to", &addr);
+            }
         }
         .instrument(span),
     );
     Ok(opener)
 }
 
-/// Dialer side of the mesh-key handshake.
-async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, PeerError> {
+/// Dialer side of the mesh-key handshake; returns the link and the peer's
+/// instance id.
+async fn authenticate_as_dialer(
+    relay: &Relay,
+    mut link: Link,
+) -> Result<(Link, Instance), PeerError> {
     let me = relay.config.name.clone();
     let peer = link.peer.name.clone();
     let key = &relay.config.mesh_key;
     let result = tokio::time::timeout(relay.config.link.handshake_timeout, async {
-        let their_nonce = match link.reader.next().await? {
-            Some(Control::PeerChallenge { nonce }) => nonce,
+        let (their_nonce, instance) = match link.reader.next().await? {
+            Some(Control::PeerChallenge { nonce, instance }) => (nonce, instance),
             Some(Control::Refused { reason }) => return Err(PeerError::Refused(reason)),
             other => return Err(unexpected("challenge", other)),
         };
+        // The name rule before our proof, so a refusal goes in its place.
+        if let Err(clash) = relay.mesh.check_name(&peer, instance) {
+            return Err(refuse(&mut link, clash).await);
+        }
         let ours = nonce();
         let proof = key.peer_proof(&their_nonce, &me, &peer);
         link.writer
             .send(&Control::PeerProof {
                 proof,
                 nonce: ours.clone(),
+                instance: relay.mesh.instance(),
             })
             .await?;
         match link.reader.next().await? {
             Some(Control::PeerProof { proof, .. })
                 if key.verify_peer(&ours, &peer, &me, &proof) =>
             {
-                Ok(())
+                Ok(instance)
             }
             Some(Control::PeerProof { .. }) => Err(PeerError::FailedKeyCheck(peer.clone())),
             Some(Control::Refused { reason }) => Err(PeerError::Refused(reason)),
@@ -206,12 +215,41 @@ async fn authenticate_as_dialer(relay: &Relay, mut link: Link) -> Result<Link, P
     .await
     .unwrap_or(Err(PeerError::Timeout));
     match result {
-        Ok(()) => Ok(link),
+        Ok(instance) => Ok((link, instance)),
         Err(e) => {
             link.opener.close();
             Err(e)
         }
     }
+}
+
+/// Tells the far end why its link is refused (best effort: the link is
+/// closed next either way); returns the error to log.
+async fn refuse(link: &mut Link, clash: NameClash) -> PeerError {
+    let refusal = Control::Refused {
+        reason: clash.reason(),
+    };
+    let _ = link.writer.send(&refusal).await;
+    PeerError::NameClash(clash)
+}
+
+/// Logs a refusal of a peer link, ours or the far end's, in words an
+/// operator can act on; `direction` is "to" for a link this relay dialed,
+/// "from" for one it accepted. Returns false for any other error (the
+/// caller logs it its own way).
+fn log_refusal(relay: &Relay, e: &PeerError, direction: &str, addr: &str) -> bool {
+    match e {
+        PeerError::NameClash(clash) => {
+            tracing::warn!("refusing peer link {direction} {addr}: {clash}");
+            relay.metrics.error("peer_name_clash");
+        }
+        PeerError::Refused(reason) | PeerError::Link(LinkError::Refused { reason, .. }) => {
+            tracing::warn!("peer {addr} refused this link: {reason}");
+            relay.metrics.error("peer_refused");
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// A handshake message that is not the one expected (its kind only: a
@@ -230,25 +268,34 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
     let peer = link.peer.name.clone();
     let key = &relay.config.mesh_key;
     let ours = nonce();
-    let result: Result<(), PeerError> =
+    let result: Result<Instance, PeerError> =
         tokio::time::timeout(relay.config.link.handshake_timeout, async {
             link.writer
                 .send(&Control::PeerChallenge {
                     nonce: ours.clone(),
+                    instance: relay.mesh.instance(),
                 })
                 .await?;
             match link.reader.next().await? {
-                Some(Control::PeerProof { proof, nonce })
-                    if key.verify_peer(&ours, &peer, &me, &proof) =>
-                {
+                Some(Control::PeerProof {
+                    proof,
+                    nonce,
+                    instance,
+                }) if key.verify_peer(&ours, &peer, &me, &proof) => {
+                    // The name rule once the peer is proven one of the
+                    // fleet; a refusal goes in place of our proof.
+                    if let Err(clash) = relay.mesh.check_name(&peer, instance) {
+                        return Err(refuse(&mut link, clash).await);
+                    }
                     let answer = key.peer_proof(&nonce, &me, &peer);
                     link.writer
                         .send(&Control::PeerProof {
                             proof: answer,
                             nonce: Vec::new(),
+                            instance: relay.mesh.instance(),
                         })
                         .await?;
-                    Ok(())
+                    Ok(instance)
                 }
                 Some(Control::PeerProof { .. }) => {
                     let refusal = Control::Refused {
@@ -257,38 +304,50 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
                     let _ = link.writer.send(&refusal).await;
                     Err(PeerError::WrongKey)
                 }
+                Some(Control::Refused { reason }) => Err(PeerError::Refused(reason)),
                 other => Err(unexpected("proof", other)),
             }
         })
         .await
         .unwrap_or(Err(PeerError::Timeout));
-    if let Err(e) = result {
-        tracing::warn!(peer = %peer, addr = %link.peer_addr, error = %e, "peer refused");
-        relay.metrics.error("peer_refused");
-        link.opener.close();
-        return;
-    }
     let addr = link.peer_addr.clone();
+    let instance = match result {
+        Ok(instance) => instance,
+        Err(e) => {
+            if !log_refusal(&relay, &e, "from", &addr) {
+                tracing::warn!(peer = %peer, %addr, error = %e, "peer refused");
+                relay.metrics.error("peer_refused");
+            }
+            link.opener.close();
+            return;
+        }
+    };
     let stop = relay.closing.clone();
-    run_peer(&relay, link, peer, addr, &stop, calls).await;
+    if let Err(e) = run_peer(&relay, link, instance, peer, addr.clone(), &stop, calls).await {
+        log_refusal(&relay, &e, "from", &addr);
+    }
 }
 
 /// Runs an authenticated peer link: snapshot out, then renewals both ways,
 /// heartbeats, and the calls the peer relays to us, until the link drops or
-/// `stop` fires.
+/// `stop` fires. An error is a refusal (ours or the far end's) for the
+/// caller to log: the handshake checked the name rule, but another relay of
+/// the same name may have registered since.
 async fn run_peer(
     relay: &Arc<Relay>,
     mut link: Link,
+    instance: Instance,
     dialer: String,
     addr: String,
     stop: &CancellationToken,
     calls: CallSpawner,
-) {
+) -> Result<(), PeerError> {
     let name = link.peer.name.clone();
     let id = relay.core().new_link_id();
     let (link_handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
     let handle = PeerHandle {
         name: name.clone(),
+        instance,
         link: id,
         addr,
         dialer,
@@ -303,15 +362,20 @@ async fn run_peer(
             old.handle.close();
         }
         Ok(None) => {}
-        Err(_) => {
+        Err(Rejection::Duplicate) => {
             tracing::info!(peer = %name, "already linked to this peer; closing the duplicate");
             link.opener.close();
-            return;
+            return Ok(());
+        }
+        Err(Rejection::NameClash(clash)) => {
+            let e = refuse(&mut link, clash).await;
+            link.opener.close();
+            return Err(e);
         }
     }
     let sharing = relay.mesh.shares_with_peers();
-    let reason = match send_snapshot(relay, &mut link, sharing).await {
-        Err(e) => format!("cannot send the snapshot: {e}"),
+    let end = match send_snapshot(relay, &mut link, sharing).await {
+        Err(e) => Err(format!("cannot send the snapshot: {e}")),
         Ok(()) => {
             let settings = actor::Settings {
                 heartbeat: relay.config.link.heartbeat,
@@ -326,13 +390,19 @@ async fn run_peer(
                 heard,
                 calls,
             };
-            actor::run(link, mailbox, &mut role, &settings)
-                .await
-                .to_string()
+            Ok(actor::run(link, mailbox, &mut role, &settings).await)
         }
     };
     relay.mesh.peer_down(&name, id);
+    let reason = match &end {
+        Ok(end) => end.to_string(),
+        Err(e) => e.clone(),
+    };
     tracing::info!(peer = %name, %reason, "peer link down");
+    match end {
+        Ok(LinkEnd::Refused { reason, .. }) => Err(PeerError::Refused(reason)),
+        _ => Ok(()),
+    }
 }
 
 /// What a new peer gets first: the snapshot of the directory (mesh mode),

@@ -126,6 +126,27 @@ impl Store {
         &self.db
     }
 
+    /// This relay's instance id: random, made the first time the data
+    /// directory is opened and kept in it (sled key `instance`), so two
+    /// relays that share a `--name` by mistake differ, while a relay that
+    /// restarts on its data directory is still the same relay.
+    pub fn instance(&self) -> Result<u64, StoreError> {
+        const KEY: &[u8] = b"instance";
+        if let Some(value) = self.db.get(KEY)? {
+            match <[u8; 8]>::try_from(value.as_ref()) {
+                Ok(bytes) => return Ok(u64::from_be_bytes(bytes)),
+                Err(_) => {
+                    tracing::warn!("unreadable instance id in the data directory; making a new one")
+                }
+            }
+        }
+        let id = rand::random::<u64>();
+        self.db.insert(KEY, &id.to_be_bytes())?;
+        // Kept before any peer hears it: a crash now must not make a new one.
+        self.db.flush()?;
+        Ok(id)
+    }
+
     /// Opens (or creates) the store under `dir`; `load` then reads what it holds.
     pub fn open(dir: &Path, relay: &str) -> Result<Store, StoreError> {
         let path = dir.join("directory.sled");
@@ -516,5 +537,16 @@ mod tests {
         assert_eq!(loaded(&store).into_values().collect::<Vec<_>>(), vec![old]);
         assert_eq!(store.next_version().counter, 42);
         assert!(!store.db().tree_names().iter().any(|n| n == b"devices"));
+    }
+
+    #[test]
+    fn the_instance_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), "r1").unwrap().instance().unwrap();
+        let again = Store::open(dir.path(), "r1").unwrap().instance().unwrap();
+        assert_eq!(first, again, "a restart is the same relay");
+        let other = tempfile::tempdir().unwrap();
+        let second = Store::open(other.path(), "r1").unwrap().instance().unwrap();
+        assert_ne!(first, second, "another data directory is another relay");
     }
 }

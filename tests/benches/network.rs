@@ -811,13 +811,18 @@ async fn peer_link(relay: &Relay, secrets: &Secrets) -> Link {
     .await
     .expect("link");
     // The dialer's side of the mesh-key handshake.
-    let Ok(Some(Control::PeerChallenge { nonce: theirs })) = link.reader.next().await else {
+    let Ok(Some(Control::PeerChallenge { nonce: theirs, .. })) = link.reader.next().await else {
         panic!("no challenge")
     };
     let ours = nonce();
     let proof = key.peer_proof(&theirs, "bench", relay.name());
     link.writer
-        .send(&Control::PeerProof { proof, nonce: ours })
+        .send(&Control::PeerProof {
+            proof,
+            nonce: ours,
+            // Any id: "bench" links once per relay.
+            instance: 1,
+        })
         .await
         .expect("proof");
     let Ok(Some(Control::PeerProof { .. })) = link.reader.next().await else {

@@ -209,3 +209,182 @@ fn a_relay_with_the_wrong_mesh_key_is_refused_and_learns_nothing() {
     );
     assert!(a.stderr().contains("wrong mesh key"), "{}", a.stderr_tail());
 }
+
+/// Starts relayd `name` peered with `peers`, in its own subdirectory
+/// `sub` of the testbed (so a second relay of a name has its own data dir
+/// and logs: another relay, not a restart of the first).
+#[track_caller]
+fn relay_in(bed: &Testbed, sub: &str, name: &str, peers: &[&Relay]) -> Relay {
+    let dir = bed.path().join(sub);
+    std::fs::create_dir_all(&dir).expect("a dir for the relay");
+    let addrs: Vec<_> = peers.iter().map(|p| p.addr()).collect();
+    Relay::start_peered(&dir, bed.fleet(), name, &addrs)
+}
+
+/// Waits until `relay` has logged `text` more than `seen` times.
+#[track_caller]
+fn wait_logged_again(relay: &Relay, text: &str, seen: usize) {
+    let deadline = std::time::Instant::now() + harness::daemon::WAIT;
+    while relay.stderr().matches(text).count() <= seen {
+        if std::time::Instant::now() > deadline {
+            relay.fail(&format!("did not log {text:?} again"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The peers named `name` that `relay` lists.
+fn peers_named(relay: &Relay, name: &str) -> Vec<serde_json::Value> {
+    let peers = relay.query("peers");
+    let all = peers.as_array().cloned().unwrap_or_default();
+    all.into_iter().filter(|p| p["name"] == name).collect()
+}
+
+const NAME_IN_USE_THERE: &str = r#"refused this link: relay name "relay-b" is already used by another relay there; give each relay its own --name"#;
+
+#[test]
+fn a_second_relay_with_a_name_in_use_is_refused_and_the_first_keeps_its_routes() {
+    let bed = Testbed::new();
+    // The first relay-b, with 1001 behind it; relay-c dials it. (Before the
+    // name rule, a second relay-b dialing c replaced this link, as the
+    // duplicate rule keeps the link dialed by the smaller name, and c sent
+    // 1001's calls to the second relay-b.)
+    let first = bed.relay("relay-b");
+    let gw_first = bed.gateway("gw-first", &first);
+    let _callee = bed.receiver(&gw_first, "1001", &[]);
+    let c = bed.peered_relay("relay-c", &[&first]);
+    c.wait_route("1001", &["relay-b"]);
+
+    // Another relay named relay-b (its own data dir), with 1002, dials c.
+    let second = relay_in(&bed, "second", "relay-b", &[&c]);
+    let gw_second = bed.gateway("gw-second", &second);
+    let _other = bed.receiver(&gw_second, "1002", &[]);
+    let seen = second.stderr().matches(NAME_IN_USE_THERE).count();
+    // A refusal after 1002 is online there: the link it would have come by.
+    wait_logged_again(&second, NAME_IN_USE_THERE, seen);
+
+    // Both logs say why, naming the relay name and the addresses.
+    let refused_at = format!("peer plain://{} {NAME_IN_USE_THERE}", c.addr());
+    assert!(
+        second.stderr().contains(&refused_at),
+        "{}",
+        second.stderr_tail()
+    );
+    let log = c.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("refusing peer link from 127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no refusal in relay-c's log:\n{}", c.stderr_tail()));
+    let expected = format!(
+        r#"relay name "relay-b" is already used by another relay (linked to plain://{}); give each relay its own --name"#,
+        first.addr()
+    );
+    assert!(line.contains(&expected), "{line}");
+    let down = second.wait_query("peers", |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter().any(|p| {
+                p["state"] == "down"
+                    && p["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("already used by another relay there"))
+            })
+        })
+    });
+    assert_eq!(down.as_array().map(Vec::len), Some(1), "{down}");
+
+    // c kept the first: one relay-b, the one it dialed, and only its routes.
+    let linked = peers_named(&c, "relay-b");
+    assert_eq!(linked.len(), 1, "{linked:?}");
+    assert_eq!(linked[0]["address"], harness::relay::plain(first.addr()));
+    assert_eq!(linked[0]["state"], "up");
+    assert!(
+        c.entry("1002").is_none(),
+        "c learned the second relay-b's number"
+    );
+    c.wait_route("1001", &["relay-b"]);
+    let gw_c = bed.gateway("gw-c", &c);
+    let sent = bed
+        .faxsend(&gw_c, "1003", "1001", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-c", "relay-b"]);
+}
+
+#[test]
+fn a_relay_dialing_two_relays_of_one_name_links_one_and_refuses_the_other() {
+    let bed = Testbed::new();
+    let one = relay_in(&bed, "one", "relay-b", &[]);
+    let two = relay_in(&bed, "two", "relay-b", &[]);
+    let gw_one = bed.gateway("gw-one", &one);
+    let gw_two = bed.gateway("gw-two", &two);
+    let _r1 = bed.receiver(&gw_one, "1001", &[]);
+    let _r2 = bed.receiver(&gw_two, "1002", &[]);
+    let c = Relay::start_peered(
+        bed.path(),
+        bed.fleet(),
+        "relay-c",
+        &[one.addr(), two.addr()],
+    );
+
+    // c dials both at once: whichever links first keeps the name.
+    let peers = c.wait_query("peers", |v| {
+        v.as_array().is_some_and(|a| {
+            a.len() == 2
+                && a.iter().any(|p| p["state"] == "up")
+                && a.iter().any(|p| {
+                    p["state"] == "down"
+                        && p["last_error"].as_str().is_some_and(|e| {
+                            e.contains(r#"relay name "relay-b" is already used by another relay"#)
+                        })
+                })
+        })
+    });
+    let up = peers
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["state"] == "up"))
+        .expect("one link up");
+    let (winner, loser, number, other) = if up["address"] == harness::relay::plain(one.addr()) {
+        (&one, &two, "1001", "1002")
+    } else {
+        (&two, &one, "1002", "1001")
+    };
+    assert_eq!(up["address"], harness::relay::plain(winner.addr()));
+    c.wait_stderr_contains(&format!(
+        r#"refusing peer link to plain://{}: relay name "relay-b" is already used by another relay (linked to plain://{})"#,
+        loser.addr(),
+        winner.addr()
+    ));
+    loser.wait_stderr_contains(NAME_IN_USE_THERE);
+
+    // Routes come from the winner only.
+    c.wait_route(number, &["relay-b"]);
+    assert!(
+        c.entry(other).is_none(),
+        "c learned {other} from the other relay-b"
+    );
+    let gw_c = bed.gateway("gw-c", &c);
+    bed.faxsend(&gw_c, "1003", number, &[bed.note()])
+        .run()
+        .assert_delivered();
+}
+
+#[test]
+fn a_relay_with_our_own_name_is_refused_with_the_reason_in_both_logs() {
+    let bed = Testbed::new();
+    let a = bed.relay("relay-a");
+    let twin = relay_in(&bed, "twin", "relay-a", &[&a]);
+    let log = a.wait_stderr_contains("refusing peer link from 127.0.0.1:");
+    assert!(
+        log.contains(
+            r#"relay name "relay-a" is this relay's own name; give each relay its own --name"#
+        ),
+        "{}",
+        a.stderr_tail()
+    );
+    twin.wait_stderr_contains(&format!(
+        r#"peer plain://{} refused this link: relay name "relay-a" is the name of the relay there too; give each relay its own --name"#,
+        a.addr()
+    ));
+    assert_eq!(a.query("peers"), serde_json::json!([]));
+}

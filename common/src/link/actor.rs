@@ -193,6 +193,12 @@ pub enum LinkEnd {
     WriteFailed(String),
     /// The role closed it.
     Role(String),
+    /// The peer refused the link after the handshake (a relay that found
+    /// the name of this end already in use there), with its reason.
+    Refused {
+        far_end: &'static str,
+        reason: String,
+    },
 }
 
 impl fmt::Display for LinkEnd {
@@ -205,6 +211,9 @@ impl fmt::Display for LinkEnd {
             LinkEnd::BadFrame(e) => write!(f, "bad control frame: {e}"),
             LinkEnd::WriteFailed(e) => write!(f, "cannot write: {e}"),
             LinkEnd::Role(why) => f.write_str(why),
+            LinkEnd::Refused { far_end, reason } => {
+                write!(f, "the {far_end} refused this link: {reason}")
+            }
         }
     }
 }
@@ -268,6 +277,9 @@ pub async fn run<R: LinkRole>(
                 let reply = match msg {
                     Ok(Some(Control::Ping { seq })) => role.on_ping(seq),
                     Ok(Some(Control::Pong { .. })) => Reply::None,
+                    Ok(Some(Control::Refused { reason })) => {
+                        break LinkEnd::Refused { far_end, reason };
+                    }
                     Ok(Some(msg)) => match R::Inbound::try_from(msg) {
                         Ok(msg) => role.on_message(msg),
                         Err(other) => {

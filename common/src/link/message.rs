@@ -16,7 +16,11 @@
 //! 5. Between relays, after the hellos: `PeerChallenge` (acceptor),
 //!    `PeerProof` with a nonce (dialer), `PeerProof` (acceptor); then each
 //!    side sends its `Snapshot` and, from then on, `Announce` / `Withdraw`
-//!    for every renewal.
+//!    for every renewal. The challenge and the dialer's proof carry the
+//!    sender's instance id, so each side can tell a second relay of a name
+//!    it already links with from the same relay coming back; either side
+//!    may answer `Refused` in place of its next message (the dialer in place
+//!    of its proof, the acceptor in place of its own).
 
 use std::fmt;
 
@@ -32,7 +36,8 @@ use crate::routing::Announcement;
 /// OverLimit call refusal.
 /// 3: the gateway's queue: Control::IssueJobCredential / JobCredential, and
 /// job streams between a device and its gateway (`crate::jobs`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: the relay's instance id in `PeerChallenge` and `PeerProof`.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// What sits at the other end of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,17 +158,24 @@ pub enum Control {
         seq: u64,
     },
     /// Relay peering, acceptor first: prove you hold the mesh key.
+    /// `instance` is the acceptor's instance id (see `PeerProof`).
     PeerChallenge {
         #[serde(with = "serde_bytes")]
         nonce: Vec<u8>,
+        instance: u64,
     },
     /// The proof for the other side's nonce, and a nonce for the other side
-    /// (empty in the acceptor's final answer).
+    /// (empty in the acceptor's final answer). `instance` is the sender's
+    /// instance id: random, made once per data directory, so two relays
+    /// configured with one name differ and a restarted relay does not. It is
+    /// not covered by the proof: it catches a configuration mistake, and a
+    /// fleet member could claim any name anyway.
     PeerProof {
         #[serde(with = "serde_bytes")]
         proof: Vec<u8>,
         #[serde(with = "serde_bytes")]
         nonce: Vec<u8>,
+        instance: u64,
     },
     /// Part of the full directory a relay sends a new peer; `done` on the last.
     Snapshot {

@@ -1,6 +1,7 @@
 //! The relay's decisions, without I/O: who is logged in on which link,
 //! login rules (secret, throttle, revoked generations, newest login wins),
-//! revocations, the home rule, and (in [`route`]) where a call goes. Like
+//! revocations, the home rule, (in [`route`]) where a call goes and (in
+//! [`peering`]) which links to peer relays are kept. Like
 //! quinn-proto's connection: events in (a login, a logout, a link lost,
 //! records from a peer or from Redis, a revocation, the time), decisions and
 //! [`Effect`]s out. It reads no clock and touches no socket or disk, so the
@@ -12,6 +13,7 @@
 //! effects and routes, never looking inside.
 
 pub mod limits;
+pub mod peering;
 pub mod route;
 
 use std::collections::HashMap;
