@@ -750,11 +750,24 @@ impl RedisSentinel {
     }
 
     /// Starts the server on `port` again after [`RedisSentinel::kill_current_master`],
-    /// empty: the sentinels make it a replica of the master they promoted.
+    /// empty, as what its config file would say once the sentinels rewrote
+    /// it: a replica of the master they name now (a plain master while they
+    /// name none, or name this one). Started with its first command line
+    /// instead, the first replica would come back as a replica of the
+    /// master it replaced: two replicas of each other, and no failover.
     #[track_caller]
     pub fn start_again(&mut self, port: u16) {
+        let master = self.master_port().filter(|&m| m != port);
+        let ip = self.host.ip.to_string();
         for p in [&mut self.master, &mut self.replica] {
             if p.port == port && p.child.is_none() {
+                if let Some(i) = p.args.iter().position(|a| a == "--replicaof") {
+                    p.args.drain(i..i + 3);
+                }
+                if let Some(m) = master {
+                    p.args
+                        .extend(["--replicaof".to_owned(), ip.clone(), m.to_string()]);
+                }
                 p.start_again();
             }
         }

@@ -284,10 +284,13 @@ fn apply(
     begin: bool,
     directory: &Directory,
 ) -> Result<(), String> {
+    let (at, what) = match begin {
+        true => (event.at, "begin"),
+        false => (event.until, "end  "),
+    };
     eprintln!(
-        "chaos: {:>7.1} s {} {:?}",
-        event.at.as_secs_f64(),
-        if begin { "begin" } else { "end  " },
+        "chaos: {:>7.1} s {what} {:?}",
+        at.as_secs_f64(),
         event.fault
     );
     match (&event.fault, begin) {
