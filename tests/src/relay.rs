@@ -153,16 +153,22 @@ impl Relay {
     }
 }
 
+/// `relayd QUERY --json --data-dir DATA_DIR` (`peers`, `directory`) against
+/// the relay running there; `Null` while it cannot answer.
+pub fn query(data_dir: &Path, what: &str) -> serde_json::Value {
+    let out = Command::new(bin("relayd"))
+        .args([what, "--json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap_or_else(|e| panic!("relayd {what} does not run: {e}"));
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
 /// What a running relay shows its operator (`relayd peers` / `relayd directory`).
 impl Relay {
     /// `relayd QUERY --json` against this relay; `Null` while it cannot answer.
     pub fn query(&self, what: &str) -> serde_json::Value {
-        let out = Command::new(bin("relayd"))
-            .args([what, "--json", "--data-dir"])
-            .arg(&self.data_dir)
-            .output()
-            .unwrap_or_else(|e| panic!("relayd {what} does not run: {e}"));
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
+        query(&self.data_dir, what)
     }
 
     /// The directory entry for `number`, if the relay knows it.

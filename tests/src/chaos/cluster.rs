@@ -361,7 +361,7 @@ impl Drop for Cluster {
 
 /// `ip netns exec NS <faxmesh binary>`: `ip` enters the namespace and execs
 /// the binary, so the pid is the binary's.
-fn in_ns(ns: &str, binary: &str) -> Command {
+pub fn in_ns(ns: &str, binary: &str) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns]).arg(bin(binary));
     cmd

@@ -22,11 +22,9 @@ pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::bins::bin;
 use cluster::{Cluster, SHAPE};
 use ledger::Verdict;
 use schedule::{Event, Fault};
@@ -365,14 +363,9 @@ fn directory_errors(cluster: &Cluster) -> Vec<String> {
         return truncated(wrong);
     }
     for r in 0..SHAPE.relays {
-        let out = Command::new(bin("relayd"))
-            .args(["directory", "--json", "--data-dir"])
-            .arg(cluster.data_dir(r))
-            .output();
-        let entries: Vec<serde_json::Value> = out
-            .ok()
-            .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-            .unwrap_or_default();
+        let entries: Vec<serde_json::Value> =
+            serde_json::from_value(crate::relay::query(&cluster.data_dir(r), "directory"))
+                .unwrap_or_default();
         for device in &cluster.devices {
             let entry = entries
                 .iter()
@@ -431,13 +424,8 @@ fn resources(cluster: &Cluster) -> Vec<(String, u32, u64, usize)> {
     daemons
         .filter_map(|(name, d)| {
             let pid = d.as_ref()?.pid();
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let rss = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
             let files = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-            Some((name.clone(), pid, rss, files))
+            Some((name.clone(), pid, crate::load::rss_kib(pid), files))
         })
         .collect()
 }

@@ -13,10 +13,9 @@ use common::codec::{Bitmap, Resolution};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::bins::bin;
 use crate::images::{text_bitmap, write_tiff};
 
-use super::cluster::GATEWAY_ADDR;
+use super::cluster::{GATEWAY_ADDR, in_ns};
 
 /// Longest one faxsend run may take, all retries included, before the run
 /// kills it (and the ledger counts it as killed).
@@ -207,10 +206,8 @@ fn send_one(
     };
     let file = dir.join(format!("fax-{serial}.tif"));
     write_tiff(&file, &fax.pages());
-    let mut faxsend = Command::new("ip");
+    let mut faxsend = in_ns(&ns, "faxsend");
     faxsend
-        .args(["netns", "exec", &ns])
-        .arg(bin("faxsend"))
         .args([
             "--gateway",
             GATEWAY_ADDR,
@@ -309,10 +306,8 @@ fn wait_for_job(
 ) -> Option<serde_json::Value> {
     let mut last = None;
     while Instant::now() < deadline {
-        let mut faxstat = Command::new("ip");
+        let mut faxstat = in_ns(ns, "faxstat");
         faxstat
-            .args(["netns", "exec", ns])
-            .arg(bin("faxstat"))
             .args(["--gateway", GATEWAY_ADDR, "--from", from, "--json"])
             .arg("--secret-file")
             .arg(secret)
