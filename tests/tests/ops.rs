@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::codec::Bitmap;
+use harness::images::{assert_same_pages, noise_bitmap, read_fax, write_tiff};
 use harness::{Daemon, Gateway, Receiver, Testbed, bin};
 
 /// relayd with `--admin 127.0.0.1:0`; returns it, its address and the admin
@@ -136,19 +138,14 @@ fn metrics_count_a_delivered_call() {
     assert!(relay.terminate().success());
 }
 
-/// `n` pages of grey noise: dithered, each is a large Group 4 page, so the
-/// call lasts long enough to be caught in flight.
-fn noise_pages(dir: &Path, n: u32) -> Vec<PathBuf> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
-    (1..=n)
-        .map(|i| {
-            let img = image::GrayImage::from_fn(1728, 2200, |_, _| image::Luma([rng.random()]));
-            let path = dir.join(format!("noise-{i}.png"));
-            img.save(&path).expect("the noise page is written");
-            path
-        })
-        .collect()
+/// Three pages of random pixels (0.8 MB each on the wire) as one bilevel
+/// TIFF: faxsend only has to encode them (no image decoding or dithering,
+/// which an unoptimised build does slowly), and read by a slow line they
+/// keep the call in flight for seconds.
+fn noise_document(dir: &Path) -> (PathBuf, Vec<Bitmap>) {
+    let pages: Vec<_> = (1..=3).map(|seed| noise_bitmap(seed, 2000)).collect();
+    let path = write_tiff(&dir.join("noise.tif"), &pages);
+    (path, pages)
 }
 
 #[test]
@@ -159,12 +156,17 @@ fn sigterm_during_a_call_still_delivers_it() {
     gw1.wait_linked();
     let mut gw2 = Gateway::start(bed.path(), "gw2", &[relay_addr]);
     gw2.wait_linked();
-    let mut callee = Receiver::start(bed.path(), bed.fleet(), gw2.addr(), "1002", &[]);
-    let pages = noise_pages(bed.path(), 12);
+    // About ten seconds for the call: 2.4 MB read at 256 KiB/s.
+    let mut callee = Receiver::start(
+        bed.path(),
+        bed.fleet(),
+        gw2.addr(),
+        "1002",
+        &["--read-rate-kib", "256"],
+    );
+    let (document, pages) = noise_document(bed.path());
 
-    let send = bed
-        .faxsend(&gw1, "1001", "1002", &pages)
-        .args(["--dither", "--json"]);
+    let send = bed.faxsend(&gw1, "1001", "1002", &[document]).arg("--json");
     let sender = std::thread::spawn(move || send.run());
     // The call is in flight at the relay: then SIGTERM.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -182,7 +184,7 @@ fn sigterm_during_a_call_still_delivers_it() {
     relay.signal(libc::SIGTERM);
     let sent = sender.join().expect("the faxsend thread");
     sent.assert_delivered();
-    assert_eq!(sent.report()["pages_confirmed"], 12, "{}", sent.stdout);
+    assert_eq!(sent.report()["pages_confirmed"], 3, "{}", sent.stdout);
     let exit = relay.wait_exit();
     assert!(exit.success(), "relayd: {exit}\n{}", relay.stderr_tail());
     assert!(relay.stopping_seen(), "no STOPPING=1 from relayd");
@@ -193,4 +195,5 @@ fn sigterm_during_a_call_still_delivers_it() {
     );
     let faxes = callee.wait_faxes(1);
     assert_eq!(faxes.len(), 1);
+    assert_same_pages(&read_fax(&faxes[0]), &pages);
 }
