@@ -19,6 +19,10 @@
 //! [`DAEMONS_FROM`] names another build's daemons, for benchmarks that
 //! compare two commits in one run.
 //!
+//! The nested build runs without the variables cargo set for the test
+//! binary (`CARGO_PKG_NAME` and the like): inherited, they made ring's build
+//! script rerun, so every test run rebuilt the daemons twice over.
+//!
 //! This does not deadlock on cargo's build lock: `cargo test` releases the
 //! target directory's lock once compilation is over, before it runs the test
 //! binaries, so the nested build takes it freely. It is quick, too: `cargo
@@ -141,6 +145,11 @@ fn build() -> Result<Vec<(String, PathBuf)>, String> {
     }
     // The workspace is the one the tests belong to, wherever cargo test was run from.
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_for_the_running_test) {
+            cmd.env_remove(name);
+        }
+    }
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let shown = format!("{cmd:?}");
     let mut child = cmd
@@ -171,6 +180,28 @@ fn build() -> Result<Vec<(String, PathBuf)>, String> {
     Ok(found)
 }
 
+/// Whether `name` is one of the variables cargo sets for the test binary it
+/// runs (`CARGO_PKG_NAME=faxmesh-tests`, `CARGO_MANIFEST_DIR`, ...), which
+/// the nested build must not inherit: ring's build script reruns when
+/// `CARGO_PKG_NAME` or `CARGO_MANIFEST_DIR` changes, so with them the nested
+/// build rebuilt ring and everything above it (rustls, redis, lettre and
+/// the four daemons: 11 minutes in the bench profile), and the next `cargo
+/// build` or `cargo bench` rebuilt it all again. cargo's own settings
+/// (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_PROFILE_*`, ...) stay.
+fn set_for_the_running_test(name: &str) -> bool {
+    const SET: [&str; 8] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    SET.iter().any(|prefix| name.starts_with(prefix))
+}
+
 /// The binary name and path from a `compiler-artifact` message that carries an executable.
 fn executable(line: &str) -> Option<(String, PathBuf)> {
     let msg: serde_json::Value = serde_json::from_str(line).ok()?;
@@ -185,6 +216,33 @@ fn executable(line: &str) -> Option<(String, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nested_build_drops_what_cargo_set_for_the_test_and_keeps_cargos_settings() {
+        for set in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_relayd",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ] {
+            assert!(set_for_the_running_test(set), "{set} is inherited");
+        }
+        for kept in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "CARGO_PROFILE_DEV_DEBUG",
+            "CARGO_BUILD_JOBS",
+            "RUSTFLAGS",
+        ] {
+            assert!(!set_for_the_running_test(kept), "{kept} is dropped");
+        }
+    }
 
     #[test]
     fn layout_is_read_from_the_test_binary_path() {
