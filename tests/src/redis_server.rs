@@ -92,6 +92,17 @@ pub struct RedisServer {
     dir: PathBuf,
     /// A prefix no other test uses, for `--directory-prefix`.
     prefix: String,
+    /// Also serving TLS ([`RedisServer::start_tls`]).
+    tls: Option<TlsPort>,
+}
+
+/// The TLS side of a [`RedisServer`]: its port and the certificate it shows.
+#[derive(Debug)]
+struct TlsPort {
+    port: u16,
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl RedisServer {
@@ -99,12 +110,33 @@ impl RedisServer {
     /// answers PING. Fails the test with a hint when it is not installed.
     #[track_caller]
     pub fn start(dir: &Path) -> RedisServer {
-        let port = free_port();
+        RedisServer::launch(dir, None)
+    }
+
+    /// Starts redis-server serving TLS too, with a certificate for
+    /// 127.0.0.1 from `pki` (what `relayd tls cert` writes, as an operator
+    /// would hand it to Redis): relays use [`RedisServer::tls_url`]; the
+    /// test's own reads keep the plaintext port.
+    #[track_caller]
+    pub fn start_tls(dir: &Path, pki: &crate::Pki) -> RedisServer {
+        let (cert, key) = pki.cert("redis");
+        let tls = TlsPort {
+            port: free_port(),
+            cert,
+            key,
+            ca: pki.ca_file(),
+        };
+        RedisServer::launch(dir, Some(tls))
+    }
+
+    #[track_caller]
+    fn launch(dir: &Path, tls: Option<TlsPort>) -> RedisServer {
         let mut server = RedisServer {
             child: None,
-            port,
+            port: free_port(),
             dir: dir.to_owned(),
             prefix: format!("t{}", std::process::id()),
+            tls,
         };
         server.start_again();
         server
@@ -115,9 +147,30 @@ impl RedisServer {
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "redis-server is still running");
         let log = self.dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string()]).args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(t) = &self.tls {
+            cmd.args([
+                "--tls-port",
+                &t.port.to_string(),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&t.cert)
+            .arg("--tls-key-file")
+            .arg(&t.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&t.ca);
+        }
+        let child = cmd
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -169,6 +222,14 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr())
+    }
+
+    /// `rediss://127.0.0.1:TLSPORT/` of a server from
+    /// [`RedisServer::start_tls`].
+    #[track_caller]
+    pub fn tls_url(&self) -> String {
+        let tls = self.tls.as_ref().expect("a server started with start_tls");
+        format!("rediss://127.0.0.1:{}/", tls.port)
     }
 
     pub fn prefix(&self) -> &str {

@@ -3,15 +3,15 @@
 //! to the callee's home relay, without configured peer links.
 
 use harness::sender::via;
-use harness::{RedisServer, Relay, Testbed};
+use harness::{Pki, RedisServer, Relay, Testbed};
 
 fn relay(bed: &Testbed, redis: &RedisServer, name: &str, lease_secs: u64) -> Relay {
-    let mut relay = Relay::start_with(
-        bed.path(),
-        bed.fleet(),
-        name,
-        &redis.relay_flags(lease_secs),
-    );
+    relay_with(bed, name, &redis.relay_flags(lease_secs))
+}
+
+/// relayd with directory `flags`, once it says Redis is reachable.
+fn relay_with(bed: &Testbed, name: &str, flags: &[String]) -> Relay {
+    let mut relay = Relay::start_with(bed.path(), bed.fleet(), name, flags);
     // The status that came with READY=1 may already say so (statuses coalesce).
     if !relay
         .status()
@@ -66,6 +66,67 @@ fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
     bed.faxsend(&gw_a, "1001", "1999", &[bed.note()])
         .run()
         .assert_failed(5, &["unknown number", "1999"]);
+}
+
+/// The directory over TLS (`rediss://` and `--directory-ca-file`, the
+/// operator's own CA): two relays without a peer link carry a fax through
+/// it, and a relay that does not trust the server's certificate says why
+/// in its status and writes nothing.
+#[test]
+fn a_directory_over_tls_carries_a_fax_and_an_untrusted_server_is_named() {
+    let bed = Testbed::new();
+    let pki = Pki::create(&bed.path().join("pki"));
+    let redis = RedisServer::start_tls(bed.path(), &pki);
+    let flags = |trust: bool| {
+        let mut flags: Vec<String> = [
+            "--directory",
+            &redis.tls_url(),
+            "--directory-prefix",
+            redis.prefix(),
+            "--lease-secs",
+            "30",
+        ]
+        .map(String::from)
+        .to_vec();
+        if trust {
+            flags.push("--directory-ca-file".into());
+            flags.push(pki.ca_file().display().to_string());
+        }
+        flags
+    };
+    let a = relay_with(&bed, "relay-a", &flags(true));
+    let c = relay_with(&bed, "relay-c", &flags(true));
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_c = bed.gateway("gw-c", &c);
+    let callee = bed.receiver(&gw_c, "1003", &[]);
+    // Written over TLS, read here on the plaintext port.
+    let record = redis
+        .wait_device("1003", "an online record", |r| {
+            r.is_some_and(|r| r["online"] == true)
+        })
+        .expect("a record");
+    assert_eq!(record["home_relay"], "relay-c");
+    a.wait_route("1003", &["relay-c"]);
+    let sent = bed
+        .faxsend(&gw_a, "1001", "1003", &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), ["relay-a", "relay-c"]);
+    assert_eq!(callee.faxes().len(), 1);
+
+    // Without the CA file the system's roots do not know the server.
+    let mut stranger = Relay::start_with(bed.path(), bed.fleet(), "relay-x", &flags(false));
+    let status = stranger.wait_status_contains("directory: redis unreachable");
+    assert!(status.contains("certificate"), "{status}");
+    let gw_x = bed.gateway("gw-x", &stranger);
+    let _device = bed.receiver(&gw_x, "1009", &[]);
+    stranger.wait_stderr_contains("logged in number=1009");
+    assert_eq!(
+        redis.device("1009"),
+        None,
+        "relay-x wrote to a server it does not trust"
+    );
 }
 
 #[test]
