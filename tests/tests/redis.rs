@@ -22,6 +22,18 @@ fn relay_with(bed: &Testbed, name: &str, flags: &[String]) -> Relay {
     relay
 }
 
+/// Waits for `number`'s online record in Redis and checks its home relay.
+#[track_caller]
+fn wait_online_at(redis: &RedisServer, number: &str, home: &str) -> serde_json::Value {
+    let record = redis
+        .wait_device(number, "an online record", |r| {
+            r.is_some_and(|r| r["online"] == true)
+        })
+        .expect("a record");
+    assert_eq!(record["home_relay"], home, "{record}");
+    record
+}
+
 #[test]
 fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
     let bed = Testbed::new();
@@ -34,12 +46,7 @@ fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
     let callee = bed.receiver(&gw_c, "1003", &[]);
 
     // The record in Redis names the home relay and the address to dial it at.
-    let record = redis
-        .wait_device("1003", "an online record", |r| {
-            r.is_some_and(|r| r["online"] == true)
-        })
-        .expect("a record");
-    assert_eq!(record["home_relay"], "relay-c");
+    let record = wait_online_at(&redis, "1003", "relay-c");
     // Plaintext: relay-c has no certificate.
     assert_eq!(record["relay_addr"], harness::relay::plain(c.addr()));
     // relay-a hears the renewal through pub/sub: the home relay is the next hop.
@@ -100,12 +107,7 @@ fn a_directory_over_tls_carries_a_fax_and_an_untrusted_server_is_named() {
     let gw_c = bed.gateway("gw-c", &c);
     let callee = bed.receiver(&gw_c, "1003", &[]);
     // Written over TLS, read here on the plaintext port.
-    let record = redis
-        .wait_device("1003", "an online record", |r| {
-            r.is_some_and(|r| r["online"] == true)
-        })
-        .expect("a record");
-    assert_eq!(record["home_relay"], "relay-c");
+    wait_online_at(&redis, "1003", "relay-c");
     a.wait_route("1003", &["relay-c"]);
     let sent = bed
         .faxsend(&gw_a, "1001", "1003", &[bed.note()])
