@@ -241,6 +241,18 @@ impl RedisServer {
         directory_flags(&self.url(), &self.prefix, lease_secs)
     }
 
+    /// The relayd flags for directory mode over TLS ([`RedisServer::tls_url`]),
+    /// trusting `ca_file` when given (else the system's roots).
+    #[track_caller]
+    pub fn tls_relay_flags(&self, lease_secs: u64, ca_file: Option<&Path>) -> Vec<String> {
+        let mut flags = directory_flags(&self.tls_url(), &self.prefix, lease_secs);
+        if let Some(ca) = ca_file {
+            flags.push("--directory-ca-file".into());
+            flags.push(ca.display().to_string());
+        }
+        flags
+    }
+
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
         let client = redis::Client::open(self.url())?;
         client.get_connection_with_timeout(Duration::from_secs(2))

@@ -3,7 +3,7 @@
 //! to the callee's home relay, without configured peer links.
 
 use harness::sender::via;
-use harness::{Pki, RedisServer, Relay, Testbed};
+use harness::{Gateway, Pki, RedisServer, Relay, Testbed};
 
 fn relay(bed: &Testbed, redis: &RedisServer, name: &str, lease_secs: u64) -> Relay {
     relay_with(bed, name, &redis.relay_flags(lease_secs))
@@ -34,6 +34,17 @@ fn wait_online_at(redis: &RedisServer, number: &str, home: &str) -> serde_json::
     record
 }
 
+/// A one-page fax from 1001 at `gateway` to `to`, delivered along `path`.
+#[track_caller]
+fn fax_through(bed: &Testbed, gateway: &Gateway, to: &str, path: &[&str]) {
+    let sent = bed
+        .faxsend(gateway, "1001", to, &[bed.note()])
+        .arg("--json")
+        .run();
+    sent.assert_delivered();
+    assert_eq!(via(&sent), path);
+}
+
 #[test]
 fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
     let bed = Testbed::new();
@@ -57,12 +68,7 @@ fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
         "no links before a call"
     );
 
-    let sent = bed
-        .faxsend(&gw_a, "1001", "1003", &[bed.note()])
-        .arg("--json")
-        .run();
-    sent.assert_delivered();
-    assert_eq!(via(&sent), ["relay-a", "relay-c"]);
+    fax_through(&bed, &gw_a, "1003", &["relay-a", "relay-c"]);
     assert_eq!(callee.faxes().len(), 1);
     // relay-a dialed relay-c for the call and keeps the link for the next.
     a.wait_peer_up("relay-c");
@@ -84,23 +90,8 @@ fn a_directory_over_tls_carries_a_fax_and_an_untrusted_server_is_named() {
     let bed = Testbed::new();
     let pki = Pki::create(&bed.path().join("pki"));
     let redis = RedisServer::start_tls(bed.path(), &pki);
-    let flags = |trust: bool| {
-        let mut flags: Vec<String> = [
-            "--directory",
-            &redis.tls_url(),
-            "--directory-prefix",
-            redis.prefix(),
-            "--lease-secs",
-            "30",
-        ]
-        .map(String::from)
-        .to_vec();
-        if trust {
-            flags.push("--directory-ca-file".into());
-            flags.push(pki.ca_file().display().to_string());
-        }
-        flags
-    };
+    let ca = pki.ca_file();
+    let flags = |trust: bool| redis.tls_relay_flags(30, trust.then_some(ca.as_path()));
     let a = relay_with(&bed, "relay-a", &flags(true));
     let c = relay_with(&bed, "relay-c", &flags(true));
     let gw_a = bed.gateway("gw-a", &a);
@@ -109,12 +100,7 @@ fn a_directory_over_tls_carries_a_fax_and_an_untrusted_server_is_named() {
     // Written over TLS, read here on the plaintext port.
     wait_online_at(&redis, "1003", "relay-c");
     a.wait_route("1003", &["relay-c"]);
-    let sent = bed
-        .faxsend(&gw_a, "1001", "1003", &[bed.note()])
-        .arg("--json")
-        .run();
-    sent.assert_delivered();
-    assert_eq!(via(&sent), ["relay-a", "relay-c"]);
+    fax_through(&bed, &gw_a, "1003", &["relay-a", "relay-c"]);
     assert_eq!(callee.faxes().len(), 1);
 
     // Without the CA file the system's roots do not know the server.
