@@ -111,8 +111,7 @@ impl Cluster {
     /// `directory` mode Redis and its sentinels) and waits until every
     /// device is logged in.
     pub fn start(dir: &Path, directory: bool) -> Result<Cluster, String> {
-        let prefix = format!("fx{}", std::process::id() % 100_000);
-        let mut net = Net::new(&prefix)?;
+        let mut net = Net::new()?;
         let fleet = Fleet::create(dir);
         let relay_ns: Vec<String> = (0..SHAPE.relays)
             .map(|i| net.namespace(&format!("r{i}")))

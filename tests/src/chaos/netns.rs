@@ -27,17 +27,20 @@ pub struct End {
     pub ip: Ipv4Addr,
 }
 
+/// Every run's names start with this and its pid: `fx1234r0`.
+const PREFIX: &str = "fx";
+
 impl Net {
     /// Checks that namespaces can be made here (root, iproute2, a kernel
-    /// that allows them) and starts an empty net; `prefix` should be unique
-    /// on the machine (e.g. with the pid) and short: interface names are at
-    /// most 15 bytes.
-    pub fn new(prefix: &str) -> Result<Net, String> {
+    /// that allows them), deletes what runs killed before they could clean
+    /// up left behind, and starts an empty net named for this process.
+    pub fn new() -> Result<Net, String> {
+        // Interface names are at most 15 bytes: the pid keeps 5 digits.
         let net = Net {
-            prefix: prefix.to_owned(),
+            prefix: format!("{PREFIX}{}", std::process::id() % 100_000),
             namespaces: Vec::new(),
         };
-        let probe = format!("{prefix}probe");
+        let probe = format!("{}probe", net.prefix);
         run("ip", &["netns", "add", &probe]).map_err(|e| {
             format!(
                 "the chaos run needs Linux network namespaces, which cannot be made here \
@@ -46,6 +49,7 @@ impl Net {
             )
         })?;
         let _ = run("ip", &["netns", "del", &probe]);
+        sweep_dead_runs();
         Ok(net)
     }
 
@@ -116,6 +120,16 @@ impl Net {
             format!("{}{tag}a", self.prefix),
             format!("{}{tag}b", self.prefix),
         );
+        if ns.is_none() {
+            let held = output("ip", &["-o", "addr", "show", "to", &ip.to_string()]);
+            if let Some(line) = held.lines().next() {
+                let dev = line.split_whitespace().nth(1).unwrap_or_default();
+                return Err(format!(
+                    "{ip} is already on {dev} here: another chaos run is going on \
+                     (one at a time), or remove it with `ip link del {dev}`"
+                ));
+            }
+        }
         let mut add = vec!["link", "add", &dev_a];
         if let Some(ns) = ns {
             add.extend(["netns", ns]);
@@ -203,6 +217,59 @@ impl Drop for Net {
     }
 }
 
+/// Deletes the namespaces and this namespace's interfaces of runs whose
+/// process is gone (killed: no drop ran). Their addresses would shadow this
+/// run's: a leftover harness end on the Redis subnet takes the route to it.
+fn sweep_dead_runs() {
+    let dead = |name: &str| {
+        run_of(name)
+            .is_some_and(|pid| pid != std::process::id() % 100_000 && !alive_with_suffix(pid))
+    };
+    for ns in output("ip", &["netns", "list"]).lines() {
+        let name = ns.split_whitespace().next().unwrap_or_default();
+        if dead(name) {
+            let _ = run("ip", &["netns", "del", name]);
+        }
+    }
+    for link in output("ip", &["-o", "link", "show"]).lines() {
+        // "7: fx1550ha@if3: <...>"
+        let name = link.split(':').nth(1).unwrap_or_default().trim();
+        let name = name.split('@').next().unwrap_or_default();
+        if dead(name) {
+            let _ = run("ip", &["link", "del", name]);
+        }
+    }
+}
+
+/// The pid (mod 100,000) in a name this module made: `fx1550db` is 1550.
+fn run_of(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix(PREFIX)?;
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    (end > 0).then(|| digits[..end].parse().ok()).flatten()
+}
+
+/// Whether a live process has a pid that is `pid` mod 100,000.
+fn alive_with_suffix(pid: u32) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.flatten().any(|p| {
+        p.file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n % 100_000 == pid)
+    })
+}
+
+/// A command's stdout; empty if it fails.
+fn output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// Runs a command to the end; its stderr is the error.
 pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new(program)
@@ -218,5 +285,21 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_of;
+
+    #[test]
+    fn a_runs_names_carry_its_pid() {
+        assert_eq!(run_of("fx1550db"), Some(1550));
+        assert_eq!(run_of("fx1550ha"), Some(1550));
+        assert_eq!(run_of("fx99999r4"), Some(99999));
+        assert_eq!(run_of("fxdb"), None);
+        assert_eq!(run_of("fx1550"), None);
+        assert_eq!(run_of("eth0"), None);
+        assert_eq!(run_of("lo"), None);
     }
 }
