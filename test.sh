@@ -31,7 +31,7 @@ for pair in \
   pdftoppm:poppler-utils ps2pdf:ghostscript gs:ghostscript \
   redis-server:redis-server redis-cli:redis-tools \
   systemd-analyze:systemd python3:python3 openssl:openssl \
-  ip:iproute2 tc:iproute2 fallocate:util-linux mount:mount; do
+  ip:iproute2 tc:iproute2 nft:nftables fallocate:util-linux mount:mount; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # ps2pdf needs fonts for the standard PostScript fonts.

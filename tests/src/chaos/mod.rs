@@ -31,8 +31,8 @@ use schedule::{Event, Fault};
 use workload::{Directory, Fax, Workload};
 
 /// The seed of the runs in `tests/chaos.rs` (CI): its minute in mesh mode
-/// kills two relays at once, partitions the mesh, fills a disk and slows a
-/// link; its 40 s in directory mode lose the Redis master (a unit test
+/// kills two relays at once, partitions the mesh, fills a disk, slows a
+/// link and makes one lossy; its 40 s in directory mode lose the Redis master (a unit test
 /// checks that the schedule still does).
 pub const CI_SEED: u64 = 12;
 
@@ -308,6 +308,9 @@ fn apply(
         }
         (Fault::Slow { link, kbit }, begin) => {
             cluster.peer_wires[*link].limit(begin.then_some(*kbit))?;
+        }
+        (Fault::Lossy { link, percent }, begin) => {
+            cluster.peer_wires[*link].lose(begin.then_some(*percent))?;
         }
         (Fault::DiskFull(r), full) => cluster.fill_disk(*r, full)?,
         (Fault::Logout(d), true) => cluster.stop_device(*d),

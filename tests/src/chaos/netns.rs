@@ -209,6 +209,41 @@ impl Wire {
     }
 }
 
+impl Wire {
+    /// Makes the wire drop `percent` of the packets each way, at random, or
+    /// mends it (`None`). netem, which would do this in tc, is missing from
+    /// some kernels; nftables' `numgen random` is not. Both directions are
+    /// dropped in the first end's namespace (on its way out and on its way
+    /// in), so it works the same when the other end is a bridge port.
+    pub fn lose(&self, percent: Option<u32>) -> Result<(), String> {
+        let end = &self.ends[0];
+        // One table per wire, named after its device: mending deletes it.
+        let table = format!("inet {}", end.dev);
+        let script = match percent {
+            Some(p) => format!(
+                "add table {table}\n\
+                 add chain {table} out {{ type filter hook output priority 0; }}\n\
+                 add chain {table} in {{ type filter hook input priority 0; }}\n\
+                 add rule {table} out oifname \"{dev}\" numgen random mod 100 < {p} drop\n\
+                 add rule {table} in iifname \"{dev}\" numgen random mod 100 < {p} drop\n",
+                dev = end.dev
+            ),
+            None => format!("delete table {table}\n"),
+        };
+        let file = std::env::temp_dir().join(format!("{}.nft", end.dev));
+        std::fs::write(&file, script)
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        let file = file.to_string_lossy().into_owned();
+        // nft has no `-n NS` of its own.
+        let out = match end.ns.as_str() {
+            "" => run("nft", &["-f", &file]),
+            ns => run("ip", &["netns", "exec", ns, "nft", "-f", &file]),
+        };
+        let _ = std::fs::remove_file(&file);
+        out.map_err(|e| format!("{e} (nft comes with nftables: apt-get install nftables)"))
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         for ns in self.namespaces.drain(..).rev() {
@@ -290,7 +325,81 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::run_of;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    use super::{Net, run_of};
+
+    /// Runs `f` on a thread of its own inside namespace `ns` (setns moves
+    /// only the calling thread).
+    fn inside<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("the namespace");
+        std::thread::spawn(move || {
+            // SAFETY: setns with a namespace file we hold open; it changes
+            // only this thread's network namespace.
+            #[allow(unsafe_code)]
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("the thread in the namespace")
+    }
+
+    /// How many of `n` datagrams from `a` reach `b` over `wire`.
+    fn datagrams_through(a: &str, b: &str, to: std::net::Ipv4Addr, n: usize) -> usize {
+        let rx = inside(b, move || UdpSocket::bind((to, 0)).expect("a socket"));
+        let at = rx.local_addr().unwrap();
+        let tx = inside(a, || UdpSocket::bind("0.0.0.0:0").expect("a socket"));
+        // Until the neighbour is resolved the kernel keeps only a few
+        // datagrams: one must arrive first (a lossy wire may drop some).
+        let mut buf = [0u8; 16];
+        rx.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let resolved = (0..100).any(|_| {
+            let _ = tx.send_to(b"probe", at);
+            rx.recv(&mut buf).is_ok()
+        });
+        assert!(resolved, "nothing reached {at}");
+        while rx.recv(&mut buf).is_ok() {}
+        rx.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    // Paced, so that no receive buffer overflows.
+                    let _ = tx.send_to(&(i as u32).to_be_bytes(), at);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            });
+            let mut got = 0;
+            while rx.recv(&mut buf).is_ok() {
+                got += 1;
+            }
+            got
+        })
+    }
+
+    /// Needs root (namespaces), as the chaos run does; skipped elsewhere.
+    #[test]
+    fn a_lossy_wire_drops_about_its_share_and_mends() {
+        let Ok(mut net) = Net::new() else {
+            eprintln!("skipped: network namespaces cannot be made here");
+            return;
+        };
+        let a = net.namespace("la").unwrap();
+        let b = net.namespace("lb").unwrap();
+        let wire = net.wire("lw", &a, &b, 199, 0).unwrap();
+        let to = wire.ends[1].ip;
+        assert_eq!(datagrams_through(&a, &b, to, 300), 300, "a clean wire");
+        wire.lose(Some(50)).unwrap();
+        let got = datagrams_through(&a, &b, to, 300);
+        // 150 expected; binomial spread is about 9.
+        assert!((90..=210).contains(&got), "{got} of 300 through a 50% wire");
+        wire.lose(None).unwrap();
+        assert_eq!(datagrams_through(&a, &b, to, 300), 300, "the wire mended");
+    }
 
     #[test]
     fn a_runs_names_carry_its_pid() {

@@ -47,6 +47,9 @@ pub enum Fault {
     /// A wire limited to `kbit` (tc tbf): relay-to-relay, or in directory
     /// mode a relay's wire to the directory.
     Slow { link: usize, kbit: u32 },
+    /// A wire (as for `Slow`) that drops `percent` of its packets each way
+    /// (nftables): TCP retransmits, stalls and times out as on a bad line.
+    Lossy { link: usize, percent: u32 },
     /// Directory mode: relay `r`'s wire to Redis and the other relays cut.
     Isolate(usize),
     /// Directory mode: the Redis master SIGKILLed (Sentinel promotes the
@@ -72,6 +75,7 @@ impl Fault {
             Fault::Cut(_) => "cut a peer link",
             Fault::CutGateways(_) => "cut a relay from its gateways",
             Fault::Slow { .. } => "slow link",
+            Fault::Lossy { .. } => "lossy link",
             Fault::Isolate(_) => "cut a relay from the directory",
             Fault::RedisMasterLoss => "redis master loss",
             Fault::DiskFull(_) => "disk full",
@@ -172,9 +176,14 @@ fn draw(rng: &mut StdRng, shape: &Shape) -> Fault {
             Fault::Cut(links)
         }
         54..62 => Fault::CutGateways(relay(rng)),
-        62..72 => Fault::Slow {
+        // Both kinds draw a wire and one of four grades.
+        62..67 => Fault::Slow {
             link: rng.random_range(0..shape.wires()),
             kbit: [256, 512, 1024, 4096][rng.random_range(0..4)],
+        },
+        67..72 => Fault::Lossy {
+            link: rng.random_range(0..shape.wires()),
+            percent: [2, 5, 10, 20][rng.random_range(0..4)],
         },
         72..80 => Fault::DiskFull(relay(rng)),
         80..92 => Fault::Logout(rng.random_range(0..shape.devices)),
@@ -214,7 +223,7 @@ fn compatible(fault: &Fault, active: &[&Event], shape: &Shape) -> bool {
             Fault::Move { device, to } => vec![(0, *device), (1, *to)],
             Fault::KillGateways(g) => g.iter().map(|g| (1, *g)).collect(),
             Fault::Cut(l) => l.iter().map(|l| (2, *l)).collect(),
-            Fault::Slow { link, .. } => vec![(2, *link)],
+            Fault::Slow { link, .. } | Fault::Lossy { link, .. } => vec![(2, *link)],
             Fault::Isolate(r) => vec![(2, *r)],
             Fault::RedisMasterLoss => vec![(3, 0)],
             _ => Vec::new(),
@@ -312,7 +321,7 @@ mod tests {
         kinds.sort_unstable();
         kinds.dedup();
         // Every kind but the two of directory mode.
-        assert_eq!(kinds.len(), 11, "{kinds:?}");
+        assert_eq!(kinds.len(), 12, "{kinds:?}");
     }
 
     #[test]
@@ -336,7 +345,7 @@ mod tests {
             "{kinds:?}"
         );
         assert!(events.iter().all(|e| match e.fault {
-            Fault::Slow { link, .. } => link < 5,
+            Fault::Slow { link, .. } | Fault::Lossy { link, .. } => link < 5,
             _ => true,
         }));
     }
@@ -357,6 +366,7 @@ mod tests {
             "partition",
             "disk full",
             "slow link",
+            "lossy link",
         ] {
             assert!(mesh.contains(&kind), "{kind} not in {mesh:?}");
         }
