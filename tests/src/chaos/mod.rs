@@ -312,6 +312,9 @@ fn apply(
         (Fault::Lossy { link, percent }, begin) => {
             cluster.peer_wires[*link].lose(begin.then_some(*percent))?;
         }
+        (Fault::LossyUplink { gateway, percent }, begin) => {
+            cluster.uplinks[*gateway][0].lose(begin.then_some(*percent))?;
+        }
         (Fault::DiskFull(r), full) => cluster.fill_disk(*r, full)?,
         (Fault::Logout(d), true) => cluster.stop_device(*d),
         (Fault::Logout(d), false) => cluster.start_device(*d),

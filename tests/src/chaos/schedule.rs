@@ -50,6 +50,9 @@ pub enum Fault {
     /// A wire (as for `Slow`) that drops `percent` of its packets each way
     /// (nftables): TCP retransmits, stalls and times out as on a bad line.
     Lossy { link: usize, percent: u32 },
+    /// Gateway `gateway`'s line to its first relay drops `percent` of its
+    /// packets each way: an office on a bad line.
+    LossyUplink { gateway: usize, percent: u32 },
     /// Directory mode: relay `r`'s wire to Redis and the other relays cut.
     Isolate(usize),
     /// Directory mode: the Redis master SIGKILLed (Sentinel promotes the
@@ -76,6 +79,7 @@ impl Fault {
             Fault::CutGateways(_) => "cut a relay from its gateways",
             Fault::Slow { .. } => "slow link",
             Fault::Lossy { .. } => "lossy link",
+            Fault::LossyUplink { .. } => "lossy gateway line",
             Fault::Isolate(_) => "cut a relay from the directory",
             Fault::RedisMasterLoss => "redis master loss",
             Fault::DiskFull(_) => "disk full",
@@ -181,10 +185,17 @@ fn draw(rng: &mut StdRng, shape: &Shape) -> Fault {
             link: rng.random_range(0..shape.wires()),
             kbit: [256, 512, 1024, 4096][rng.random_range(0..4)],
         },
-        67..72 => Fault::Lossy {
-            link: rng.random_range(0..shape.wires()),
-            percent: [2, 5, 10, 20][rng.random_range(0..4)],
-        },
+        67..72 => {
+            let line = rng.random_range(0..shape.wires() + shape.gateways);
+            let percent = [2, 5, 10, 20][rng.random_range(0..4)];
+            match line.checked_sub(shape.wires()) {
+                None => Fault::Lossy {
+                    link: line,
+                    percent,
+                },
+                Some(gateway) => Fault::LossyUplink { gateway, percent },
+            }
+        }
         72..80 => Fault::DiskFull(relay(rng)),
         80..92 => Fault::Logout(rng.random_range(0..shape.devices)),
         _ => Fault::Move {
@@ -226,6 +237,7 @@ fn compatible(fault: &Fault, active: &[&Event], shape: &Shape) -> bool {
             Fault::Slow { link, .. } | Fault::Lossy { link, .. } => vec![(2, *link)],
             Fault::Isolate(r) => vec![(2, *r)],
             Fault::RedisMasterLoss => vec![(3, 0)],
+            Fault::LossyUplink { gateway, .. } => vec![(4, *gateway)],
             _ => Vec::new(),
         }
     };
@@ -321,7 +333,7 @@ mod tests {
         kinds.sort_unstable();
         kinds.dedup();
         // Every kind but the two of directory mode.
-        assert_eq!(kinds.len(), 12, "{kinds:?}");
+        assert_eq!(kinds.len(), 13, "{kinds:?}");
     }
 
     #[test]
