@@ -84,6 +84,9 @@ pub fn scan(inboxes: &[(String, PathBuf)]) -> Vec<Found> {
 /// Checks `faxes` against what was `found`.
 pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
     let mut v = Verdict::default();
+    // Files to compare page by page, done last and on every core: decoding
+    // thousands of pages is most of the check's time.
+    let mut to_compare: Vec<(&Fax, &Path, usize)> = Vec::new();
     let by_id: HashMap<&str, &Fax> = faxes.iter().map(|f| (f.call_id.as_str(), f)).collect();
     let mut whole: HashMap<&str, Vec<&Found>> = HashMap::new();
     let mut parts: HashMap<&str, Vec<&Found>> = HashMap::new();
@@ -97,7 +100,7 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
             {
                 Some(q) if q.to == f.number && !f.part => {
                     v.arrived_unreported += 1;
-                    compare(q, &f.path, q.rows.len(), &mut v);
+                    to_compare.push((q, &f.path, q.rows.len()));
                 }
                 Some(q) if q.to == f.number => {}
                 Some(q) => v.misrouted.push(format!(
@@ -166,7 +169,7 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
                         "fax {} ({} to {}, call {}) was reported delivered but is not at {}",
                         fax.serial, fax.from, fax.to, fax.call_id, fax.to
                     )),
-                    Some(f) => compare(fax, &f.path, fax.rows.len(), &mut v),
+                    Some(f) => to_compare.push((fax, &f.path, fax.rows.len())),
                 }
             }
             "partial" => {
@@ -177,7 +180,7 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
                         "fax {} ({} to {}): {confirmed} pages reported confirmed, none at {}",
                         fax.serial, fax.from, fax.to, fax.to
                     )),
-                    Some(f) => compare(fax, &f.path, confirmed, &mut v),
+                    Some(f) => to_compare.push((fax, &f.path, confirmed)),
                 }
             }
             other => {
@@ -192,28 +195,54 @@ pub fn check(faxes: &[Fax], found: &[Found]) -> Verdict {
                 ));
                 if let Some(f) = held {
                     v.arrived_unreported += 1;
-                    compare(fax, &f.path, fax.rows.len(), &mut v);
+                    to_compare.push((fax, &f.path, fax.rows.len()));
                 }
             }
         }
     }
+    v.damaged.extend(compare_all(&to_compare));
     v
 }
 
+/// [`compare`] for each of `files`, spread over the machine's cores.
+fn compare_all(files: &[(&Fax, &Path, usize)]) -> Vec<String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut damaged = Vec::new();
+                    for &(fax, path, pages) in part {
+                        compare(fax, path, pages, &mut damaged);
+                    }
+                    damaged
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a ledger thread"))
+            .collect()
+    })
+}
+
 /// Checks that the fax file at `path` starts with the first `pages` pages of
-/// `fax`, pixel for pixel (a whole `.tif` must hold exactly all of them).
-fn compare(fax: &Fax, path: &Path, pages: usize, v: &mut Verdict) {
+/// `fax`, pixel for pixel (a whole `.tif` must hold exactly all of them);
+/// what is wrong goes to `damaged`.
+fn compare(fax: &Fax, path: &Path, pages: usize, damaged: &mut Vec<String>) {
     let got = match read_pages(path) {
         Ok(p) => p,
         Err(e) => {
-            v.damaged.push(format!("{}: {e}", path.display()));
+            damaged.push(format!("{}: {e}", path.display()));
             return;
         }
     };
     let whole = path.extension().is_some_and(|e| e == "tif");
     let want = fax.pages();
     if got.len() < pages || (whole && got.len() != want.len()) {
-        v.damaged.push(format!(
+        damaged.push(format!(
             "{}: {} pages, fax {} has {} and {pages} were confirmed",
             path.display(),
             got.len(),
@@ -230,7 +259,7 @@ fn compare(fax: &Fax, path: &Path, pages: usize, v: &mut Verdict) {
     {
         let same = decode(page).map(|b: Bitmap| b == *want);
         if !matches!(same, Ok(true)) {
-            v.damaged.push(format!(
+            damaged.push(format!(
                 "{}: page {} differs from what fax {} sent",
                 path.display(),
                 i + 1,

@@ -230,7 +230,13 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Report, String> {
         .iter()
         .map(|d| (d.number.clone(), d.inbox.clone()))
         .collect();
+    let checking = Instant::now();
     let mut verdict = ledger::check(&faxes, &ledger::scan(&inboxes));
+    eprintln!(
+        "chaos: ledger of {} faxes checked in {:.1} s",
+        faxes.len(),
+        checking.elapsed().as_secs_f64()
+    );
     for c in checkpoints {
         verdict.lost.extend(c.lost);
         verdict.doubled.extend(c.doubled);
