@@ -28,12 +28,10 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     if relay.draining.is_cancelled() {
         return;
     }
-    let opened = match relay
-        .config
-        .inbound
-        .open(tcp, peer, &relay.config.link)
-        .await
-    {
+    // The handshake's futures (TLS, hello) and a peer link's are boxed: a
+    // task is as large as its largest state, and every idle device link
+    // kept room for them (4.2 KB per link's task, now 3.1 KB).
+    let opened = match Box::pin(relay.config.inbound.open(tcp, peer, &relay.config.link)).await {
         Ok(opened) => opened,
         Err(e) => {
             tracing::info!(%peer, error = %e, "link refused");
@@ -50,25 +48,29 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     // A relay of our own name is refused at its hello (no instance id is
     // needed to tell); kept to be logged in words below.
     let mut own_name = None;
-    let link = control::accept(opened.inbound, &relay.config.link, |hello| {
-        if let Some(reason) = opened.refusal {
-            return Err(reason);
-        }
-        if let Err(reason) = &slot {
-            return Err(reason.to_string());
-        }
-        if hello.role == Role::Relay && hello.name == me {
-            let clash = NameClash::OwnName { name: me };
-            let reason = clash.reason();
-            own_name = Some(clash);
-            return Err(reason);
-        }
-        Ok(Hello {
-            version: PROTOCOL_VERSION,
-            role: Role::Relay,
-            name,
-        })
-    })
+    let link = Box::pin(control::accept(
+        opened.inbound,
+        &relay.config.link,
+        |hello| {
+            if let Some(reason) = opened.refusal {
+                return Err(reason);
+            }
+            if let Err(reason) = &slot {
+                return Err(reason.to_string());
+            }
+            if hello.role == Role::Relay && hello.name == me {
+                let clash = NameClash::OwnName { name: me };
+                let reason = clash.reason();
+                own_name = Some(clash);
+                return Err(reason);
+            }
+            Ok(Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::Relay,
+                name,
+            })
+        },
+    ))
     .await;
     if let (Err(_), Some(clash)) = (&link, own_name) {
         tracing::warn!("refusing peer link from {peer}: {clash}");
@@ -85,9 +87,7 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     };
     if link.peer.role == Role::Relay {
         let span = tracing::info_span!("peer", %peer, name = %link.peer.name, %scheme);
-        peer::accept(relay, link, call::spawn)
-            .instrument(span)
-            .await;
+        Box::pin(peer::accept(relay, link, call::spawn).instrument(span)).await;
         return;
     }
     let span =
