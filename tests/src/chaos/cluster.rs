@@ -12,6 +12,7 @@ use crate::daemon::Daemon;
 use crate::fleet::Fleet;
 use crate::redis_server::{Host, RedisSentinel};
 
+use super::delay::DelayLine;
 use super::netns::{Net, Wire, run};
 use super::schedule::Shape;
 
@@ -47,6 +48,8 @@ const DEVICES_PER_GATEWAY: usize = SHAPE.devices / SHAPE.gateways;
 
 /// The port relays listen on, in their namespaces.
 const RELAY_PORT: u16 = 4710;
+/// The port of the delay line in front of a relay, for a gateway's first line.
+const DELAY_PORT: u16 = 4711;
 /// The address gateways listen on for their devices, in their namespaces.
 pub const GATEWAY_ADDR: &str = "127.0.0.1:4700";
 /// Size of each relay's data disk (tmpfs: only what is used takes memory).
@@ -99,6 +102,8 @@ pub struct Cluster {
     pub peer_wires: Vec<Wire>,
     /// Per gateway: the wire to its first relay, then to its second.
     pub uplinks: Vec<[Wire; 2]>,
+    /// Per gateway: the delay line its first wire's connection runs through.
+    pub delay_lines: Vec<DelayLine>,
     /// Directory mode: the Redis the relays share.
     pub redis: Option<RedisSentinel>,
     /// The port of a Redis master killed by a fault, to start again.
@@ -148,6 +153,7 @@ impl Cluster {
         }
         let mut gateways = Vec::new();
         let mut uplinks = Vec::new();
+        let mut delay_lines = Vec::new();
         for g in 0..SHAPE.gateways {
             let ns = net.namespace(&format!("g{g}"))?;
             let (first, second) = (g % SHAPE.relays, (g + 2) % SHAPE.relays);
@@ -156,7 +162,20 @@ impl Cluster {
             for (k, r) in [first, second].into_iter().enumerate() {
                 let lo = (2 * g + k) as u8;
                 let wire = net.wire(&format!("u{g}{k}"), &relay_ns[r], &ns, 201, lo)?;
-                relays.push(format!("plain://{}:{RELAY_PORT}", wire.ends[0].ip));
+                let ip = wire.ends[0].ip;
+                if k == 0 {
+                    // The first line runs through a delay line (none until
+                    // a fault sets one).
+                    let line = DelayLine::start(
+                        &relay_ns[r],
+                        (ip, DELAY_PORT).into(),
+                        (ip, RELAY_PORT).into(),
+                    )?;
+                    delay_lines.push(line);
+                    relays.push(format!("plain://{ip}:{DELAY_PORT}"));
+                } else {
+                    relays.push(format!("plain://{ip}:{RELAY_PORT}"));
+                }
                 wires.push(wire);
             }
             uplinks.push([wires.remove(0), wires.remove(0)]);
@@ -206,6 +225,7 @@ impl Cluster {
             devices,
             peer_wires,
             uplinks,
+            delay_lines,
             redis,
             dead_master: None,
             net,

@@ -4,6 +4,7 @@
 //! veth ends inside it).
 
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::process::Command;
 
 /// The namespaces and wires of one run.
@@ -207,9 +208,7 @@ impl Wire {
         }
         Ok(())
     }
-}
 
-impl Wire {
     /// Makes the wire drop `percent` of the packets each way, at random, or
     /// mends it (`None`). netem, which would do this in tc, is missing from
     /// some kernels; nftables' `numgen random` is not. Both directions are
@@ -296,6 +295,30 @@ fn alive_with_suffix(pid: u32) -> bool {
     })
 }
 
+/// Moves this thread into the namespace open as `netns`.
+pub fn enter(netns: &std::fs::File) -> Result<(), String> {
+    // SAFETY: setns(2) with a namespace file we hold open; it changes only
+    // the calling thread's network namespace.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(format!("setns: {}", std::io::Error::last_os_error())),
+    }
+}
+
+/// Runs `f` on a thread of its own inside namespace `ns`.
+#[cfg(test)]
+pub fn inside<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("the namespace");
+    std::thread::spawn(move || {
+        enter(&file).expect("setns");
+        f()
+    })
+    .join()
+    .expect("the thread in the namespace")
+}
+
 /// A command's stdout; empty if it fails.
 fn output(program: &str, args: &[&str]) -> String {
     Command::new(program)
@@ -326,26 +349,9 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use std::net::UdpSocket;
-    use std::os::fd::AsRawFd;
     use std::time::Duration;
 
-    use super::{Net, run_of};
-
-    /// Runs `f` on a thread of its own inside namespace `ns` (setns moves
-    /// only the calling thread).
-    fn inside<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("the namespace");
-        std::thread::spawn(move || {
-            // SAFETY: setns with a namespace file we hold open; it changes
-            // only this thread's network namespace.
-            #[allow(unsafe_code)]
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("the thread in the namespace")
-    }
+    use super::{Net, inside, run_of};
 
     /// How many of `n` datagrams from `a` reach `b` over `wire`.
     fn datagrams_through(a: &str, b: &str, to: std::net::Ipv4Addr, n: usize) -> usize {

@@ -53,6 +53,9 @@ pub enum Fault {
     /// Gateway `gateway`'s line to its first relay drops `percent` of its
     /// packets each way: an office on a bad line.
     LossyUplink { gateway: usize, percent: u32 },
+    /// Gateway `gateway`'s line to its first relay holds everything `ms`
+    /// each way (a delay line in front of the relay): a satellite office.
+    DelayUplink { gateway: usize, ms: u64 },
     /// Directory mode: relay `r`'s wire to Redis and the other relays cut.
     Isolate(usize),
     /// Directory mode: the Redis master SIGKILLed (Sentinel promotes the
@@ -80,6 +83,7 @@ impl Fault {
             Fault::Slow { .. } => "slow link",
             Fault::Lossy { .. } => "lossy link",
             Fault::LossyUplink { .. } => "lossy gateway line",
+            Fault::DelayUplink { .. } => "long gateway line",
             Fault::Isolate(_) => "cut a relay from the directory",
             Fault::RedisMasterLoss => "redis master loss",
             Fault::DiskFull(_) => "disk full",
@@ -186,14 +190,23 @@ fn draw(rng: &mut StdRng, shape: &Shape) -> Fault {
             kbit: [256, 512, 1024, 4096][rng.random_range(0..4)],
         },
         67..72 => {
-            let line = rng.random_range(0..shape.wires() + shape.gateways);
-            let percent = [2, 5, 10, 20][rng.random_range(0..4)];
+            let line = rng.random_range(0..shape.wires() + 2 * shape.gateways);
+            let grade = rng.random_range(0..4);
+            let percent = [2, 5, 10, 20][grade];
             match line.checked_sub(shape.wires()) {
                 None => Fault::Lossy {
                     link: line,
                     percent,
                 },
-                Some(gateway) => Fault::LossyUplink { gateway, percent },
+                Some(g) if g < shape.gateways => Fault::LossyUplink {
+                    gateway: g,
+                    percent,
+                },
+                // One way; a heartbeat (1 s) still arrives inside its 3 s.
+                Some(g) => Fault::DelayUplink {
+                    gateway: g - shape.gateways,
+                    ms: [50, 200, 500, 1000][grade],
+                },
             }
         }
         72..80 => Fault::DiskFull(relay(rng)),
@@ -237,7 +250,9 @@ fn compatible(fault: &Fault, active: &[&Event], shape: &Shape) -> bool {
             Fault::Slow { link, .. } | Fault::Lossy { link, .. } => vec![(2, *link)],
             Fault::Isolate(r) => vec![(2, *r)],
             Fault::RedisMasterLoss => vec![(3, 0)],
-            Fault::LossyUplink { gateway, .. } => vec![(4, *gateway)],
+            Fault::LossyUplink { gateway, .. } | Fault::DelayUplink { gateway, .. } => {
+                vec![(4, *gateway)]
+            }
             _ => Vec::new(),
         }
     };
@@ -333,7 +348,7 @@ mod tests {
         kinds.sort_unstable();
         kinds.dedup();
         // Every kind but the two of directory mode.
-        assert_eq!(kinds.len(), 13, "{kinds:?}");
+        assert_eq!(kinds.len(), 14, "{kinds:?}");
     }
 
     #[test]
@@ -379,6 +394,7 @@ mod tests {
             "disk full",
             "slow link",
             "lossy link",
+            "long gateway line",
         ] {
             assert!(mesh.contains(&kind), "{kind} not in {mesh:?}");
         }
