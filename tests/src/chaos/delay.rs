@@ -36,42 +36,17 @@ impl DelayLine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (delay, stopping) = (delay_ms.clone(), stop.clone());
         std::thread::spawn(move || {
-            let bound = enter(&netns).and_then(|()| {
-                TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))
-            });
-            let listener = match bound.and_then(|l| {
-                let at = l.local_addr().map_err(|e| e.to_string())?;
-                Ok((l, at))
-            }) {
-                Ok((l, at)) => {
+            let listener = match bind_in(&netns, listen) {
+                Ok((listener, at)) => {
                     let _ = ready_tx.send(Ok(at));
-                    l
+                    listener
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
-            // Polled, so that a dropped line stops (and leaves its namespace).
-            if listener.set_nonblocking(true).is_err() {
-                return;
-            }
-            while !stopping.load(Ordering::Relaxed) {
-                let near = match listener.accept() {
-                    Ok((near, _)) => near,
-                    Err(_) => {
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                };
-                let _ = near.set_nonblocking(false);
-                // Connections made from this thread are in the namespace.
-                match TcpStream::connect_timeout(&upstream, Duration::from_secs(2)) {
-                    Ok(far) => forward(near, far, &delay),
-                    // As a dead relay would: the dialer sees the line drop.
-                    Err(_) => drop(near),
-                }
-            }
+            serve(&listener, upstream, &delay, &stopping);
         });
         let listen = ready_rx
             .recv()
@@ -87,6 +62,38 @@ impl DelayLine {
     pub fn set(&self, delay: Duration) {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Joins the namespace open as `netns` (this thread, for good) and listens
+/// on `listen` there; returns the listener and the address it got.
+fn bind_in(netns: &std::fs::File, listen: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
+    enter(netns)?;
+    let listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let at = listener.local_addr().map_err(|e| e.to_string())?;
+    // Polled, so that a dropped line stops (and leaves its namespace).
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok((listener, at))
+}
+
+/// Takes connections until `stop`, each forwarded to `upstream` (dialed
+/// from this thread, so from the namespace) through the delay.
+fn serve(listener: &TcpListener, upstream: SocketAddr, delay: &Arc<AtomicU64>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let near = match listener.accept() {
+            Ok((near, _)) => near,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let _ = near.set_nonblocking(false);
+        match TcpStream::connect_timeout(&upstream, Duration::from_secs(2)) {
+            Ok(far) => forward(near, far, delay),
+            // As a dead relay would: the dialer sees the line drop.
+            Err(_) => drop(near),
+        }
     }
 }
 
