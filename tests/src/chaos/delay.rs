@@ -121,20 +121,16 @@ fn forward(a: TcpStream, b: TcpStream, delay: &Arc<AtomicU64>) {
 
 /// One direction: a reader stamps each chunk with when it may go, a writer
 /// sends it then. A close or an error on either side closes both.
-fn one_way(mut from: TcpStream, to: TcpStream, delay: &AtomicU64) {
+fn one_way(mut from: TcpStream, mut to: TcpStream, delay: &AtomicU64) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
-    let mut sink = match to.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
     let writer = std::thread::spawn(move || {
         for (due, chunk) in rx {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            if sink.write_all(&chunk).is_err() {
+            if to.write_all(&chunk).is_err() {
                 break;
             }
         }
-        let _ = sink.shutdown(Shutdown::Write);
+        let _ = to.shutdown(Shutdown::Write);
     });
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -150,7 +146,7 @@ fn one_way(mut from: TcpStream, to: TcpStream, delay: &AtomicU64) {
     }
     drop(tx);
     let _ = writer.join();
-    let _ = (from.shutdown(Shutdown::Read), to.shutdown(Shutdown::Write));
+    let _ = from.shutdown(Shutdown::Read);
 }
 
 #[cfg(test)]

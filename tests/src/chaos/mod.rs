@@ -33,8 +33,9 @@ use workload::{Directory, Fax, Workload};
 
 /// The seed of the runs in `tests/chaos.rs` (CI): its minute in mesh mode
 /// kills two relays at once, partitions the mesh, fills a disk, slows a
-/// link, makes one lossy and a gateway's line long; its 40 s in directory mode lose the Redis master (a unit test
-/// checks that the schedule still does).
+/// link, makes one lossy and a gateway's line long; its 40 s in directory
+/// mode lose the Redis master (a unit test checks that the schedule still
+/// does).
 pub const CI_SEED: u64 = 12;
 
 /// What to run.

@@ -221,28 +221,25 @@ impl Wire {
     pub fn lose(&self, percent: Option<u32>) -> Result<(), String> {
         let end = &self.ends[0];
         // One table per wire, named after its device: mending deletes it.
+        // nft takes the commands as one argument and applies them as one
+        // batch.
         let table = format!("inet {}", end.dev);
-        let script = match percent {
+        let commands = match percent {
             Some(p) => format!(
-                "add table {table}\n\
-                 add chain {table} out {{ type filter hook output priority 0; }}\n\
-                 add chain {table} in {{ type filter hook input priority 0; }}\n\
-                 add rule {table} out oifname \"{dev}\" numgen random mod 100 < {p} drop\n\
-                 add rule {table} in iifname \"{dev}\" numgen random mod 100 < {p} drop\n",
+                "add table {table}; \
+                 add chain {table} out {{ type filter hook output priority 0; }}; \
+                 add chain {table} in {{ type filter hook input priority 0; }}; \
+                 add rule {table} out oifname \"{dev}\" numgen random mod 100 < {p} drop; \
+                 add rule {table} in iifname \"{dev}\" numgen random mod 100 < {p} drop",
                 dev = end.dev
             ),
-            None => format!("delete table {table}\n"),
+            None => format!("delete table {table}"),
         };
-        let file = std::env::temp_dir().join(format!("{}.nft", end.dev));
-        std::fs::write(&file, script)
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        let file = file.to_string_lossy().into_owned();
         // nft has no `-n NS` of its own.
         let out = match end.ns.as_str() {
-            "" => run("nft", &["-f", &file]),
-            ns => run("ip", &["netns", "exec", ns, "nft", "-f", &file]),
+            "" => run("nft", &[&commands]),
+            ns => run("ip", &["netns", "exec", ns, "nft", &commands]),
         };
-        let _ = std::fs::remove_file(&file);
         out.map_err(|e| format!("{e} (nft comes with nftables: apt-get install nftables)"))
     }
 }

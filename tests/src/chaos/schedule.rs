@@ -184,7 +184,9 @@ fn draw(rng: &mut StdRng, shape: &Shape) -> Fault {
             Fault::Cut(links)
         }
         54..62 => Fault::CutGateways(relay(rng)),
-        // Both kinds draw a wire and one of four grades.
+        // Slow and bad lines each take two draws (a line, one of four
+        // grades), as slow links alone once did: a seed's later faults
+        // stay where they were.
         62..67 => Fault::Slow {
             link: rng.random_range(0..shape.wires()),
             kbit: [256, 512, 1024, 4096][rng.random_range(0..4)],
