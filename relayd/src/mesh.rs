@@ -19,7 +19,7 @@ use common::link::frame::{self, FrameError};
 use common::link::message::Control;
 use common::link::mux::Opener;
 use common::number::Number;
-use common::routing::{Announcement, Change, NextHop, RoutingTable};
+use common::routing::{Announcement, Change, NextHop, RoutingTable, Update};
 
 use crate::relay_core::LinkId;
 use crate::relay_core::peering::{self, Admission, Instance, NameClash, PeerLinkView, Rejection};
@@ -70,6 +70,8 @@ impl PeerHandle {
     }
 }
 
+/// Lock order: `peers` before `table` (registering a peer updates who the
+/// table builds changes for); nothing takes `peers` while holding `table`.
 #[derive(Debug)]
 pub struct Mesh {
     /// This relay's name and instance id.
@@ -94,6 +96,8 @@ impl Mesh {
     /// `share_with_peers` is false in directory mode (see the field).
     pub fn load(me: &str, store: Store, share_with_peers: bool) -> Result<Mesh, StoreError> {
         let mut table = RoutingTable::new(me);
+        // No peer yet: no change needs building (see `set_audience`).
+        table.set_audience(Some(Vec::new()));
         store.load(|r| table.load([r]))?;
         Ok(Mesh {
             me: me.to_owned(),
@@ -246,10 +250,21 @@ impl Mesh {
         )? {
             Admission::First => {
                 peers.insert(handle.name.clone(), handle);
+                self.tell(&peers);
                 Ok(None)
             }
             Admission::Replaces => Ok(peers.insert(handle.name.clone(), handle)),
         }
+    }
+
+    /// Has the table build changes for `peers` (under their lock, so that
+    /// two registrations cannot leave an older list behind). A change made
+    /// before a new peer was told is in the snapshot that peer gets next.
+    fn tell(&self, peers: &BTreeMap<String, PeerHandle>) {
+        let audience = self
+            .share_with_peers
+            .then(|| peers.keys().cloned().collect());
+        lock(&self.table).set_audience(Some(audience.unwrap_or_default()));
     }
 
     /// A peer link ended: withdraw what was learned through it.
@@ -261,9 +276,10 @@ impl Mesh {
                 return;
             }
             peers.remove(name);
+            self.tell(&peers);
         }
         let changes = lock(&self.table).peer_down(name);
-        tracing::info!(peer = %name, withdrawn_or_changed = changes.len(), "routes through peer withdrawn");
+        tracing::info!(peer = %name, changes_for_peers = changes.len(), "routes through peer withdrawn");
         self.propagate(changes);
     }
 
@@ -307,12 +323,8 @@ impl Mesh {
         Found::Record { record, next_hop }
     }
 
-    /// Sends changes to every peer, batched into one message of each kind.
-    /// Split horizon: an announcement whose path runs through a peer goes
-    /// to that peer as a withdrawal instead. The peer would see its own
-    /// name in the path and drop its route through us, which is all a
-    /// withdrawal does, at a tenth of the bytes; and a snapshot learned from
-    /// one peer is not sent back to it whole.
+    /// Sends changes to every peer, batched into one message of each kind,
+    /// each peer told what `Change::for_peer` says (split horizon).
     fn propagate(&self, changes: Vec<Change>) {
         if changes.is_empty() || !self.share_with_peers {
             return;
@@ -321,12 +333,10 @@ impl Mesh {
             let mut announce = Vec::new();
             let mut withdraw = Vec::new();
             for c in &changes {
-                match c {
-                    Change::Announce(a) if a.path.get(1) == Some(&peer.name) => {
-                        withdraw.push(a.record.number.clone());
-                    }
-                    Change::Announce(a) => announce.push(a.clone()),
-                    Change::Withdraw(n) => withdraw.push(n.clone()),
+                match c.for_peer(&peer.name) {
+                    Some(Update::Announce(a)) => announce.push(a.clone()),
+                    Some(Update::Withdraw(n)) => withdraw.push(n.clone()),
+                    None => {}
                 }
             }
             let msgs = chunked(announce, SNAPSHOT_CHUNK)

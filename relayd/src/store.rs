@@ -31,6 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use common::directory::{ConnectionInfo, Version};
 use common::number::Number;
+use foldhash::fast::RandomState;
 
 /// Records per log value: one sled insert for this many numbers, and a
 /// value of about 250 KB, which sled stores as a blob of its own.
@@ -96,7 +97,7 @@ struct WriteQueue {
 
 #[derive(Debug, Default)]
 struct Queued {
-    records: HashMap<Number, ConnectionInfo>,
+    records: HashMap<Number, ConnectionInfo, RandomState>,
     /// Batches queued so far, and how many of them are written.
     queued: u64,
     written: u64,
@@ -218,14 +219,17 @@ impl Store {
     /// queued record for the same number is replaced.
     pub fn save(&self, records: impl IntoIterator<Item = ConnectionInfo>, live: usize) {
         self.queue.live.store(live, Ordering::Relaxed);
+        let records = records.into_iter();
         let mut q = self.queue.lock();
-        let mut any = false;
+        // Grown once, not doubling its way up through a snapshot's chunk.
+        q.records.reserve(records.size_hint().0);
+        let mut newest = None;
         for r in records {
-            self.counter.fetch_max(r.version.counter, Ordering::SeqCst);
+            newest = newest.max(Some(r.version.counter));
             q.records.insert(r.number.clone(), r);
-            any = true;
         }
-        if any {
+        if let Some(counter) = newest {
+            self.counter.fetch_max(counter, Ordering::SeqCst);
             q.queued += 1;
             self.queue.wake.notify_all();
         }

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 /// An id handed out by an [`Interner`].
 pub type Id = u32;
 
@@ -24,7 +26,7 @@ struct Slot<T: ?Sized> {
 
 #[derive(Debug)]
 pub struct Interner<T: ?Sized + Eq + Hash> {
-    ids: HashMap<Arc<T>, Id>,
+    ids: HashMap<Arc<T>, Id, RandomState>,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<Id>,
 }
@@ -32,7 +34,7 @@ pub struct Interner<T: ?Sized + Eq + Hash> {
 impl<T: ?Sized + Eq + Hash> Default for Interner<T> {
     fn default() -> Self {
         Interner {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
         }
