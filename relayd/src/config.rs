@@ -5,6 +5,7 @@
 //! every key with its default.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use common::link::control::LinkConfig;
 use common::link::tls::ClientTls;
 use common::link::transport::{Scheme, check_addr};
 
+use crate::dir_cache::DEFAULT_CACHE_ENTRIES;
 use crate::inbound::InboundPolicy;
 use crate::limits::Limits;
 use crate::redis_backend::Endpoint;
@@ -26,6 +28,8 @@ pub const DEFAULT_DRAIN_SECS: u64 = 30;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_DIRECTORY_PREFIX: &str = "faxmesh";
 pub const DEFAULT_LEASE_SECS: u64 = 30;
+/// A cap on `directory_cache` that still fits a large host's memory.
+const MAX_CACHE_ENTRIES: usize = 100_000_000;
 
 common::settings_layer! {
     /// One layer of settings: the config file, or the flags and environment.
@@ -77,6 +81,11 @@ common::settings_layer! {
         /// Seconds this relay's records outlive it in Redis; refreshed every third of that [default: 30].
         #[arg(long, value_name = "SECS", env = "RELAYD_LEASE_SECS")]
         lease_secs: u64,
+        /// Most records of numbers homed at other relays kept in memory (redis mode);
+        /// the least recently called go first, and a call to a number not kept asks
+        /// Redis [default: 100000].
+        #[arg(long, value_name = "N", env = "RELAYD_DIRECTORY_CACHE")]
+        directory_cache: usize,
         /// HOST:PORT other relays dial this one at (redis mode) [default: the bound listen address].
         #[arg(long, value_name = "ADDR", env = "RELAYD_ADVERTISE")]
         advertise: String,
@@ -160,6 +169,8 @@ pub struct RedisSettings {
     pub prefix: String,
     /// Seconds a record outlives its relay's last refresh.
     pub lease_secs: u64,
+    /// Most records homed elsewhere kept in memory (`dir_cache`).
+    pub cache_entries: NonZeroUsize,
     /// The address other relays dial this one at (default: the bound address).
     pub advertise: Option<String>,
 }
@@ -225,6 +236,7 @@ pub fn merge(flags: Layer, file: Layer) -> Result<Settings, String> {
         l.directory_ca_file,
         l.directory_prefix,
         l.lease_secs,
+        l.directory_cache,
         l.advertise,
     )?;
     if let Directory::Redis(r) = &directory {
@@ -262,6 +274,7 @@ fn directory(
     ca_file: Option<PathBuf>,
     prefix: Option<String>,
     lease_secs: Option<u64>,
+    cache_entries: Option<usize>,
     advertise: Option<String>,
 ) -> Result<Directory, String> {
     let url = match url.as_deref() {
@@ -298,6 +311,12 @@ fn directory(
             "invalid lease_secs {lease_secs}: use 1 to 86400 seconds"
         ));
     }
+    let cache_entries = cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
+    let cache_entries = NonZeroUsize::new(cache_entries)
+        .filter(|n| n.get() <= MAX_CACHE_ENTRIES)
+        .ok_or_else(|| {
+            format!("invalid directory_cache {cache_entries}: use 1 to {MAX_CACHE_ENTRIES} records")
+        })?;
     if let Some(e) = advertise.as_deref().and_then(|a| check_addr(a).err()) {
         return Err(format!("invalid advertise: {e}"));
     }
@@ -306,6 +325,7 @@ fn directory(
         ca_file,
         prefix,
         lease_secs,
+        cache_entries,
         advertise,
     }))
 }
@@ -556,10 +576,12 @@ mod tests {
         assert_eq!(r.url, "redis://file:6379");
         assert_eq!(r.prefix, "fleet1");
         assert_eq!(r.lease_secs, DEFAULT_LEASE_SECS);
+        assert_eq!(r.cache_entries.get(), DEFAULT_CACHE_ENTRIES);
         // The flags-and-environment layer (clap reads both) wins key by key.
         let flags = Layer {
             directory: Some("redis://flag:6380/2".into()),
             lease_secs: Some(2),
+            directory_cache: Some(500),
             ..Layer::default()
         };
         let s = merge(flags, f.clone()).unwrap();
@@ -570,6 +592,7 @@ mod tests {
                 ca_file: None,
                 prefix: "fleet1".into(),
                 lease_secs: 2,
+                cache_entries: NonZeroUsize::new(500).unwrap(),
                 advertise: None,
             })
         );
@@ -649,6 +672,14 @@ mod tests {
             (
                 "directory = \"redis://x:1\"\ndirectory_prefix = \"a b\"\n",
                 "directory_prefix",
+            ),
+            (
+                "directory = \"redis://x:1\"\ndirectory_cache = 0\n",
+                "invalid directory_cache 0: use 1 to 100000000 records",
+            ),
+            (
+                "directory = \"redis://x:1\"\ndirectory_cache = 100000001\n",
+                "invalid directory_cache 100000001",
             ),
             (
                 "directory = \"redis://x:1\"\npeers = [\"b:1\"]\n",

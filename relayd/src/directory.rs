@@ -11,6 +11,7 @@ use common::link::mux::Opener;
 use common::number::Number;
 use futures::StreamExt;
 
+use crate::dir_cache::Source;
 use crate::peer::{self, CallSpawner};
 use crate::redis_backend::TOPOLOGY_CHECK;
 use crate::redis_dir::{
@@ -252,7 +253,7 @@ async fn follow_once(relay: &Relay, dir: &RedisDirectory, backoff: &mut Backoff)
                 serde_json::from_str::<DirectoryRecord>(&json).map_err(|e| e.to_string())
             });
         match record {
-            Ok(r) => dir.learn(&relay.mesh, &hand_over, r),
+            Ok(r) => dir.learn(&relay.mesh, &hand_over, &r, Source::Heard),
             Err(e) => tracing::warn!(error = %e, "unreadable renewal on {}; ignored", dir.channel),
         }
     }

@@ -9,12 +9,13 @@
 //!   the home rule, where a call goes, and the limits and their counters.
 //! - [`redis_backend`]: the Redis a directory lives in (one server, a
 //!   cluster, Sentinel), from its URL, behind one client.
+//! - [`dir_cache`]: directory mode's records and the bounded cache of them.
 //! - [`config`], [`cli`]: what the relay runs with: flags, environment and
 //!   config file merged.
 //! - [`store`]: connection information in sled.
 //! - [`revocation`]: revoked secret generations on disk.
 //! - [`mesh`]: the routing table shared with peer relays, renewals, peer links' status.
-//! - [`redis_dir`]: directory database mode: the Redis client and its cache.
+//! - [`redis_dir`]: directory database mode: the Redis client.
 //! - [`metrics`]: the counters served on `--admin ADDR` at /metrics.
 //! - [`relay`]: the state every task shares, and carrying out the core's effects.
 //! - [`peer`]: links to peer relays (dial, mesh key, snapshot, the peer role).
@@ -29,6 +30,7 @@ pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod dir_cache;
 pub mod directory;
 pub mod inbound;
 pub mod link_session;

@@ -14,6 +14,7 @@ pub struct RelayGauges {
     pub peers_up: u64,
     pub devices_online: u64,
     pub known_numbers: u64,
+    pub directory_cached: u64,
     pub calls_in_flight: u64,
 }
 
@@ -33,6 +34,9 @@ common::metrics_table! {
             "relayd_known_numbers",
             "Numbers in the directory (local and learned)."
                 => g.known_numbers,
+            "relayd_directory_cached",
+            "Records of numbers homed at other relays in the directory-mode cache (at most --directory-cache)."
+                => g.directory_cached,
             "relayd_calls_in_flight",
             "Calls being relayed now."
                 => g.calls_in_flight,

@@ -14,10 +14,10 @@
 //!   written again (a record that did not change only has its lease
 //!   extended): a crashed relay's records expire on their own, and a Redis
 //!   server that lost its data gets them back.
-//! - Every relay subscribes to `PREFIX:renewals` and keeps a cache of the
-//!   records it hears; (re)subscribing is followed by a SCAN of
-//!   `PREFIX:dev:*`, so nothing published while unsubscribed is missed. A
-//!   call looks in the cache first and on a miss GETs the key.
+//! - Every relay subscribes to `PREFIX:renewals` and keeps a bounded cache
+//!   (`dir_cache`) of the records it hears; (re)subscribing is followed by
+//!   a SCAN of `PREFIX:dev:*`, so nothing published while unsubscribed is
+//!   missed. A call looks in the cache first and on a miss GETs the key.
 //! - A call for a device homed elsewhere goes straight to its home relay,
 //!   over a peer link (accepted or dialed on demand, authenticated with the
 //!   mesh key). A dial that fails makes the relay GET the record again: gone
@@ -47,11 +47,12 @@ use common::directory::ConnectionInfo;
 use common::link::message::Revocation;
 use common::link::mux::Opener;
 use common::number::Number;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisSettings;
+pub use crate::dir_cache::DirectoryRecord;
+use crate::dir_cache::{DirCache, Offer, Source};
 use crate::mesh::Mesh;
 use crate::redis_backend::{Conn, Endpoint, RedisBackend};
 pub(crate) use crate::redis_backend::{FIRST_BACKOFF, MAX_BACKOFF, REDIS_TIMEOUT, lock};
@@ -103,15 +104,6 @@ redis.call('PUBLISH', ARGV[5], ARGV[1])
 return 2
 ";
 
-/// A record as stored in Redis: the connection information plus the
-/// address its home relay is dialed at.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirectoryRecord {
-    #[serde(flatten)]
-    pub info: ConnectionInfo,
-    pub relay_addr: String,
-}
-
 /// Whether Redis answers, as the log and the status line tell it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Health {
@@ -131,9 +123,9 @@ pub struct RedisDirectory {
     /// One server, a cluster or Sentinel's master: where commands go.
     pub(crate) backend: RedisBackend,
     script: redis::Script,
-    /// Records homed elsewhere, as last heard. A std Mutex: nothing awaits
-    /// while it is held.
-    cache: Mutex<HashMap<Number, DirectoryRecord>>,
+    /// Records homed elsewhere, as last heard, at most `--directory-cache`
+    /// of them. A std Mutex: nothing awaits while it is held.
+    cache: Mutex<DirCache>,
     /// Local numbers renewed since the last write.
     pub(crate) dirty: Mutex<HashSet<Number>>,
     pub(crate) wake: Notify,
@@ -197,7 +189,7 @@ impl RedisDirectory {
             advertise,
             backend,
             script: redis::Script::new(WRITE_RECORD),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(DirCache::new(s.cache_entries)),
             dirty: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             resubscribe: Notify::new(),
@@ -299,25 +291,32 @@ impl RedisDirectory {
 
     /// Every cached record (for `relayd directory`).
     pub fn cached(&self) -> Vec<DirectoryRecord> {
-        lock(&self.cache).values().cloned().collect()
+        lock(&self.cache).records()
     }
 
-    /// Merges a record heard from Redis into the cache (newer versions win),
-    /// and hands a local number over to its new home relay (`hand_over`
-    /// runs the home rule on the stored record).
-    pub(crate) fn learn(&self, mesh: &Mesh, hand_over: HandOver<'_>, record: DirectoryRecord) {
+    /// How many records the cache holds (for /metrics).
+    pub fn cached_count(&self) -> usize {
+        lock(&self.cache).len()
+    }
+
+    /// Merges a record from Redis into the cache (newer versions win; see
+    /// `dir_cache` for which records it keeps), and hands a local number
+    /// over to its new home relay (`hand_over` runs the home rule on the
+    /// stored record).
+    pub(crate) fn learn(
+        &self,
+        mesh: &Mesh,
+        hand_over: HandOver<'_>,
+        record: &DirectoryRecord,
+        source: Source,
+    ) {
         mesh.store().witness(&record.info.version);
         if record.info.home_relay == self.me {
             // Our own renewal coming back; the local table is the authority.
             return;
         }
-        {
-            let mut cache = lock(&self.cache);
-            let current = cache.get(&record.info.number).map(|r| &r.info);
-            if !record.info.supersedes(current) {
-                return;
-            }
-            cache.insert(record.info.number.clone(), record.clone());
+        if lock(&self.cache).offer(record, source) == Offer::Stale {
+            return;
         }
         if let Some(mine) = mesh.record(&record.info.number)
             && mine.home_relay == self.me
@@ -329,7 +328,7 @@ impl RedisDirectory {
     }
 
     fn forget(&self, number: &Number) {
-        lock(&self.cache).remove(number);
+        lock(&self.cache).forget(number);
     }
 
     /// The record for `number`: the cache, else Redis.
@@ -339,7 +338,7 @@ impl RedisDirectory {
         hand_over: HandOver<'_>,
         number: &Number,
     ) -> Result<Option<DirectoryRecord>, DirectoryError> {
-        if let Some(r) = lock(&self.cache).get(number).cloned() {
+        if let Some(r) = lock(&self.cache).get(number) {
             return Ok(Some(r));
         }
         self.fetch(mesh, hand_over, number).await
@@ -366,7 +365,7 @@ impl RedisDirectory {
                 number: number.clone(),
                 source,
             })?;
-        self.learn(mesh, hand_over, record.clone());
+        self.learn(mesh, hand_over, &record, Source::Call);
         Ok(Some(record))
     }
 
@@ -445,8 +444,9 @@ impl RedisDirectory {
         Ok(())
     }
 
-    /// Reads every record in Redis into the cache: SCANs every master
-    /// (a cluster spreads the keys over them), then GETs the keys found.
+    /// Reads every record in Redis (into the cache while it has room, and
+    /// through the home rule): SCANs every master (a cluster spreads the
+    /// keys over them), then GETs the keys found.
     pub async fn resync(
         &self,
         mesh: &Mesh,
@@ -497,7 +497,7 @@ impl RedisDirectory {
                     match serde_json::from_str::<DirectoryRecord>(&json) {
                         Ok(r) => {
                             seen += 1;
-                            self.learn(mesh, hand_over, r);
+                            self.learn(mesh, hand_over, &r, Source::Heard);
                         }
                         Err(e) => tracing::warn!(error = %e, "unreadable record in redis; ignored"),
                     }

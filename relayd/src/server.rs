@@ -110,6 +110,7 @@ impl Service for Relay {
             peers_up: self.mesh.peers().len() as u64,
             devices_online: self.online_count() as u64,
             known_numbers: self.mesh.known() as u64,
+            directory_cached: self.redis().map_or(0, |d| d.cached_count() as u64),
             calls_in_flight: self.calls.len() as u64,
         })
     }

@@ -81,6 +81,47 @@ fn three_relays_without_peer_links_carry_a_fax_through_the_directory() {
         .assert_failed(5, &["unknown number", "1999"]);
 }
 
+/// With `--directory-cache 2`, relay-a keeps two of relay-c's three
+/// numbers in memory: a call to the third asks Redis and pushes out the
+/// number called least recently. Every call is delivered all the same.
+#[test]
+fn a_bounded_cache_keeps_the_numbers_called_last_and_asks_redis_for_the_rest() {
+    let bed = Testbed::new();
+    let redis = RedisServer::start(bed.path());
+    let mut flags = redis.relay_flags(30);
+    flags.extend(["--directory-cache".to_owned(), "2".to_owned()]);
+    let a = relay_with(&bed, "relay-a", &flags);
+    let c = relay(&bed, &redis, "relay-c", 30);
+    let gw_a = bed.gateway("gw-a", &a);
+    let gw_c = bed.gateway("gw-c", &c);
+    let numbers = ["3001", "3002", "3003"];
+    let _callees: Vec<_> = numbers
+        .iter()
+        .map(|n| bed.receiver(&gw_c, n, &[]))
+        .collect();
+    for n in numbers {
+        wait_online_at(&redis, n, "relay-c");
+    }
+    for n in numbers {
+        fax_through(&bed, &gw_a, n, &["relay-a", "relay-c"]);
+    }
+    let cached = |n: &str| a.entry(n).is_some();
+    assert_eq!(
+        numbers.map(cached),
+        [false, true, true],
+        "{}",
+        a.query("directory")
+    );
+    // 3001 again: fetched from Redis, and now 3002 is the one to go.
+    fax_through(&bed, &gw_a, "3001", &["relay-a", "relay-c"]);
+    assert_eq!(
+        numbers.map(cached),
+        [true, false, true],
+        "{}",
+        a.query("directory")
+    );
+}
+
 /// The directory over TLS (`rediss://` and `--directory-ca-file`, the
 /// operator's own CA): two relays without a peer link carry a fax through
 /// it, and a relay that does not trust the server's certificate says why
