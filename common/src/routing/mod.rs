@@ -366,20 +366,17 @@ impl RoutingTable {
     ) -> (T, Option<Change>) {
         let before = self.signature(key);
         // Taken before `f`, which may release the old path's names.
-        let was = match before.map(|s| s.hop) {
+        let was = match before.map(|s| self.first_peer(s.hop)) {
             None => Before::Unannounced,
-            Some(Hop::Local) => Before::Local,
-            Some(Hop::Path(p)) => Before::Via(Arc::clone(self.names.get(self.paths.get(p)[0]))),
+            Some(None) => Before::Local,
+            Some(Some(peer)) => Before::Via(Arc::clone(peer)),
         };
         let out = f(self);
         let after = self.signature(key);
         let change = match (&before, &after) {
             (b, a) if b == a => None,
             (_, Some(now)) => {
-                let first = match now.hop {
-                    Hop::Local => None,
-                    Hop::Path(p) => Some(&**self.names.get(self.paths.get(p)[0])),
-                };
+                let first = self.first_peer(now.hop).map(|peer| &**peer);
                 if self.heard_by_any(first, &was) {
                     self.announcement(number).map(|a| Change::Announce(a, was))
                 } else {
@@ -393,6 +390,14 @@ impl RoutingTable {
             (None, None) => None,
         };
         (out, change)
+    }
+
+    /// The peer a hop goes through first; `None` for a local device.
+    fn first_peer(&self, hop: Hop) -> Option<&Arc<str>> {
+        match hop {
+            Hop::Local => None,
+            Hop::Path(p) => Some(self.names.get(self.paths.get(p)[0])),
+        }
     }
 
     fn signature(&self, key: NumberKey) -> Option<Signature> {
