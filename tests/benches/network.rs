@@ -19,17 +19,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::codec::{self, EncodeOptions, EncodedPage};
-use common::credential::nonce;
 use common::device::send::Outcome;
-use common::directory::{ConnectionInfo, Version};
 use common::link::control::{self, Link, LinkConfig};
 use common::link::message::{Control, Hello, Login, LoginOutcome, PROTOCOL_VERSION, Role};
-use common::routing::Announcement;
 use harness::Daemon;
 use harness::images::letter_page;
 use harness::load::{
     self, Calls, Secrets, number, peak_rss_kib, quantile, rss_kib, settled_rss_kib,
 };
+use harness::mesh_peer;
 use harness::{Gateway, Pki, RedisServer, Relay, Testbed};
 
 fn main() {
@@ -723,17 +721,10 @@ async fn snapshot_of(count: u64, target_ms: u64) {
     );
     let (idle, _) = settled_rss_kib(&[relay.pid()]).await;
     let secrets = Secrets::load(bed.fleet().key_file());
-    let mut link = peer_link(&relay, &secrets).await;
+    let mut link = mesh_peer::link(&relay, &secrets).await;
     // Encoded before the clock starts: the sending relay has its frames
     // ready as it writes them.
-    let frames: Vec<Control> = (0..count)
-        .collect::<Vec<_>>()
-        .chunks(2000)
-        .map(|chunk| Control::Snapshot {
-            announcements: chunk.iter().map(|&i| announcement(i)).collect(),
-            done: chunk.last() == Some(&(count - 1)),
-        })
-        .collect();
+    let frames = mesh_peer::snapshot(count, 2000);
     // Everything the relay announces back to us is read (and dropped) meanwhile.
     let mut reader = link.reader;
     let (pong_tx, pong_rx) = tokio::sync::oneshot::channel();
@@ -779,61 +770,6 @@ async fn snapshot_of(count: u64, target_ms: u64) {
         "  restart: stopped and started again in {:.0} ms, remembering {remembered} numbers",
         stopping.elapsed().as_secs_f64() * 1e3
     );
-}
-
-/// The record of bench number `i`, homed at the bench's own relay.
-fn announcement(i: u64) -> Announcement {
-    Announcement {
-        record: ConnectionInfo {
-            number: number(1_000_000 + i),
-            home_relay: "bench".into(),
-            gateway: Some(format!("gw-{}", i % 50)),
-            capabilities: Some(codec::Capabilities::all()),
-            login_time: 1_700_000_000 + i,
-            version: Version {
-                counter: i + 1,
-                origin: "bench".into(),
-            },
-            online: true,
-        },
-        path: vec!["bench".into()],
-    }
-}
-
-/// A peer link to `relay` as relay "bench", the mesh key proven.
-async fn peer_link(relay: &Relay, secrets: &Secrets) -> Link {
-    let key = secrets.key().mesh_key();
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        role: Role::Relay,
-        name: "bench".into(),
-    };
-    let mut link = control::dial(
-        relay.addr().to_string().as_str(),
-        hello,
-        &LinkConfig::default(),
-    )
-    .await
-    .expect("link");
-    // The dialer's side of the mesh-key handshake.
-    let Ok(Some(Control::PeerChallenge { nonce: theirs, .. })) = link.reader.next().await else {
-        panic!("no challenge")
-    };
-    let ours = nonce();
-    let proof = key.peer_proof(&theirs, "bench", relay.name());
-    link.writer
-        .send(&Control::PeerProof {
-            proof,
-            nonce: ours,
-            // Any id: "bench" links once per relay.
-            instance: 1,
-        })
-        .await
-        .expect("proof");
-    let Ok(Some(Control::PeerProof { .. })) = link.reader.next().await else {
-        panic!("refused")
-    };
-    link
 }
 
 /// `relayd_known_numbers` from the relay's /metrics (its admin address is

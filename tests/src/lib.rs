@@ -16,9 +16,12 @@
 //! - [`http_receiver`]: a real HTTP server that takes webhooks (down for a while, then up).
 //! - [`images`]: text-like test pages, and decoded pixels to compare.
 //! - [`mail`]: aiosmtpd, smtplib and Python's email package, for the e-mail tests.
+//! - [`mesh_peer`]: a peer relay in process that feeds a relay announcements.
 //! - [`load`]: fax devices driven in process, for benchmarks and load tests.
 //! - [`redis_server`]: a real redis-server on a free port (directory mode),
 //!   a Redis Cluster and a Sentinel-watched master to fail over.
+//! - [`disk`]: a small disk (tmpfs) for a daemon's data, to fill and free.
+//! - [`sys`]: running the system's tools (ip, mount, fallocate) to the end.
 //! - [`status`]: the parts of a STATUS= line (`listening on A; admin on B`).
 //! - [`testbed`]: one test's temp dir and fleet, with shortcuts to start it all.
 //!
@@ -37,12 +40,14 @@ pub mod admin;
 pub mod bins;
 pub mod chaos;
 pub mod daemon;
+pub mod disk;
 pub mod fleet;
 pub mod gateway;
 pub mod http_receiver;
 pub mod images;
 pub mod load;
 pub mod mail;
+pub mod mesh_peer;
 pub mod notify;
 pub mod pki;
 pub mod receiver;
@@ -51,6 +56,7 @@ pub mod relay;
 pub mod rogue;
 pub mod sender;
 pub mod status;
+pub mod sys;
 pub mod testbed;
 
 pub use bins::bin;

@@ -9,11 +9,12 @@ use std::process::Command;
 
 use crate::bins::bin;
 use crate::daemon::Daemon;
+use crate::disk::SmallDisk;
 use crate::fleet::Fleet;
 use crate::redis_server::{Host, RedisSentinel};
 
 use super::delay::DelayLine;
-use super::netns::{Net, Wire, run};
+use super::netns::{Net, Wire};
 use super::schedule::Shape;
 
 /// Relay-to-relay wires: a ring of five and two chords, so that every pair
@@ -53,7 +54,7 @@ const DELAY_PORT: u16 = 4711;
 /// The address gateways listen on for their devices, in their namespaces.
 pub const GATEWAY_ADDR: &str = "127.0.0.1:4700";
 /// Size of each relay's data disk (tmpfs: only what is used takes memory).
-const DISK: &str = "size=256m";
+const DISK: &str = "256m";
 /// Heartbeats on every link, in seconds: a cut wire is noticed in three.
 const HEARTBEAT: &str = "1";
 
@@ -62,8 +63,8 @@ const HEARTBEAT: &str = "1";
 pub struct RelayNode {
     pub name: String,
     pub ns: String,
-    /// The tmpfs mount; the data dir is `disk/data`.
-    pub disk: PathBuf,
+    /// The relay's own disk; the data dir is `data` on it.
+    pub disk: SmallDisk,
     /// `--peer ...`, or in directory mode `--directory ...`.
     flags: Vec<String>,
     pub daemon: Option<Daemon>,
@@ -191,10 +192,7 @@ impl Cluster {
             .zip(flags)
             .enumerate()
             .map(|(i, (ns, flags))| {
-                let disk = dir.join(format!("relay-{i}.disk"));
-                std::fs::create_dir_all(&disk).map_err(|e| format!("{disk:?}: {e}"))?;
-                let disk_str = disk.to_string_lossy().into_owned();
-                run("mount", &["-t", "tmpfs", "-o", DISK, "tmpfs", &disk_str])?;
+                let disk = SmallDisk::mount(&dir.join(format!("relay-{i}.disk")), DISK)?;
                 Ok(RelayNode {
                     name: format!("relay-{i}"),
                     ns,
@@ -257,7 +255,7 @@ impl Cluster {
 
     /// The relay's data directory.
     pub fn data_dir(&self, r: usize) -> PathBuf {
-        self.relays[r].disk.join("data")
+        self.relays[r].disk.path().join("data")
     }
 
     /// Starts relay `r` and waits until it is ready.
@@ -352,11 +350,8 @@ impl Cluster {
 
     /// Fills relay `r`'s disk (true) or frees it again.
     pub fn fill_disk(&self, r: usize, full: bool) -> Result<(), String> {
-        let filler = self.relays[r].disk.join("filler");
-        if !full {
-            return std::fs::remove_file(&filler).map_err(|e| format!("{filler:?}: {e}"));
-        }
-        fill(&filler)
+        let disk = &self.relays[r].disk;
+        if full { disk.fill() } else { disk.free() }
     }
 }
 
@@ -370,8 +365,8 @@ impl Drop for Cluster {
         }
         drop(self.redis.take());
         for relay in &mut self.relays {
+            // Its disk is unmounted when the node drops, after this.
             drop(relay.daemon.take());
-            let _ = run("umount", &["-l", &relay.disk.to_string_lossy()]);
         }
         // `net` drops after this: the namespaces go, and the wires with them.
         let _ = &self.net;
@@ -384,45 +379,4 @@ pub fn in_ns(ns: &str, binary: &str) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns]).arg(bin(binary));
     cmd
-}
-
-/// Takes every free byte of the filesystem `path` is on, with a file at
-/// `path` made by fallocate(1) (tmpfs reserves the pages, so the relay's
-/// writes after it fail with ENOSPC).
-fn fill(path: &Path) -> Result<(), String> {
-    let file = path.to_string_lossy();
-    // Free space changes while the relay writes: take what is free, then
-    // halves of what is left, down to a page.
-    let mut want = free_bytes(path)?;
-    let mut have = 0;
-    while want >= 4096 {
-        let offset = have.to_string();
-        match run(
-            "fallocate",
-            &["-o", &offset, "-l", &want.to_string(), &file],
-        ) {
-            Ok(()) => {
-                have += want;
-                want = free_bytes(path)?;
-            }
-            Err(_) => want /= 2,
-        }
-    }
-    Ok(())
-}
-
-/// Bytes free for unprivileged use on the filesystem of `path`'s directory.
-fn free_bytes(path: &Path) -> Result<u64, String> {
-    let dir = path.parent().unwrap_or(path);
-    let out = Command::new("stat")
-        .args(["-f", "-c", "%a %S"])
-        .arg(dir)
-        .output()
-        .map_err(|e| format!("cannot run stat: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>());
-    match (fields.next(), fields.next()) {
-        (Some(Ok(blocks)), Some(Ok(size))) => Ok(blocks * size),
-        _ => Err(format!("stat -f {dir:?} printed {text:?}")),
-    }
 }
