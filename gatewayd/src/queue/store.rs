@@ -11,6 +11,7 @@ use std::path::Path;
 use common::codec::{EncodedPage, PageInfo};
 use common::jobs::JobId;
 use common::number::Number;
+use common::storage::RoomError;
 
 use super::job::Job;
 
@@ -20,15 +21,6 @@ pub enum StoreError {
     Db(#[from] sled::Error),
     #[error("queue record {id}: {reason}")]
     Corrupt { id: JobId, reason: String },
-}
-
-/// Disk a fax takes in the queue, per byte of its pages.
-pub const SPACE_FACTOR: u64 = 3;
-/// Disk the queue keeps free besides.
-pub const SPACE_RESERVE: u64 = 8 << 20;
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 /// sled's page cache for the queue.
@@ -92,25 +84,14 @@ impl Store {
         Ok(self.db.generate_id()? + 1)
     }
 
-    /// Whether `bytes` more of pages fit on the queue's disk: room for the
-    /// log-structured store's copies ([`SPACE_FACTOR`] times the pages) and
-    /// [`SPACE_RESERVE`] besides. A full disk must refuse a fax up front:
-    /// sled stalls, rather than fails, on a write the disk has no room for.
+    /// Whether `bytes` more of pages fit on the queue's disk
+    /// (`common::storage::room_for`). A full disk must refuse a fax up
+    /// front: sled takes a write the disk has no room for and fails later.
     pub fn room_for(&self, dir: &Path, bytes: u64) -> Result<(), String> {
-        let free = fs2::available_space(dir)
-            .map_err(|e| format!("cannot tell the free space of {}: {e}", dir.display()))?;
-        let needed = bytes
-            .saturating_mul(SPACE_FACTOR)
-            .saturating_add(SPACE_RESERVE);
-        if free < needed {
-            return Err(format!(
-                "the gateway's disk is full: {} has {} free, the fax needs {}",
-                dir.display(),
-                mib(free),
-                mib(needed)
-            ));
-        }
-        Ok(())
+        common::storage::room_for(dir, bytes).map_err(|e| match e {
+            RoomError::Full { .. } => format!("the gateway's disk is full: {e}"),
+            RoomError::Unknown { .. } => e.to_string(),
+        })
     }
 
     pub fn put_page(&self, id: JobId, index: u32, page: &EncodedPage) -> Result<(), StoreError> {
