@@ -10,6 +10,7 @@
 //! No secret is stored here or anywhere: only generations.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use common::link::message::Revocation;
 use common::number::Number;
@@ -19,12 +20,17 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct RevocationStore {
     tree: sled::Tree,
+    /// The database's directory, whose disk must have room for a write.
+    dir: PathBuf,
 }
 
 impl RevocationStore {
     /// Opens the tree and reads the stored minimums. A record that does not
     /// decode is skipped with a warning rather than stopping the relay.
-    pub fn open(db: &sled::Db) -> Result<(RevocationStore, HashMap<Number, u32>), StoreError> {
+    pub fn open(
+        db: &sled::Db,
+        dir: &Path,
+    ) -> Result<(RevocationStore, HashMap<Number, u32>), StoreError> {
         let tree = db.open_tree("revocations")?;
         let mut minimum = HashMap::new();
         for item in tree.iter() {
@@ -38,11 +44,20 @@ impl RevocationStore {
                 _ => tracing::warn!(key = ?k, "unreadable revocation record skipped"),
             }
         }
-        Ok((RevocationStore { tree }, minimum))
+        let store = RevocationStore {
+            tree,
+            dir: dir.to_owned(),
+        };
+        Ok((store, minimum))
     }
 
-    /// Stores raised minimums (the core only hands over raises).
+    /// Stores raised minimums (the core only hands over raises), if the disk
+    /// has room (see `store`: a write without room breaks the database).
     pub fn save(&self, raised: &[Revocation]) {
+        if let Err(e) = common::storage::room_for(&self.dir, 64 * raised.len() as u64) {
+            tracing::error!(error = %e, revocations = raised.len(), "cannot store revocations: the disk is full; they hold until restart (peers send theirs again)");
+            return;
+        }
         for r in raised {
             if let Err(e) = self.tree.insert(
                 r.number.as_str().as_bytes(),
@@ -64,7 +79,7 @@ mod tests {
         let n: Number = "1002".parse().unwrap();
         {
             let db = sled::open(dir.path()).unwrap();
-            let (store, minimums) = RevocationStore::open(&db).unwrap();
+            let (store, minimums) = RevocationStore::open(&db, dir.path()).unwrap();
             assert!(minimums.is_empty());
             store.save(&[Revocation {
                 number: n.clone(),
@@ -73,7 +88,7 @@ mod tests {
             db.flush().unwrap();
         }
         let db = sled::open(dir.path()).unwrap();
-        let (_, minimums) = RevocationStore::open(&db).unwrap();
+        let (_, minimums) = RevocationStore::open(&db, dir.path()).unwrap();
         assert_eq!(minimums.get(&n), Some(&2));
     }
 }

@@ -49,6 +49,10 @@ impl Service for Relay {
             s.push_str("; ");
             s.push_str(&dir.status());
         }
+        if let Some(store) = self.mesh.store().status() {
+            s.push_str("; ");
+            s.push_str(&store);
+        }
         s
     }
 
@@ -182,7 +186,7 @@ pub async fn run_with(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, &config.name)?;
-    let (revocation_store, minimums) = RevocationStore::open(store.db())?;
+    let (revocation_store, minimums) = RevocationStore::open(store.db(), store.dir())?;
     common::link::frame::set_max_frame_len(config.limits.max_frame_bytes);
     let mesh = Mesh::load(
         &config.name,

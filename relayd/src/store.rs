@@ -21,16 +21,25 @@
 //! on its own every half second and on shutdown, so a restart remembers
 //! which numbers exist.
 //!
+//! A full disk: the writer asks for room before each write
+//! (`common::storage::room_for`), because sled takes a write the disk has
+//! no room for and then fails every write until it is opened again. While
+//! there is no room, the records wait in the queue (still newest per
+//! number), the status line says so, and the writer asks again every
+//! second; once there is room they are written, and nothing is lost.
+//!
 //! A data directory from before the log (one key per number in the tree
 //! `devices`) is moved into the log when it is opened.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use common::directory::{ConnectionInfo, Version};
 use common::number::Number;
+use common::storage::{RoomError, room_for};
 use foldhash::fast::RandomState;
 
 /// Records per log value: one sled insert for this many numbers, and a
@@ -39,6 +48,8 @@ const BATCH: usize = 4096;
 /// Superseded records the log may hold beyond the directory's size before
 /// compaction: a small directory is not rewritten on every renewal.
 const COMPACT_SLACK: usize = 100_000;
+/// How often the writer asks again for room on a full disk.
+const DISK_RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,12 +62,18 @@ pub enum StoreError {
         key: String,
         source: postcard::Error,
     },
+    #[error("the disk is full: {0}")]
+    NoRoom(RoomError),
+    #[error("{records} records of connection information not stored: the disk is full ({why})")]
+    NotStored { records: usize, why: String },
 }
 
 /// The relay's persistent directory. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
+    /// The database's directory (`DIR/directory.sled`).
+    dir: PathBuf,
     log: sled::Tree,
     relay: String,
     /// The Lamport counter: above every version this relay has seen.
@@ -85,11 +102,16 @@ impl Drop for Writer {
 }
 
 /// Records waiting for the writer thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct WriteQueue {
     state: Mutex<Queued>,
-    /// Wakes the writer when records arrive, and `settled` when they are written.
+    /// Wakes the writer when records arrive, and `flush` when they are
+    /// written or wait for room.
     wake: Condvar,
+    /// Batches written so far, and `u64::MAX` once the writer has ended:
+    /// what `settled` awaits. A watch, not the condvar: a peer's pings
+    /// wait on it while the disk is full, and must not take a thread each.
+    written: tokio::sync::watch::Sender<u64>,
     /// Numbers in the directory, as the routing table last said: the
     /// measure of how much of the log is superseded.
     live: AtomicUsize,
@@ -103,9 +125,29 @@ struct Queued {
     written: u64,
     /// The store is gone: write what is left, then end.
     stop: bool,
+    /// Records the writer has taken and not written yet.
+    taken: usize,
+    /// Why the writer waits for room on the disk, while it does.
+    no_room: Option<String>,
+}
+
+impl Queued {
+    /// Records not written yet: queued, or being written.
+    fn unwritten(&self) -> usize {
+        self.records.len() + self.taken
+    }
 }
 
 impl WriteQueue {
+    fn new() -> WriteQueue {
+        WriteQueue {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+            written: tokio::sync::watch::Sender::new(0),
+            live: AtomicUsize::new(0),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queued> {
         // Plain records and counters: still consistent after a panic elsewhere.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -117,6 +159,8 @@ impl WriteQueue {
 #[derive(Debug)]
 struct Log {
     tree: sled::Tree,
+    /// The database's directory, whose disk must have room for a write.
+    dir: PathBuf,
     next: u64,
     records: usize,
 }
@@ -125,6 +169,11 @@ impl Store {
     /// The database, for other trees (revocations).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// The database's directory, on the disk its writes need room on.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// This relay's instance id: random, made the first time the data
@@ -163,9 +212,9 @@ impl Store {
             .open()
             .map_err(open_error)?;
         let tree = db.open_tree("log")?;
-        let mut log = Log::open(tree.clone())?;
+        let mut log = Log::open(tree.clone(), path.clone())?;
         migrate_per_number_tree(&db, &mut log)?;
-        let queue = Arc::new(WriteQueue::default());
+        let queue = Arc::new(WriteQueue::new());
         let q = queue.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -173,6 +222,7 @@ impl Store {
             .map_err(|e| open_error(sled::Error::Io(e)))?;
         Ok(Store {
             db,
+            dir: path,
             log: tree,
             relay: relay.to_owned(),
             counter: Default::default(),
@@ -235,31 +285,58 @@ impl Store {
         }
     }
 
-    /// Waits (off the async threads) until everything queued so far is written.
+    /// Waits until everything queued so far is written (or the writer ended).
     pub async fn settled(&self) {
+        let target = self.queue.lock().queued;
+        let mut written = self.queue.written.subscribe();
+        let _ = written.wait_for(|&w| w >= target).await;
+    }
+
+    /// Writes what is queued, then makes sled flush to disk. With the disk
+    /// full, says how much could not be written instead of waiting for room.
+    pub async fn flush(&self) -> Result<(), StoreError> {
         let queue = self.queue.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        let full = tokio::task::spawn_blocking(move || {
             let mut q = queue.lock();
             let target = q.queued;
-            while q.written < target {
+            loop {
+                if q.written >= target || q.unwritten() == 0 {
+                    return None;
+                }
+                if let Some(why) = &q.no_room {
+                    return Some(StoreError::NotStored {
+                        records: q.unwritten(),
+                        why: why.clone(),
+                    });
+                }
                 q = queue.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         })
-        .await;
-    }
-
-    /// Writes what is queued, then makes sled flush to disk.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.settled().await;
+        .await
+        .ok()
+        .flatten();
+        if let Some(e) = full {
+            return Err(e);
+        }
         common::storage::flush(&self.db).await?;
         Ok(())
+    }
+
+    /// What the status line says of the store: nothing while all is well.
+    pub fn status(&self) -> Option<String> {
+        let q = self.queue.lock();
+        let why = q.no_room.as_ref()?;
+        Some(format!(
+            "store: disk full, {} records wait in memory ({why})",
+            q.unwritten()
+        ))
     }
 }
 
 impl Log {
     /// Reads where the log ends and how many records it holds (from each
     /// value's length prefix, without decoding the records).
-    fn open(tree: sled::Tree) -> Result<Log, StoreError> {
+    fn open(tree: sled::Tree, dir: PathBuf) -> Result<Log, StoreError> {
         let next = match tree.last()? {
             Some((key, _)) => sequence(&key) + 1,
             None => 0,
@@ -271,6 +348,7 @@ impl Log {
         }
         Ok(Log {
             tree,
+            dir,
             next,
             records,
         })
@@ -284,15 +362,26 @@ impl Log {
     }
 
     /// Adds `records` to `batch` as log values after the last one, and
-    /// applies it.
+    /// applies it if the disk has room for it.
     fn write(
         &mut self,
         mut batch: sled::Batch,
         records: &[ConnectionInfo],
     ) -> Result<(), StoreError> {
+        let values = records
+            .chunks(BATCH)
+            .map(encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes = values.iter().map(|v| v.len() as u64).sum();
+        match room_for(&self.dir, bytes) {
+            Err(e @ RoomError::Full { .. }) => return Err(StoreError::NoRoom(e)),
+            // Not knowing is no reason to stop writing.
+            Err(e) => tracing::debug!(error = %e, "writing without knowing the free space"),
+            Ok(()) => {}
+        }
         let mut next = self.next;
-        for chunk in records.chunks(BATCH) {
-            batch.insert(&next.to_be_bytes(), encode(chunk)?);
+        for value in values {
+            batch.insert(&next.to_be_bytes(), value);
             next += 1;
         }
         self.tree.apply_batch(batch)?;
@@ -362,9 +451,16 @@ fn migrate_per_number_tree(db: &sled::Db, log: &mut Log) -> Result<(), StoreErro
 }
 
 /// The writer thread: takes every queued record and appends them, until
-/// the store is dropped and nothing is left; compacts the log when most of
-/// it is superseded.
-fn write_loop(mut log: Log, queue: &WriteQueue) {
+/// the store is dropped and nothing is left (or what is left has no room);
+/// compacts the log when most of it is superseded. Then tells whoever
+/// waits that nothing more will be written.
+fn write_loop(log: Log, queue: &WriteQueue) {
+    write_all(log, queue);
+    queue.written.send_replace(u64::MAX);
+    queue.wake.notify_all();
+}
+
+fn write_all(mut log: Log, queue: &WriteQueue) {
     loop {
         let (batch, upto) = {
             let mut q = queue.lock();
@@ -374,22 +470,64 @@ fn write_loop(mut log: Log, queue: &WriteQueue) {
             if q.records.is_empty() {
                 return;
             }
+            q.taken = q.records.len();
             (std::mem::take(&mut q.records), q.queued)
         };
         let records: Vec<ConnectionInfo> = batch.into_values().collect();
-        if let Err(e) = log.append(&records) {
-            tracing::error!(error = %e, records = records.len(), "cannot store connection information");
+        match log.append(&records) {
+            Ok(()) => {}
+            Err(StoreError::NoRoom(why)) => {
+                if wait_for_room(queue, records, &why) {
+                    continue;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = records.len(), "cannot store connection information")
+            }
         }
         drop(records);
-        if log.needs_compaction(queue.live.load(Ordering::Relaxed))
-            && let Err(e) = log.compact()
-        {
-            tracing::error!(error = %e, "cannot compact the directory log");
+        if log.needs_compaction(queue.live.load(Ordering::Relaxed)) {
+            match log.compact() {
+                // Compacted after a later write, when there is room.
+                Ok(()) | Err(StoreError::NoRoom(_)) => {}
+                Err(e) => tracing::error!(error = %e, "cannot compact the directory log"),
+            }
         }
         let mut q = queue.lock();
+        q.taken = 0;
+        if q.no_room.take().is_some() {
+            tracing::info!(
+                "room on the disk again: the connection information that waited is stored"
+            );
+        }
         q.written = q.written.max(upto);
+        queue.written.send_replace(q.written);
         queue.wake.notify_all();
     }
+}
+
+/// Puts `records` back in the queue (behind any newer record of the same
+/// number), says why they wait, and waits a while for room. False when the
+/// store is closing: what waits is then not stored.
+fn wait_for_room(queue: &WriteQueue, records: Vec<ConnectionInfo>, why: &RoomError) -> bool {
+    let mut q = queue.lock();
+    q.taken = 0;
+    for r in records {
+        q.records.entry(r.number.clone()).or_insert(r);
+    }
+    if q.no_room.is_none() {
+        tracing::error!(records = q.unwritten(), error = %why, "the disk is full: connection information waits in memory until there is room");
+    }
+    q.no_room = Some(why.to_string());
+    // `flush` waits for this when the relay stops.
+    queue.wake.notify_all();
+    if q.stop {
+        tracing::error!(records = q.unwritten(), error = %why, "stopping with connection information not stored: the disk is full");
+        return false;
+    }
+    drop(queue.wake.wait_timeout(q, DISK_RECHECK));
+    true
 }
 
 fn encode(records: &[ConnectionInfo]) -> Result<Vec<u8>, StoreError> {
@@ -496,11 +634,9 @@ mod tests {
             }
             store.settled().await;
         }
-        let tree = sled::open(dir.path().join("directory.sled"))
-            .unwrap()
-            .open_tree("log")
-            .unwrap();
-        let log = Log::open(tree).unwrap();
+        let path = dir.path().join("directory.sled");
+        let tree = sled::open(&path).unwrap().open_tree("log").unwrap();
+        let log = Log::open(tree, path).unwrap();
         assert!(
             log.records < COMPACT_SLACK,
             "{} records in the log",
