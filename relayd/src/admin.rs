@@ -55,14 +55,21 @@ pub struct EntryView {
     pub login_time: u64,
 }
 
-/// Serves the admin socket until the relay closes.
-pub async fn serve(relay: Arc<Relay>) -> anyhow::Result<()> {
-    let path = socket_path(&relay.config.data_dir);
+/// Binds the admin socket in `data_dir`: before the relay says it is
+/// ready, so that `relayd directory` right after a start finds it.
+pub fn bind(data_dir: &Path) -> anyhow::Result<UnixListener> {
+    let path = socket_path(data_dir);
     // A socket file left by a previous run (crash, SIGKILL) would block bind.
     let _ = std::fs::remove_file(&path);
     let listener =
         UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the admin socket until the relay closes.
+pub async fn serve(relay: Arc<Relay>, listener: UnixListener) {
+    let path = socket_path(&relay.config.data_dir);
     loop {
         tokio::select! {
             _ = relay.closing.cancelled() => break,
@@ -79,7 +86,6 @@ pub async fn serve(relay: Arc<Relay>) -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_file(&path);
-    Ok(())
 }
 
 async fn answer(relay: &Relay, stream: UnixStream) -> anyhow::Result<()> {

@@ -73,15 +73,8 @@ impl Service for Relay {
         link_session::serve(self, tcp, peer)
     }
 
-    /// The operator's socket, the directory's lease writer and renewals, and
-    /// the configured peers.
+    /// The directory's lease writer and renewals, and the configured peers.
     fn started(self: &Arc<Self>) {
-        let admin_relay = self.clone();
-        self.tasks.spawn(async move {
-            if let Err(e) = admin::serve(admin_relay).await {
-                tracing::warn!(error = %e, "admin socket unavailable; `relayd peers` will not answer");
-            }
-        });
         if self.redis().is_some() {
             let writer = tokio::spawn(directory::keep_leases(self.clone()));
             *self.lease_writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
@@ -232,6 +225,16 @@ pub async fn run_with(
         links_up: AtomicU64::new(0),
         lease_writer: Mutex::new(None),
     });
+    // The operator's socket, bound before the relay says it is ready, so
+    // that `relayd directory` right after a start finds it.
+    match admin::bind(&relay.config.data_dir) {
+        Ok(listener) => {
+            relay.tasks.spawn(admin::serve(relay.clone(), listener));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "admin socket unavailable; `relayd peers` will not answer")
+        }
+    }
     lifecycle::run(relay, listeners, shutdown, reloader, settings).await
 }
 
