@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::directory::{ConnectionInfo, Version};
 use common::number::Number;
@@ -522,12 +522,24 @@ fn wait_for_room(queue: &WriteQueue, records: Vec<ConnectionInfo>, why: &RoomErr
     q.no_room = Some(why.to_string());
     // `flush` waits for this when the relay stops.
     queue.wake.notify_all();
-    if q.stop {
-        tracing::error!(records = q.unwritten(), error = %why, "stopping with connection information not stored: the disk is full");
-        return false;
+    // The whole pause: records arriving meanwhile wake the condvar, but
+    // asking again for each would encode the whole queue each time.
+    let until = Instant::now() + DISK_RECHECK;
+    loop {
+        if q.stop {
+            tracing::error!(records = q.unwritten(), error = %why, "stopping with connection information not stored: the disk is full");
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        q = queue
+            .wake
+            .wait_timeout(q, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
-    drop(queue.wake.wait_timeout(q, DISK_RECHECK));
-    true
 }
 
 fn encode(records: &[ConnectionInfo]) -> Result<Vec<u8>, StoreError> {
