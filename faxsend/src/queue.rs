@@ -28,8 +28,8 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
     if call.to.is_empty() {
         return Err(Usage("--queue needs at least one --to".into()).into());
     }
-    let now = jobs_cli::now_ms();
-    let schedule = schedule(cli, now)?;
+    // Checked first, so a bad schedule sends nothing and encodes nothing.
+    schedule(cli, jobs_cli::now_ms())?;
     let device = Device::new(
         gateway,
         from,
@@ -43,6 +43,9 @@ pub fn run(cli: &Cli) -> Result<u8, Error> {
         let pages = load_document_with_progress(&cli.files, &document, &|_| {})?;
         faxes.push((to.clone(), pages));
     }
+    // The kill time counts from now, not from before the documents were
+    // encoded: a long conversion must not eat into it.
+    let schedule = schedule(cli, jobs_cli::now_ms())?;
     let submission = Submission {
         from: from.clone(),
         recipients: faxes
