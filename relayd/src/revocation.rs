@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use common::link::message::Revocation;
 use common::number::Number;
+use common::storage::{RoomError, room_for};
 
 use crate::store::StoreError;
 
@@ -54,8 +55,8 @@ impl RevocationStore {
     /// Stores raised minimums (the core only hands over raises), if the disk
     /// has room (see `store`: a write without room breaks the database).
     pub fn save(&self, raised: &[Revocation]) {
-        if let Err(e) = common::storage::room_for(&self.dir, 64 * raised.len() as u64) {
-            tracing::error!(error = %e, revocations = raised.len(), "cannot store revocations: the disk is full; they hold until restart (peers send theirs again)");
+        if let Err(e @ RoomError::Full { .. }) = room_for(&self.dir, 64 * raised.len() as u64) {
+            tracing::error!(error = %e, revocations = raised.len(), "cannot store revocations: the disk is full; they hold until restart (peers or Redis have them too)");
             return;
         }
         for r in raised {
