@@ -370,6 +370,8 @@ fn a_fax_to_a_mail_device_is_mailed_once_as_tiff_f_and_pdf_with_the_smarthost_do
     assert!(String::from_utf8_lossy(&pdfinfo.stdout).contains("Pages:           2"));
 
     // Sent once: nothing left to send, and a restart sends nothing again.
+    // (The smarthost has the mail a moment before the outbox marks it sent.)
+    gw.wait_stderr_contains("mail handed to the smarthost");
     assert_eq!(metric(&admin, "gatewayd_mail_spool_depth"), 0);
     gw.restart();
     gw.wait_linked();
@@ -652,6 +654,7 @@ fn a_mail_the_smarthost_refuses_for_good_holds_up_no_other() {
     let mails = mailbox.wait_mails(1);
     assert_eq!(Mailbox::envelope(&mails[0])[1], "frontdesk@office.example");
     gw.wait_stderr_contains("the smarthost refused the mail");
+    gw.wait_stderr_contains("mail handed to the smarthost");
     // The refused one stays, to be tried again.
     assert_eq!(metric(&admin, "gatewayd_mail_spool_depth"), 1);
     assert_eq!(mailbox.mails().len(), 1);

@@ -259,8 +259,6 @@ impl Outbox {
             }
             match send(transport, &stored).await {
                 Ok(()) => {
-                    tracing::info!(mail = %key_text, kind = %stored.kind, to = ?stored.to, tries = stored.tries + 1,
-                        smarthost = %format!("{}:{}", smarthost.host, smarthost.port), "mail handed to the smarthost");
                     metrics.mails_sent.inc(&[("kind", stored.kind.as_str())]);
                     let done = (|| -> sled::Result<()> {
                         self.sent.insert(&key, now_ms().to_be_bytes().to_vec())?;
@@ -271,6 +269,10 @@ impl Outbox {
                         tracing::error!(mail = %key_text, error = %e, "cannot mark the mail sent");
                     }
                     let _ = common::storage::flush(&self.db).await;
+                    // Said once the outbox has marked it sent, so whoever
+                    // reads this line finds the spool depth without it.
+                    tracing::info!(mail = %key_text, kind = %stored.kind, to = ?stored.to, tries = stored.tries + 1,
+                        smarthost = %format!("{}:{}", smarthost.host, smarthost.port), "mail handed to the smarthost");
                 }
                 Err(failure) => {
                     stored.tries += 1;
