@@ -88,8 +88,25 @@ mod tests {
             }]);
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let (_, minimums) = RevocationStore::open(&db, dir.path()).unwrap();
         assert_eq!(minimums.get(&n), Some(&2));
+    }
+
+    /// Opens the database again once sled has let go of it: its I/O pool
+    /// may still hold the file (and its lock) a moment after the `Db` is
+    /// dropped, and a busy machine made the reopen fail.
+    fn reopen(path: &std::path::Path) -> sled::Db {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match sled::open(path) {
+                Ok(db) => return db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("reopening {}: {e}; trying again", path.display());
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("cannot reopen {}: {e}", path.display()),
+            }
+        }
     }
 }
