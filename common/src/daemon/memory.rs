@@ -1,10 +1,11 @@
-//! Giving memory back once a burst of calls or logins is over.
+//! Giving memory back once a burst of calls, logins or learning is over.
 //!
 //! glibc's allocator keeps what a burst freed in its arenas (one per
 //! thread that allocated), so without help a relay's resident memory stays
 //! where the busiest moment left it. Once the daemon has carried calls or
-//! seen devices log in or out, and has been quiet (no call in flight, the
-//! same devices online) for [`SETTLE_TICKS`] ticks in a row, [`IdleTrim`]
+//! seen devices log in or out or numbers come and go, and has been quiet
+//! (no call in flight, the same devices online, the same numbers known) for
+//! [`SETTLE_TICKS`] ticks in a row, [`IdleTrim`]
 //! asks the allocator to return its free pages to the system
 //! (`malloc_trim`), once per such lull.
 
@@ -20,6 +21,10 @@ pub const SETTLE_TICKS: u32 = 2;
 pub struct Activity {
     pub calls_in_flight: usize,
     pub devices_online: usize,
+    /// Numbers whose connection information the daemon holds (a relay's
+    /// directory; 0 for others). Learning a peer's snapshot leaves the
+    /// buffers it was decoded from freed behind.
+    pub numbers_known: usize,
 }
 
 /// Watches the daemon's [`Activity`] and trims after each burst.
@@ -28,8 +33,9 @@ pub struct IdleTrim {
     /// Something happened since the last trim.
     worked: bool,
     quiet_ticks: u32,
-    /// Devices online at the last tick (none before the first).
-    devices: Option<usize>,
+    /// Devices online and numbers known at the last tick (none before the
+    /// first).
+    held: Option<(usize, usize)>,
 }
 
 impl IdleTrim {
@@ -37,11 +43,9 @@ impl IdleTrim {
     /// storm leaves freed memory behind too: 10,000 device logins left a
     /// relay 2 MB above what it held once trimmed.
     pub fn tick(&mut self, now: Activity) -> bool {
-        let devices_moved = self
-            .devices
-            .replace(now.devices_online)
-            .is_some_and(|before| before != now.devices_online);
-        if now.calls_in_flight > 0 || devices_moved {
+        let held = (now.devices_online, now.numbers_known);
+        let moved = self.held.replace(held).is_some_and(|before| before != held);
+        if now.calls_in_flight > 0 || moved {
             self.worked = true;
             self.quiet_ticks = 0;
             return false;
@@ -105,9 +109,25 @@ pub fn tune_allocator() {
     }
 }
 
-/// Returns the allocator's free pages to the system, where the allocator
-/// can be asked (glibc); elsewhere does nothing.
+/// How the daemon's allocator gives its free pages back, for a daemon whose
+/// global allocator is not glibc's (set by [`release_with`]).
+static RELEASE: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// For a daemon that runs on another global allocator than glibc's (relayd
+/// runs on mimalloc): `release` gives that allocator's free pages back, and
+/// [`release_free_memory`] calls it instead of `malloc_trim`. Call once, at
+/// start, in place of [`tune_allocator`].
+pub fn release_with(release: fn()) {
+    let _ = RELEASE.set(release);
+}
+
+/// Returns the allocator's free pages to the system: the daemon's own way
+/// (see [`release_with`]), else glibc's `malloc_trim`; elsewhere does nothing.
 pub fn release_free_memory() {
+    if let Some(release) = RELEASE.get() {
+        release();
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim has no preconditions; it only walks the
     // allocator's own free lists under the allocator's locks.
@@ -125,6 +145,7 @@ mod tests {
         Activity {
             calls_in_flight,
             devices_online: 40,
+            numbers_known: 1000,
         }
     }
 
@@ -132,6 +153,15 @@ mod tests {
         Activity {
             calls_in_flight: 0,
             devices_online,
+            numbers_known: 1000,
+        }
+    }
+
+    fn numbers(numbers_known: usize) -> Activity {
+        Activity {
+            calls_in_flight: 0,
+            devices_online: 40,
+            numbers_known,
         }
     }
 
@@ -165,5 +195,16 @@ mod tests {
         assert!(!trim.tick(devices(9000)), "devices going away");
         assert!(!trim.tick(devices(9000)));
         assert!(trim.tick(devices(9000)));
+    }
+
+    #[test]
+    fn trims_once_when_a_snapshot_has_been_learned() {
+        let mut trim = IdleTrim::default();
+        assert!(!trim.tick(numbers(0)), "the first tick sees no change");
+        assert!(!trim.tick(numbers(400_000)), "a peer's snapshot");
+        assert!(!trim.tick(numbers(1_000_000)));
+        assert!(!trim.tick(numbers(1_000_000)), "it has just been learned");
+        assert!(trim.tick(numbers(1_000_000)), "it is over");
+        assert!(!trim.tick(numbers(1_000_000)), "once per lull");
     }
 }
