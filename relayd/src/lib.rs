@@ -3,6 +3,7 @@
 //! Leaves first; each module imports only those above it in this list
 //! (`call` reaches `peer` only through the spawner it is handed):
 //!
+//! - [`allocator`]: tuning the allocator relayd runs on (mimalloc).
 //! - [`tls_settings`], [`inbound`]: TLS and the plaintext allow-list; telling
 //!   TLS from plaintext on the listening port.
 //! - [`relay_core`]: the relay's decisions without I/O: logins, revocations,
@@ -27,6 +28,7 @@
 //! - [`tls_cmd`]: `relayd tls ca|cert`, a private CA and certificates for a fleet.
 
 pub mod admin;
+pub mod allocator;
 pub mod call;
 pub mod cli;
 pub mod config;
