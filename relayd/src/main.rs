@@ -65,7 +65,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let log = common::daemon::logging::init_with(Some(&settings.log_level), "info");
     let config = RelayConfig::from_settings(settings)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(common::daemon::memory::on_thread_idle)
+        .build()?;
     runtime.block_on(async {
         let shutdown = common::daemon::shutdown::on_signals()?;
         let reloader = Reloader::new(

@@ -8,6 +8,13 @@
 //! [`SETTLE_TICKS`] ticks in a row, [`IdleTrim`]
 //! asks the allocator to return its free pages to the system
 //! (`malloc_trim`), once per such lull.
+//!
+//! A daemon on a per-thread allocator (relayd on mimalloc) gives memory back
+//! thread by thread instead: the release runs at once on the thread that
+//! asks, and on each runtime thread as it next parks ([`on_thread_idle`]).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Ticks in a row with no call in flight before the trim. The moment the
 /// last call ends, its links are still tearing its streams down (the
@@ -113,19 +120,32 @@ pub fn tune_allocator() {
 /// global allocator is not glibc's (set by [`release_with`]).
 static RELEASE: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
+/// Releases asked for so far; each thread gives its heap back once per
+/// release, at its next idle moment ([`on_thread_idle`]).
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The last of [`RELEASES`] this thread has carried out.
+    static RELEASED: Cell<u64> = const { Cell::new(0) };
+}
+
 /// For a daemon that runs on another global allocator than glibc's (relayd
-/// runs on mimalloc): `release` gives that allocator's free pages back, and
-/// [`release_free_memory`] calls it instead of `malloc_trim`. Call once, at
+/// runs on mimalloc): `release` gives back the free pages of the calling
+/// thread's heap, and [`release_free_memory`] has every runtime thread call
+/// it (see [`on_thread_idle`]) instead of `malloc_trim`. Call once, at
 /// start, in place of [`tune_allocator`].
 pub fn release_with(release: fn()) {
     let _ = RELEASE.set(release);
 }
 
 /// Returns the allocator's free pages to the system: the daemon's own way
-/// (see [`release_with`]), else glibc's `malloc_trim`; elsewhere does nothing.
+/// (see [`release_with`]), on this thread now and on every other runtime
+/// thread as it next goes idle; else glibc's `malloc_trim`, which covers
+/// every thread at once; elsewhere does nothing.
 pub fn release_free_memory() {
-    if let Some(release) = RELEASE.get() {
-        release();
+    if RELEASE.get().is_some() {
+        RELEASES.fetch_add(1, Ordering::Relaxed);
+        on_thread_idle();
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -135,6 +155,24 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// For a runtime thread about to park: carries out a release asked for
+/// since this thread last did (a per-thread allocator keeps each thread's
+/// free pages in that thread's heap, so only the thread can give them
+/// back). One atomic load otherwise. Hook it into the runtime with
+/// `on_thread_park`.
+pub fn on_thread_idle() {
+    let Some(release) = RELEASE.get() else {
+        return;
+    };
+    let asked = RELEASES.load(Ordering::Relaxed);
+    RELEASED.with(|done| {
+        if done.get() != asked {
+            done.set(asked);
+            release();
+        }
+    });
 }
 
 #[cfg(test)]
