@@ -15,9 +15,9 @@ use relayd::server::Reloader;
 /// consolidating chunks another thread freed) took half of the relay's CPU
 /// time. A million numbers took 6.0 to 6.6 s (7.6 to 8.6 s of CPU) on
 /// glibc and 3.1 to 3.9 s (3.9 to 4.9 s) on mimalloc, in the same runs
-/// (`--bench network -- snapshot`). Built without transparent huge pages (the `no_thp` feature):
-/// with them an idle relay held 40 MB instead of 2. Tuned in
-/// [`relayd::allocator`].
+/// (`--bench network -- snapshot`). Built without transparent huge pages
+/// (the `no_thp` feature): with them an idle relay held 40 MB instead of 2.
+/// Tuned in [`relayd::allocator`].
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
