@@ -62,7 +62,7 @@ impl Service for Gateway {
         Activity {
             calls_in_flight: self.calls.len() + self.queue_requests.load(Ordering::Relaxed),
             devices_online: self.online_count(),
-            numbers_known: 0,
+            numbers_known: self.numbers_known(),
         }
     }
 

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use common::daemon::lifecycle::{self, Lifecycle, Listeners, Reload, Service};
-use common::daemon::memory::Activity;
 use common::daemon::metrics::DaemonMetrics;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,14 +60,10 @@ impl Service for Relay {
         self.online_count()
     }
 
-    /// The numbers it knows count too: memory is given back once a peer's
+    /// Counted for the idle trim too: memory is given back once a peer's
     /// snapshot has been learned.
-    fn activity(&self) -> Activity {
-        Activity {
-            calls_in_flight: self.life.calls.len(),
-            devices_online: self.online_count(),
-            numbers_known: self.mesh.known(),
-        }
+    fn numbers_known(&self) -> usize {
+        self.mesh.known()
     }
 
     fn log_listening(&self) {

@@ -236,12 +236,18 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// Receiving devices logged in through this daemon.
     fn devices_online(&self) -> usize;
 
+    /// Numbers whose connection information the daemon holds (a relay's
+    /// directory); none by default.
+    fn numbers_known(&self) -> usize {
+        0
+    }
+
     /// Calls, devices and numbers, for the idle memory trim.
     fn activity(&self) -> Activity {
         Activity {
             calls_in_flight: self.lifecycle().calls.len(),
             devices_online: self.devices_online(),
-            numbers_known: 0,
+            numbers_known: self.numbers_known(),
         }
     }
 
