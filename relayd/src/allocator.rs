@@ -18,12 +18,13 @@ pub fn tune() {
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
-    common::daemon::memory::release_with(release_free_memory);
+    common::daemon::memory::release_with(release_this_threads_heap);
 }
 
-/// mimalloc's `malloc_trim`: frees what can be freed now, not after its
-/// purge delay.
-fn release_free_memory() {
+/// mimalloc's `malloc_trim`, for the calling thread's heap only (mimalloc's
+/// heaps are per thread; `common::daemon::memory` has each runtime thread
+/// call this in turn).
+fn release_this_threads_heap() {
     // SAFETY: mi_collect has no preconditions; it only walks mimalloc's own
     // heaps.
     #[allow(unsafe_code)]

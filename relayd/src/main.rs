@@ -13,9 +13,8 @@ use relayd::server::Reloader;
 /// snapshot is millions of small allocations made on the link's task and
 /// freed on the store's writer thread: on glibc, malloc and free (mostly
 /// consolidating chunks another thread freed) took half of the relay's CPU
-/// time. A million numbers took 6.0 to 6.6 s (7.6 to 8.6 s of CPU) on
-/// glibc and 3.1 to 3.9 s (3.9 to 4.9 s) on mimalloc, in the same runs
-/// (`--bench network -- snapshot`). Built without transparent huge pages
+/// time. A million numbers took 6.0 to 9.8 s on glibc and 3.1 to 4.3 s on
+/// mimalloc, in alternating runs (`--bench network -- snapshot`). Built without transparent huge pages
 /// (the `no_thp` feature): with them an idle relay held 40 MB instead of 2.
 /// Tuned in [`relayd::allocator`].
 #[global_allocator]
