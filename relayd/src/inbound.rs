@@ -76,7 +76,7 @@ impl InboundPolicy {
                 let Some(server) = server else {
                     return Err("TLS link refused: this relay has no certificate (give --tls-cert and --tls-key)".into());
                 };
-                let inbound = transport::accept_tls(tcp, &server.acceptor(), cfg)
+                let inbound = transport::accept_tls(tcp, server.config(), cfg)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Opened {

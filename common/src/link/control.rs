@@ -470,7 +470,7 @@ mod tests {
                 transport::sniff(&tcp, &server_cfg).await.unwrap(),
                 Scheme::Tls
             );
-            let inbound = transport::accept_tls(tcp, &server.acceptor(), &server_cfg)
+            let inbound = transport::accept_tls(tcp, server.config(), &server_cfg)
                 .await
                 .unwrap();
             let mut link = accept(inbound, &server_cfg, |_| {
@@ -483,7 +483,7 @@ mod tests {
             link.writer.send(&Control::Pong { seq: 1 }).await.unwrap();
             // The second dialer does not trust this certificate.
             let (tcp, _) = listener.accept().await.unwrap();
-            let refused = transport::accept_tls(tcp, &server.acceptor(), &server_cfg).await;
+            let refused = transport::accept_tls(tcp, server.config(), &server_cfg).await;
             assert!(refused.is_err());
             link.opener.closed().await;
         });

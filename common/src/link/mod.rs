@@ -14,4 +14,5 @@ pub mod pages;
 pub mod roles;
 pub mod splice;
 pub mod tls;
+pub mod tls_stream;
 pub mod transport;

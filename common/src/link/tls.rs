@@ -160,15 +160,20 @@ impl ServerTls {
         Ok(())
     }
 
-    /// The acceptor for the next link.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        let config = self
-            .current
+    /// The configuration for the next link.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .config
-            .clone();
-        TlsAcceptor::from(config)
+            .clone()
+    }
+
+    /// An acceptor (tokio-rustls) for the next connection that is not a
+    /// link: links use [`tls_stream`](super::tls_stream), which holds no
+    /// buffer while idle.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.config())
     }
 
     /// The files in use.
@@ -251,12 +256,16 @@ impl ClientTls {
         Ok(client_config(roots))
     }
 
-    /// The connector; the system's roots are read on the first call.
-    pub fn connector(&self) -> Result<TlsConnector, String> {
+    /// The configuration; the system's roots are read on the first call.
+    pub fn config(&self) -> Result<Arc<ClientConfig>, String> {
         self.config
             .get_or_init(|| Self::from_system().map_err(|e| e.to_string()))
             .clone()
-            .map(TlsConnector::from)
+    }
+
+    /// A connector (tokio-rustls) for connections that are not links.
+    pub fn connector(&self) -> Result<TlsConnector, String> {
+        self.config().map(TlsConnector::from)
     }
 }
 

@@ -10,14 +10,16 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 use super::control::{LinkConfig, LinkError};
 use super::keepalive;
 use super::tls;
+use super::tls_stream;
 
 /// TLS or plain TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,9 +157,8 @@ pub async fn connect_from(
                     addr: addr.to_owned(),
                     detail,
                 };
-                let connector = cfg.tls.connector().map_err(tls_fail)?;
-                let stream = connector
-                    .connect(name, tcp)
+                let config = cfg.tls.config().map_err(tls_fail)?;
+                let stream = tls_stream::connect(tcp, config, name)
                     .await
                     .map_err(|e| tls_fail(tls::explain(&e)))?;
                 Ok(Box::new(stream) as LinkIo)
@@ -213,12 +214,12 @@ pub async fn sniff(tcp: &TcpStream, cfg: &LinkConfig) -> Result<Scheme, LinkErro
 /// Runs the server side of a TLS handshake within the handshake timeout.
 pub async fn accept_tls(
     tcp: TcpStream,
-    acceptor: &TlsAcceptor,
+    config: Arc<ServerConfig>,
     cfg: &LinkConfig,
 ) -> Result<Inbound, LinkError> {
     let peer = peer_name(&tcp);
     prepare(&tcp);
-    let stream = tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(tcp))
+    let stream = tokio::time::timeout(cfg.handshake_timeout, tls_stream::accept(tcp, config))
         .await
         .map_err(|_| LinkError::Timeout {
             addr: peer.clone(),

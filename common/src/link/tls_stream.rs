@@ -1,0 +1,782 @@
+//! A TLS stream over TCP that holds no buffer while its link is idle.
+//!
+//! A relay keeps thousands of links open that carry a heartbeat now and
+//! then. `tokio-rustls` drives rustls's buffered connection, which keeps a
+//! 4 KiB read buffer per connection for as long as the connection lives:
+//! on an idle link that buffer was a fifth of the relay's memory per link.
+//! This stream drives rustls's unbuffered state machine instead and owns
+//! the buffers: it asks the socket whether bytes are waiting before it
+//! allocates one to read them into, and frees every buffer once it is
+//! drained. Written by hand because no crate offers this: tokio-rustls and
+//! the other rustls adapters all sit on the buffered connection.
+//!
+//! The rules rustls's unbuffered API sets, and how this stream keeps them:
+//! - every record rustls asks us to encode goes into `outgoing`, which is
+//!   sent in order and once; so a record is marked transmitted as soon as
+//!   it is queued there;
+//! - application data is encrypted only after a turn that emitted every
+//!   record rustls had queued (a key update, an alert), so records leave in
+//!   the order rustls made them;
+//! - only the read path feeds rustls received bytes: the write path turns
+//!   the state machine on an empty input, so it never takes plaintext a
+//!   parked reader would not be woken for.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+/// Room made for one read from the socket: a whole record of the largest
+/// size (16 KiB of payload plus header and tag) fits.
+const READ_ROOM: usize = 16 * 1024 + 512;
+
+/// Plaintext taken per write: a whole yamux frame of pages (128 KiB plus
+/// its header) becomes one encryption and one send.
+const WRITE_MAX: usize = 128 * 1024 + 64;
+
+/// rustls's two connection types, for the one stream that drives either.
+pub trait Unbuffered: Send + Unpin + 'static {
+    type Data;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Unbuffered for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, ServerConnectionData> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Unbuffered for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, ClientConnectionData> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// What a turn of the state machine is asked to do once the connection may
+/// carry application data.
+enum Action<'a> {
+    Nothing,
+    Encrypt(&'a [u8]),
+    CloseNotify,
+}
+
+/// What one turn of the state machine did.
+#[derive(Debug, PartialEq, Eq)]
+enum Turn {
+    /// Decrypted application data went to `plain`.
+    Plaintext,
+    /// Records went to `outgoing` (handshake, alert, key update); turn again.
+    Queued,
+    /// The handshake waits for the peer's bytes.
+    Blocked,
+    /// Keys are up and nothing is pending: reads wait for the peer.
+    Idle,
+    /// The action's record went to `outgoing`.
+    Done,
+    /// The peer sent close_notify: no more data will come.
+    PeerClosed,
+    /// Both sides sent close_notify.
+    Closed,
+}
+
+/// TLS over a TCP stream: rustls's record layer, with buffers that exist
+/// only while they hold bytes.
+pub struct TlsStream<C> {
+    tcp: TcpStream,
+    conn: C,
+    /// Received bytes rustls has not consumed (at most a partial record
+    /// between reads).
+    incoming: Vec<u8>,
+    /// Records made and not yet sent; `sent` of them went already.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// Decrypted bytes the reader has not taken; `taken` of them it has.
+    plain: Vec<u8>,
+    taken: usize,
+    /// The peer's close_notify was seen: reads return the end of stream.
+    peer_closed: bool,
+    /// Our close_notify is queued: no more writes.
+    close_sent: bool,
+}
+
+impl<C> std::fmt::Debug for TlsStream<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("tcp", &self.tcp)
+            .field("incoming", &self.incoming.len())
+            .field("outgoing", &(self.outgoing.len() - self.sent))
+            .field("plain", &(self.plain.len() - self.taken))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the server side of a handshake on `tcp`.
+pub async fn accept(
+    tcp: TcpStream,
+    config: Arc<ServerConfig>,
+) -> io::Result<TlsStream<UnbufferedServerConnection>> {
+    let conn = UnbufferedServerConnection::new(config).map_err(invalid)?;
+    TlsStream::new(tcp, conn).handshake().await
+}
+
+/// Runs the client side of a handshake on `tcp`, checking the server's
+/// certificate against `name`.
+pub async fn connect(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+) -> io::Result<TlsStream<UnbufferedClientConnection>> {
+    let conn = UnbufferedClientConnection::new(config, name).map_err(invalid)?;
+    TlsStream::new(tcp, conn).handshake().await
+}
+
+fn invalid(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl<C: Unbuffered> TlsStream<C> {
+    fn new(tcp: TcpStream, conn: C) -> TlsStream<C> {
+        TlsStream {
+            tcp,
+            conn,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            sent: 0,
+            plain: Vec::new(),
+            taken: 0,
+            peer_closed: false,
+            close_sent: false,
+        }
+    }
+
+    async fn handshake(mut self) -> io::Result<TlsStream<C>> {
+        std::future::poll_fn(|cx| self.poll_handshake(cx)).await?;
+        Ok(self)
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match self.turn(true, Action::Nothing)? {
+                Turn::Queued | Turn::Plaintext => continue,
+                Turn::Blocked => {
+                    ready!(self.poll_send(cx))?;
+                    if ready!(self.poll_fill(cx))? == 0 {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the peer closed the connection during the TLS handshake",
+                        )));
+                    }
+                }
+                // Keys are up; our last flight must still reach the peer.
+                Turn::Idle | Turn::Done | Turn::PeerClosed | Turn::Closed => {
+                    return self.poll_send(cx);
+                }
+            }
+        }
+    }
+
+    /// Turns rustls's state machine once: on the received bytes when
+    /// `input`, else on none. An error is returned after the alert that
+    /// says it is queued for the peer.
+    fn turn(&mut self, input: bool, action: Action<'_>) -> io::Result<Turn> {
+        let mut no_input: [u8; 0] = [];
+        let incoming: &mut [u8] = if input {
+            &mut self.incoming
+        } else {
+            &mut no_input
+        };
+        let status = self.conn.process(incoming);
+        let mut discard = status.discard;
+        let outcome = match status.state {
+            Err(e) => Err(e),
+            Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                let mut outcome = Ok(Turn::Plaintext);
+                while let Some(record) = traffic.next_record() {
+                    match record {
+                        Ok(record) => {
+                            discard += record.discard;
+                            self.plain.extend_from_slice(record.payload);
+                        }
+                        Err(e) => {
+                            outcome = Err(e);
+                            break;
+                        }
+                    }
+                }
+                outcome
+            }
+            Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                append(&mut self.outgoing, 1024, |out| {
+                    data.encode(out).map_err(encode_room)
+                })
+                .map(|()| Turn::Queued)
+            }
+            // The records are in `outgoing`, which goes out in order and once.
+            Ok(ConnectionState::TransmitTlsData(data)) => {
+                data.done();
+                Ok(Turn::Queued)
+            }
+            Ok(ConnectionState::BlockedHandshake) => Ok(Turn::Blocked),
+            Ok(ConnectionState::WriteTraffic(mut traffic)) => match action {
+                Action::Nothing => Ok(Turn::Idle),
+                Action::Encrypt(data) => {
+                    let room = data.len() + (data.len() / 16384 + 1) * 64;
+                    append(&mut self.outgoing, room, |out| {
+                        traffic.encrypt(data, out).map_err(encrypt_room)
+                    })
+                    .map(|()| Turn::Done)
+                }
+                Action::CloseNotify => append(&mut self.outgoing, 64, |out| {
+                    traffic.queue_close_notify(out).map_err(encrypt_room)
+                })
+                .map(|()| Turn::Done),
+            },
+            Ok(ConnectionState::PeerClosed) => {
+                self.peer_closed = true;
+                Ok(Turn::PeerClosed)
+            }
+            Ok(ConnectionState::Closed) => {
+                self.peer_closed = true;
+                Ok(Turn::Closed)
+            }
+            // No early data is enabled on either side; anything else is a
+            // state a newer rustls added.
+            Ok(other) => Err(rustls::Error::General(format!(
+                "unexpected TLS state {other:?}"
+            ))),
+        };
+        if input {
+            self.incoming.drain(..discard);
+            release_if_empty(&mut self.incoming);
+        }
+        outcome.map_err(|e| {
+            self.send_alert();
+            invalid(e)
+        })
+    }
+
+    /// After an error rustls queues the alert that names it: this sends it
+    /// if the socket takes it now, so the peer learns why.
+    fn send_alert(&mut self) {
+        let status = self.conn.process(&mut []);
+        if let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state
+            && append(&mut self.outgoing, 64, |out| {
+                data.encode(out).map_err(encode_room)
+            })
+            .is_ok()
+        {
+            let _ = self.try_send();
+        }
+    }
+
+    /// Reads what the socket holds into `incoming`; 0 at the end of the
+    /// stream. Room is made only once the socket is readable, so an idle
+    /// link holds no read buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_read_ready(cx))?;
+            self.incoming.reserve(READ_ROOM);
+            match self.tcp.try_read_buf(&mut self.incoming) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    release_if_empty(&mut self.incoming);
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Sends `outgoing` whole, then frees it.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.outgoing.len() {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            // Any error but WouldBlock ends the loop through `?`.
+            let _ = self.try_send()?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends what the socket takes now, without waiting; true once
+    /// `outgoing` is empty.
+    fn try_send(&mut self) -> io::Result<bool> {
+        while self.sent < self.outgoing.len() {
+            match self.tcp.try_write(&self.outgoing[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.outgoing = Vec::new();
+        self.sent = 0;
+        Ok(true)
+    }
+
+    /// Encrypts `data` (at most [`WRITE_MAX`] of it) behind the records
+    /// rustls has queued; returns how much it took.
+    fn encrypt(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.close_sent {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after the TLS stream was shut down",
+            ));
+        }
+        let data = &data[..data.len().min(WRITE_MAX)];
+        loop {
+            match self.turn(false, Action::Encrypt(data))? {
+                Turn::Done => return Ok(data.len()),
+                Turn::Queued | Turn::PeerClosed | Turn::Plaintext => continue,
+                Turn::Blocked | Turn::Idle | Turn::Closed => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the TLS connection cannot carry data now",
+                    ));
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        // What was written before goes first: that is the back-pressure.
+        ready!(self.poll_send(cx))?;
+        let n = self.encrypt(data)?;
+        self.try_send()?;
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// Grows `out` by `room` zeroed bytes for `fill` to write into, and keeps
+/// what it wrote; `fill` answers `Err(Some(size))` when it needs `size`.
+fn append(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut fill: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> Result<(), rustls::Error> {
+    let start = out.len();
+    loop {
+        out.resize(start + room, 0);
+        match fill(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(Some(needed)) if needed > room => room = needed,
+            Err(_) => {
+                out.truncate(start);
+                return Err(rustls::Error::General(
+                    "cannot make a TLS record: rustls refused the buffer".to_owned(),
+                ));
+            }
+        }
+    }
+}
+
+fn encode_room(e: EncodeError) -> Option<usize> {
+    match e {
+        EncodeError::InsufficientSize(e) => Some(e.required_size),
+        EncodeError::AlreadyEncoded => None,
+    }
+}
+
+fn encrypt_room(e: EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(e) => Some(e.required_size),
+        _ => None,
+    }
+}
+
+/// Frees a drained buffer: an idle link holds none.
+fn release_if_empty(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = Vec::new();
+    }
+}
+
+impl<C: Unbuffered> AsyncRead for TlsStream<C> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.taken < this.plain.len() {
+                let n = buf.remaining().min(this.plain.len() - this.taken);
+                buf.put_slice(&this.plain[this.taken..this.taken + n]);
+                this.taken += n;
+                if this.taken == this.plain.len() {
+                    this.plain = Vec::new();
+                    this.taken = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.peer_closed {
+                return Poll::Ready(Ok(()));
+            }
+            let turn = loop {
+                match this.turn(true, Action::Nothing)? {
+                    Turn::Queued => continue,
+                    turn => break turn,
+                }
+            };
+            // A key update or ticket rustls answered with: out if it fits now,
+            // else with the next write.
+            this.try_send()?;
+            match turn {
+                Turn::Plaintext | Turn::PeerClosed | Turn::Closed => continue,
+                _ => {}
+            }
+            if ready!(this.poll_fill(cx))? == 0 {
+                let detail = if this.incoming.is_empty() {
+                    "the peer closed the connection without a TLS close_notify"
+                } else {
+                    "the peer closed the connection in the middle of a TLS record"
+                };
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, detail)));
+            }
+        }
+    }
+}
+
+impl<C: Unbuffered> AsyncWrite for TlsStream<C> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.write(cx, buf)
+    }
+
+    /// The slices become one record: a yamux header and its body go out
+    /// together, as [`Coalesce`](super::coalesce::Coalesce) hands them.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut parts = bufs.iter().filter(|b| !b.is_empty());
+        match (parts.next(), parts.next()) {
+            (None, _) => Poll::Ready(Ok(0)),
+            (Some(one), None) => self.write(cx, one),
+            _ => {
+                let mut joined =
+                    Vec::with_capacity(bufs.iter().map(|b| b.len()).sum::<usize>().min(WRITE_MAX));
+                for b in bufs {
+                    let room = WRITE_MAX - joined.len();
+                    joined.extend_from_slice(&b[..b.len().min(room)]);
+                    if joined.len() == WRITE_MAX {
+                        break;
+                    }
+                }
+                self.write(cx, &joined)
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_send(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.close_sent {
+            ready!(this.poll_send(cx))?;
+            loop {
+                match this.turn(false, Action::CloseNotify)? {
+                    Turn::Done | Turn::Closed => break,
+                    Turn::Queued | Turn::PeerClosed | Turn::Plaintext => continue,
+                    // Mid-handshake there is nothing to close politely.
+                    Turn::Blocked | Turn::Idle => break,
+                }
+            }
+            this.close_sent = true;
+        }
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::tls::test_pki::issue;
+    use crate::link::tls::{ClientTls, ServerTls, server_name};
+    use crate::link::transport::LinkStream;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    struct Pki {
+        _dir: tempfile::TempDir,
+        server: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+    }
+
+    /// A relay's certificate for 127.0.0.1 and a client that trusts its CA
+    /// (or, with `trusted` false, another CA).
+    fn pki(trusted: bool) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = issue(&["127.0.0.1"]);
+        let (other_ca, _, _) = issue(&["127.0.0.1"]);
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let server = ServerTls::load(&write("r.pem", &cert), &write("r.key", &key)).unwrap();
+        let ca = write("ca.pem", if trusted { &ca } else { &other_ca });
+        let client = ClientTls::new(Some(&ca)).unwrap();
+        Pki {
+            server: server.config(),
+            client: client.config().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dial = TcpStream::connect(listener.local_addr().unwrap());
+        let (dialed, accepted) = tokio::join!(dial, listener.accept());
+        (dialed.unwrap(), accepted.unwrap().0)
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Stack {
+        Ours,
+        TokioRustls,
+    }
+
+    /// A client and a server over loopback TCP, each end on `stack`.
+    async fn handshake(
+        pki: &Pki,
+        client: Stack,
+        server: Stack,
+    ) -> (
+        io::Result<Box<dyn LinkStream>>,
+        io::Result<Box<dyn LinkStream>>,
+    ) {
+        let (c, s) = tcp_pair().await;
+        let name = server_name("127.0.0.1:1").unwrap();
+        let (client_config, server_config) = (pki.client.clone(), pki.server.clone());
+        let dialing = async move {
+            match client {
+                Stack::Ours => connect(c, client_config, name)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn LinkStream>),
+                Stack::TokioRustls => tokio_rustls::TlsConnector::from(client_config)
+                    .connect(name, c)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn LinkStream>),
+            }
+        };
+        let accepting = async move {
+            match server {
+                Stack::Ours => accept(s, server_config)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn LinkStream>),
+                Stack::TokioRustls => tokio_rustls::TlsAcceptor::from(server_config)
+                    .accept(s)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn LinkStream>),
+            }
+        };
+        tokio::join!(dialing, accepting)
+    }
+
+    /// `len` bytes that differ from position to position.
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| {
+                (i as u8)
+                    .wrapping_mul(31)
+                    .wrapping_add(seed ^ (i >> 8) as u8)
+            })
+            .collect()
+    }
+
+    /// Writes `data` in pieces of changing sizes, some as two slices.
+    async fn send_in_pieces(w: &mut (impl AsyncWrite + Unpin), data: &[u8]) {
+        let sizes = [1, 12, 700, 16_384, 16_385, 40_000, 131_084, 3];
+        let (mut at, mut i) = (0, 0);
+        while at < data.len() {
+            let end = (at + sizes[i % sizes.len()]).min(data.len());
+            let piece = &data[at..end];
+            if i % 3 == 0 && piece.len() > 12 {
+                let slices = [IoSlice::new(&piece[..12]), IoSlice::new(&piece[12..])];
+                let n = w.write_vectored(&slices).await.unwrap();
+                assert!(n > 0);
+                at += n;
+            } else {
+                w.write_all(piece).await.unwrap();
+                at = end;
+            }
+            i += 1;
+        }
+        w.flush().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn carries_data_both_ways_with_tokio_rustls_and_itself_at_either_end() {
+        let pki = pki(true);
+        for (client, server) in [
+            (Stack::Ours, Stack::TokioRustls),
+            (Stack::TokioRustls, Stack::Ours),
+            (Stack::Ours, Stack::Ours),
+        ] {
+            let (c, s) = handshake(&pki, client, server).await;
+            let (mut c, mut s) = (c.unwrap(), s.unwrap());
+            let up = pattern(3 << 20, 1);
+            let down = pattern(2 << 20, 2);
+            let (mut c_read, mut c_write) = tokio::io::split(&mut c);
+            let (mut s_read, mut s_write) = tokio::io::split(&mut s);
+            let mut got_up = Vec::new();
+            let mut got_down = Vec::new();
+            tokio::join!(
+                async {
+                    send_in_pieces(&mut c_write, &up).await;
+                    c_write.shutdown().await.unwrap();
+                },
+                async {
+                    send_in_pieces(&mut s_write, &down).await;
+                    s_write.shutdown().await.unwrap();
+                },
+                async { s_read.read_to_end(&mut got_up).await.unwrap() },
+                async { c_read.read_to_end(&mut got_down).await.unwrap() },
+            );
+            assert!(got_up == up, "{client:?} to {server:?}: the upload differs");
+            assert!(
+                got_down == down,
+                "{server:?} to {client:?}: the download differs"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_holds_no_buffer() {
+        let pki = pki(true);
+        let (c, s) = tcp_pair().await;
+        let name = server_name("127.0.0.1:1").unwrap();
+        let (c, s) = tokio::join!(
+            connect(c, pki.client.clone(), name),
+            accept(s, pki.server.clone())
+        );
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
+        for round in 0..3u8 {
+            let ping = pattern(20_000, round);
+            c.write_all(&ping).await.unwrap();
+            c.flush().await.unwrap();
+            let mut got = vec![0; ping.len()];
+            s.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, ping);
+            s.write_all(b"pong").await.unwrap();
+            s.flush().await.unwrap();
+            let mut pong = [0; 4];
+            c.read_exact(&mut pong).await.unwrap();
+            assert_eq!(&pong, b"pong");
+        }
+        for (side, held) in [
+            (
+                "client",
+                [
+                    c.incoming.capacity(),
+                    c.outgoing.capacity(),
+                    c.plain.capacity(),
+                ],
+            ),
+            (
+                "server",
+                [
+                    s.incoming.capacity(),
+                    s.outgoing.capacity(),
+                    s.plain.capacity(),
+                ],
+            ),
+        ] {
+            assert_eq!(held, [0, 0, 0], "{side}: incoming, outgoing, plain");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_drops_the_connection_without_close_notify_is_an_error() {
+        let pki = pki(true);
+        // The server goes, having read all the client sent (a client that
+        // went would leave the server's session tickets unread, and its
+        // kernel would reset the connection instead).
+        let (c, s) = handshake(&pki, Stack::Ours, Stack::TokioRustls).await;
+        let mut c = c.unwrap();
+        drop(s);
+        let mut buf = [0; 16];
+        let err = c.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            err.to_string().contains("without a TLS close_notify"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_fails_the_handshake_and_the_server_hears_why() {
+        let pki = pki(false);
+        let (c, s) = handshake(&pki, Stack::Ours, Stack::Ours).await;
+        let client_err = c
+            .err()
+            .expect("the client trusted an unknown CA")
+            .to_string();
+        assert!(client_err.contains("UnknownIssuer"), "{client_err}");
+        let server_err = s
+            .err()
+            .expect("the server finished the handshake")
+            .to_string();
+        assert!(server_err.contains("received fatal alert"), "{server_err}");
+    }
+
+    #[tokio::test]
+    async fn key_updates_from_the_peer_are_followed_and_answered() {
+        let pki = pki(true);
+        let (c, s) = tcp_pair().await;
+        let name = server_name("127.0.0.1:1").unwrap();
+        let (c, s) = tokio::join!(
+            tokio_rustls::TlsConnector::from(pki.client.clone()).connect(name, c),
+            accept(s, pki.server.clone())
+        );
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
+        for round in 0..4u8 {
+            // A key update that asks for ours in return.
+            c.get_mut().1.refresh_traffic_keys().unwrap();
+            let word = pattern(5_000, round);
+            c.write_all(&word).await.unwrap();
+            c.flush().await.unwrap();
+            let mut got = vec![0; word.len()];
+            s.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, word, "round {round}");
+            s.write_all(&word).await.unwrap();
+            s.flush().await.unwrap();
+            let mut back = vec![0; word.len()];
+            c.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, word, "round {round}");
+        }
+    }
+}
