@@ -92,7 +92,11 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     }
     let span =
         tracing::info_span!("link", %peer, role = %link.peer.role, name = %link.peer.name, %scheme);
-    run_link(relay, link, peer.ip()).instrument(span).await;
+    // Boxed, like the handshake: inline, the run's arguments and its
+    // actor's future took room side by side, and every link's task was
+    // 8.1 KB (not all of it ever written). Boxed, the task is 0.7 KB, the
+    // run 0.6 KB and its actor 1.6 KB.
+    Box::pin(run_link(relay, link, peer.ip()).instrument(span)).await;
 }
 
 /// A device or gateway link: logins and logouts go to the core, calls to
@@ -113,7 +117,7 @@ async fn run_link(relay: Arc<Relay>, link: Link, ip: IpAddr) {
         relay: relay.clone(),
         id,
     };
-    let reason = actor::run(link, mailbox, &mut role, &settings).await;
+    let reason = Box::pin(actor::run(link, mailbox, &mut role, &settings)).await;
     let effects = relay.core().link_lost(id);
     let offline = effects.len();
     relay.apply(effects);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +13,7 @@ use crate::link::control::{self, LinkConfig, LinkError};
 use crate::link::message::{
     Control, Hello, Login, LoginOutcome, LoginRefusal, PROTOCOL_VERSION, Role,
 };
-use crate::link::mux::{MuxStream, Opener};
+use crate::link::mux::{Incoming, MuxStream, Opener};
 use crate::link::roles::FromUpstream;
 use crate::number::Number;
 
@@ -48,7 +48,7 @@ pub struct Session {
     pub relay: String,
     pub opener: Opener,
     /// Calls the relay delivers to this device (receiving sessions only).
-    pub inbound: mpsc::Receiver<MuxStream>,
+    pub inbound: Incoming,
     ended: watch::Receiver<Option<SessionEnd>>,
     control: JoinHandle<()>,
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -15,7 +14,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use super::coalesce::Coalesce;
 use super::frame::{self, FrameError};
 use super::message::{Control, Hello, PROTOCOL_VERSION};
-use super::mux::{self, MuxStream, Opener, Side};
+use super::mux::{self, Incoming, MuxStream, Opener, Side};
 use super::tls::ClientTls;
 use super::transport::{self, Inbound, LinkIo, Scheme};
 
@@ -83,7 +82,7 @@ pub struct Link {
     pub peer: Hello,
     pub peer_addr: String,
     pub opener: Opener,
-    pub inbound: mpsc::Receiver<MuxStream>,
+    pub inbound: Incoming,
     pub reader: ControlReader,
     pub writer: ControlWriter,
 }
@@ -91,10 +90,8 @@ pub struct Link {
 impl Link {
     /// Takes the call streams the peer opens, for a task other than the
     /// link's actor (a device answering calls); the actor then sees none.
-    pub fn take_inbound(&mut self) -> mpsc::Receiver<MuxStream> {
-        // A receiver whose sender is gone yields nothing, at once.
-        let (_, none) = mpsc::channel(1);
-        std::mem::replace(&mut self.inbound, none)
+    pub fn take_inbound(&mut self) -> Incoming {
+        std::mem::replace(&mut self.inbound, Incoming::none())
     }
 }
 
@@ -231,7 +228,7 @@ pub async fn accept(
 }
 
 /// TCP or TLS, then [`Coalesce`], then yamux.
-fn start_mux(io: LinkIo, side: Side, cfg: &LinkConfig) -> (Opener, mpsc::Receiver<MuxStream>) {
+fn start_mux(io: LinkIo, side: Side, cfg: &LinkConfig) -> (Opener, Incoming) {
     mux::start(Coalesce::new(io).compat(), side, cfg.max_streams)
 }
 
@@ -260,7 +257,7 @@ fn link(
     peer: Hello,
     peer_addr: String,
     opener: Opener,
-    inbound: mpsc::Receiver<MuxStream>,
+    inbound: Incoming,
     control: MuxStream,
 ) -> Link {
     let (reader, writer) = split_control(control);

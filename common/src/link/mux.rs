@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use tokio_util::sync::CancellationToken;
 pub use yamux::Packet;
@@ -23,24 +23,39 @@ use super::message::CHUNK_FRAME_LEN;
 /// A multiplexed stream, speaking tokio's I/O traits. It holds one of its
 /// link's stream permits until it is dropped.
 ///
-/// The yamux stream is boxed so that a `MuxStream` is three words: every
-/// link's queue of inbound streams is a tokio channel, which allocates 32
-/// slots up front, and with the stream inline those slots were 2.8 KiB
-/// that each idle link held. One allocation per call is nothing beside
-/// what a call allocates anyway.
+/// One word, the stream and its permit boxed together: every link's queue
+/// of inbound streams is a tokio channel, which allocates 32 slots up
+/// front, and those slots are memory each idle link holds (2.8 KiB with the
+/// stream inline, 768 bytes with it boxed beside the permit, 256 bytes
+/// now). One allocation per call is nothing beside what a call allocates
+/// anyway.
 #[derive(Debug)]
 pub struct MuxStream {
-    inner: Box<Compat<yamux::Stream>>,
+    inner: Box<Permitted>,
+}
+
+#[derive(Debug)]
+struct Permitted {
+    stream: Compat<yamux::Stream>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl MuxStream {
+    fn new(stream: yamux::Stream, permit: OwnedSemaphorePermit) -> MuxStream {
+        MuxStream {
+            inner: Box::new(Permitted {
+                stream: stream.compat(),
+                _permit: permit,
+            }),
+        }
+    }
+
     /// Takes the next frame body the peer sent on this stream, whole and
     /// without a copy (`None` at the end of the stream): what a hop
     /// forwards. Mixed with [`AsyncRead`], a body partly read is handed
     /// over from where the reads stopped.
     pub fn poll_packet(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Packet>>> {
-        futures::Stream::poll_next(Pin::new(self.inner.get_mut()), cx)
+        futures::Stream::poll_next(Pin::new(self.inner.stream.get_mut()), cx)
     }
 }
 
@@ -50,7 +65,7 @@ impl AsyncRead for MuxStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_read(cx, buf)
+        Pin::new(&mut self.inner.stream).poll_read(cx, buf)
     }
 }
 
@@ -60,15 +75,36 @@ impl AsyncWrite for MuxStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.inner).poll_write(cx, buf)
+        Pin::new(&mut self.inner.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_flush(cx)
+        Pin::new(&mut self.inner.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_shutdown(cx)
+        Pin::new(&mut self.inner.stream).poll_shutdown(cx)
+    }
+}
+
+/// The streams the other side opened, in the order it opened them.
+///
+/// A futures channel, for the reason [`Opener`] gives.
+#[derive(Debug)]
+pub struct Incoming(futures::channel::mpsc::Receiver<MuxStream>);
+
+impl Incoming {
+    /// The next stream; `None` once the link is gone. Cancel-safe (a
+    /// `select!` arm may drop it without losing a stream).
+    pub async fn recv(&mut self) -> Option<MuxStream> {
+        futures::StreamExt::next(&mut self.0).await
+    }
+
+    /// A queue that yields nothing, at once: for a link whose streams are
+    /// taken elsewhere.
+    pub fn none() -> Incoming {
+        let (_, rx) = futures::channel::mpsc::channel(0);
+        Incoming(rx)
     }
 }
 
@@ -99,16 +135,26 @@ pub enum MuxError {
 type OpenReply = oneshot::Sender<Result<MuxStream, MuxError>>;
 
 /// Opens streams on a link. Cheap to clone; the link lives while its driver runs.
+///
+/// The requests travel on a futures channel, not a tokio one: tokio's
+/// allocates its first block of 32 slots and a cache-padded header when it
+/// is made (800 bytes that every idle link held); this one allocates per
+/// message.
 #[derive(Clone, Debug)]
 pub struct Opener {
-    requests: mpsc::Sender<OpenReply>,
+    requests: futures::channel::mpsc::Sender<OpenReply>,
     closed: CancellationToken,
 }
 
 impl Opener {
     pub async fn open(&self) -> Result<MuxStream, MuxError> {
+        use futures::SinkExt;
         let (tx, rx) = oneshot::channel();
-        self.requests.send(tx).await.map_err(|_| MuxError::Closed)?;
+        self.requests
+            .clone()
+            .send(tx)
+            .await
+            .map_err(|_| MuxError::Closed)?;
         rx.await.map_err(|_| MuxError::Closed)?
     }
 
@@ -165,7 +211,7 @@ const _: () = assert!(2 * CHUNK_FRAME_LEN == yamux::DEFAULT_CREDIT as usize);
 /// beyond that `Opener::open` fails with [`MuxError::TooManyStreams`] and a
 /// stream the peer opens is refused (reset), while the link and its other
 /// streams go on.
-pub fn start<T>(io: T, side: Side, max_streams: usize) -> (Opener, mpsc::Receiver<MuxStream>)
+pub fn start<T>(io: T, side: Side, max_streams: usize) -> (Opener, Incoming)
 where
     T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -174,8 +220,8 @@ where
         Side::Acceptor => yamux::Mode::Server,
     };
     let conn = yamux::Connection::new(io, config(max_streams), mode);
-    let (open_tx, open_rx) = mpsc::channel(OPEN_QUEUE);
-    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (open_tx, open_rx) = futures::channel::mpsc::channel(OPEN_QUEUE);
+    let (in_tx, in_rx) = futures::channel::mpsc::channel(INBOUND_QUEUE);
     let closed = CancellationToken::new();
     let opener = Opener {
         requests: open_tx,
@@ -183,13 +229,13 @@ where
     };
     let permits = Arc::new(Semaphore::new(max_streams));
     tokio::spawn(drive(conn, open_rx, in_tx, closed, permits));
-    (opener, in_rx)
+    (opener, Incoming(in_rx))
 }
 
 async fn drive<T>(
     mut conn: yamux::Connection<T>,
-    mut open_rx: mpsc::Receiver<OpenReply>,
-    in_tx: mpsc::Sender<MuxStream>,
+    mut open_rx: futures::channel::mpsc::Receiver<OpenReply>,
+    mut in_tx: futures::channel::mpsc::Sender<MuxStream>,
     closed: CancellationToken,
     permits: Arc<Semaphore>,
 ) where
@@ -212,10 +258,7 @@ async fn drive<T>(
                         tracing::warn!("too many streams on this link; refusing one");
                         continue;
                     };
-                    let stream = MuxStream {
-                        inner: Box::new(stream.compat()),
-                        _permit: permit,
-                    };
+                    let stream = MuxStream::new(stream, permit);
                     if in_tx.try_send(stream).is_err() {
                         tracing::warn!("inbound stream queue full; refusing a stream");
                     }
@@ -230,7 +273,7 @@ async fn drive<T>(
         // requests stay in the bounded channel and `Opener::open` waits there,
         // instead of piling up here without limit.
         while waiting.len() < OPEN_QUEUE
-            && let Poll::Ready(Some(reply)) = open_rx.poll_recv(cx)
+            && let Poll::Ready(Some(reply)) = futures::StreamExt::poll_next_unpin(&mut open_rx, cx)
         {
             waiting.push_back(reply);
         }
@@ -249,10 +292,7 @@ async fn drive<T>(
             match conn.poll_new_outbound(cx) {
                 Poll::Ready(Ok(stream)) => {
                     opened = true;
-                    let stream = MuxStream {
-                        inner: Box::new(stream.compat()),
-                        _permit: permit,
-                    };
+                    let stream = MuxStream::new(stream, permit);
                     let _ = reply.send(Ok(stream));
                 }
                 Poll::Ready(Err(e)) => {
@@ -392,7 +432,7 @@ mod flow_control {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_util::compat::TokioAsyncReadCompatExt;
 
-    type Ends = (Opener, mpsc::Receiver<MuxStream>);
+    type Ends = (Opener, Incoming);
 
     async fn tcp_pair() -> (Ends, Ends) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -227,11 +227,10 @@ mod tests {
     use crate::link::mux::{self, Side};
     use crate::number::CallId;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::sync::mpsc;
     use tokio_util::compat::TokioAsyncReadCompatExt;
 
     /// A link over an in-memory pipe: the dialer's opener, the acceptor's inbound streams.
-    fn link() -> (Opener, mpsc::Receiver<MuxStream>) {
+    fn link() -> (Opener, mux::Incoming) {
         let (a, b) = tokio::io::duplex(256 * 1024);
         let (opener, _) = mux::start(a.compat(), Side::Dialer, 16);
         let (_, inbound) = mux::start(b.compat(), Side::Acceptor, 16);
