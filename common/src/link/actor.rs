@@ -248,22 +248,12 @@ pub async fn run<R: LinkRole>(
     let deadline = heartbeat.deadline();
     let mut later: FuturesOrdered<BoxFuture<'static, Option<Control>>> = FuturesOrdered::new();
     let far_end = settings.far_end;
-    // One write, bounded by the heartbeat deadline.
-    macro_rules! send {
-        ($msg:expr) => {
-            match tokio::time::timeout(deadline, writer.send($msg)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => break LinkEnd::WriteFailed(e.to_string()),
-                Err(_) => {
-                    break LinkEnd::WriteFailed(format!(
-                        "the {far_end} took nothing for {deadline:?}"
-                    ));
-                }
-            }
-        };
-    }
     loop {
-        tokio::select! {
+        // Each arm decides without waiting and hands back what to send;
+        // the one write below is the only other wait. So no message is held
+        // inline across a wait, which kept room for several in every idle
+        // link's future.
+        let next = tokio::select! {
             biased;
             // 1. The owner stops the link (shutdown, a peer removed).
             _ = settings.stop.cancelled() => break LinkEnd::Stopped(settings.stop_reason),
@@ -291,37 +281,64 @@ pub async fn run<R: LinkRole>(
                     Err(e) => break LinkEnd::BadFrame(e),
                 };
                 match reply {
-                    Reply::None => {}
+                    Reply::None => Next::Nothing,
                     // Behind any answer still being worked out, to keep order.
                     Reply::Now(msg) if !later.is_empty() => {
                         later.push_back(Box::pin(async move { Some(msg) }));
+                        Next::Nothing
                     }
-                    Reply::Now(msg) => send!(&msg),
-                    Reply::Later(answer) => later.push_back(answer),
+                    Reply::Now(msg) => Next::Answer(Box::new(msg)),
+                    Reply::Later(answer) => {
+                        later.push_back(answer);
+                        Next::Nothing
+                    }
                     Reply::Close(why) => break LinkEnd::Role(why),
                 }
             }
             // 4. Answers the role finished.
-            Some(answer) = later.next(), if !later.is_empty() => {
-                if let Some(msg) = answer {
-                    send!(&msg);
-                }
-            }
+            Some(answer) = later.next(), if !later.is_empty() => match answer {
+                Some(msg) => Next::Answer(Box::new(msg)),
+                None => Next::Nothing,
+            },
             // 5. What other tasks queued for the peer.
-            Some(msg) = outbox.recv() => {
-                let msg = *msg;
-                send!(&msg);
-                role.on_sent(&msg);
-            }
+            Some(msg) = outbox.recv() => Next::Queued(msg),
             // 6. Our heartbeat, or the peer's silence.
             ping = heartbeat.beat() => match ping {
-                Some(ping) => send!(&ping),
+                Some(ping) => Next::Answer(Box::new(ping)),
                 None => break LinkEnd::Silent { far_end, after: deadline },
             },
             // 7. New calls last: they never starve the control traffic.
-            Some(stream) = inbound.recv() => role.on_stream(stream),
+            Some(stream) = inbound.recv() => {
+                role.on_stream(stream);
+                Next::Nothing
+            }
+        };
+        let (msg, queued) = match next {
+            Next::Nothing => continue,
+            Next::Answer(msg) => (msg, false),
+            Next::Queued(msg) => (msg, true),
+        };
+        // One write, bounded by the heartbeat deadline.
+        match tokio::time::timeout(deadline, writer.send(&msg)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => break LinkEnd::WriteFailed(e.to_string()),
+            Err(_) => {
+                break LinkEnd::WriteFailed(format!("the {far_end} took nothing for {deadline:?}"));
+            }
+        }
+        if queued {
+            role.on_sent(&msg);
         }
     }
+}
+
+/// What one turn of the actor's loop sends.
+enum Next {
+    Nothing,
+    /// A reply or a ping of the actor's own.
+    Answer(Box<Control>),
+    /// A message from the outbox (the role hears when it went).
+    Queued(Box<Control>),
 }
 
 /// A message's kind, for logs (never its contents: a login holds a secret).

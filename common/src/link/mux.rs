@@ -118,8 +118,11 @@ pub enum Side {
 /// Streams the other side may open and we have not yet taken; beyond this the
 /// newest is refused (reset), which the caller sees as a failed hop.
 const INBOUND_QUEUE: usize = 1024;
-/// Open requests waiting for the driver, in the channel and again in the
-/// driver's own queue (for when yamux cannot open a stream yet).
+/// Open requests the driver takes into its own queue (for when yamux cannot
+/// open a stream yet), and the channel's buffer before it. Beyond those,
+/// each waiting `Opener::open` holds its one request in the channel (a
+/// futures channel gives every sender a slot, and each call sends from its
+/// own clone), so what waits is bounded by the callers waiting.
 const OPEN_QUEUE: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
