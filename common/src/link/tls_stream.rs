@@ -43,6 +43,15 @@ const READ_ROOM: usize = 16 * 1024 + 512;
 /// its header) becomes one encryption and one send.
 const WRITE_MAX: usize = 128 * 1024 + 64;
 
+/// Slices of a vectored write up to this size in all are joined into one
+/// record (a yamux header and a small body); beyond it each slice is its
+/// own record, which spares copying a page's 128 KiB to join them.
+const JOIN_MAX: usize = 16 * 1024;
+
+/// A write of at least this much is taken for part of a bulk transfer: its
+/// buffer is kept for the next (see [`Outgoing`]).
+const BULK: usize = 16 * 1024;
+
 /// rustls's two connection types, for the one stream that drives either.
 pub trait Unbuffered: Send + Unpin + 'static {
     type Data;
@@ -107,9 +116,8 @@ pub struct TlsStream<C> {
     /// Received bytes rustls has not consumed (at most a partial record
     /// between reads).
     incoming: Vec<u8>,
-    /// Records made and not yet sent; `sent` of them went already.
-    outgoing: Vec<u8>,
-    sent: usize,
+    /// Records made and not yet sent.
+    outgoing: Outgoing,
     /// Decrypted bytes the reader has not taken; `taken` of them it has.
     plain: Vec<u8>,
     taken: usize,
@@ -124,7 +132,7 @@ impl<C> std::fmt::Debug for TlsStream<C> {
         f.debug_struct("TlsStream")
             .field("tcp", &self.tcp)
             .field("incoming", &self.incoming.len())
-            .field("outgoing", &(self.outgoing.len() - self.sent))
+            .field("outgoing", &self.outgoing.pending().len())
             .field("plain", &(self.plain.len() - self.taken))
             .finish_non_exhaustive()
     }
@@ -160,8 +168,7 @@ impl<C: Unbuffered> TlsStream<C> {
             tcp,
             conn,
             incoming: Vec::new(),
-            outgoing: Vec::new(),
-            sent: 0,
+            outgoing: Outgoing::default(),
             plain: Vec::new(),
             taken: 0,
             peer_closed: false,
@@ -176,7 +183,7 @@ impl<C: Unbuffered> TlsStream<C> {
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            match self.turn(true, Action::Nothing)? {
+            match self.turn(true, Action::Nothing, None)? {
                 Turn::Queued | Turn::Plaintext => continue,
                 Turn::Blocked => {
                     ready!(self.poll_send(cx))?;
@@ -198,7 +205,15 @@ impl<C: Unbuffered> TlsStream<C> {
     /// Turns rustls's state machine once: on the received bytes when
     /// `input`, else on none. An error is returned after the alert that
     /// says it is queued for the peer.
-    fn turn(&mut self, input: bool, action: Action<'_>) -> io::Result<Turn> {
+    ///
+    /// Decrypted data goes straight into `into` when it fits there and
+    /// nothing is waiting before it, else to `plain`.
+    fn turn(
+        &mut self,
+        input: bool,
+        action: Action<'_>,
+        mut into: Option<&mut ReadBuf<'_>>,
+    ) -> io::Result<Turn> {
         let mut no_input: [u8; 0] = [];
         let incoming: &mut [u8] = if input {
             &mut self.incoming
@@ -215,7 +230,15 @@ impl<C: Unbuffered> TlsStream<C> {
                     match record {
                         Ok(record) => {
                             discard += record.discard;
-                            self.plain.extend_from_slice(record.payload);
+                            match into.as_deref_mut() {
+                                Some(buf)
+                                    if self.plain.is_empty()
+                                        && record.payload.len() <= buf.remaining() =>
+                                {
+                                    buf.put_slice(record.payload);
+                                }
+                                _ => self.plain.extend_from_slice(record.payload),
+                            }
                         }
                         Err(e) => {
                             outcome = Err(e);
@@ -225,12 +248,10 @@ impl<C: Unbuffered> TlsStream<C> {
                 }
                 outcome
             }
-            Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                append(&mut self.outgoing, 1024, |out| {
-                    data.encode(out).map_err(encode_room)
-                })
-                .map(|()| Turn::Queued)
-            }
+            Ok(ConnectionState::EncodeTlsData(mut data)) => self
+                .outgoing
+                .append(1024, false, |out| data.encode(out).map_err(encode_room))
+                .map(|()| Turn::Queued),
             // The records are in `outgoing`, which goes out in order and once.
             Ok(ConnectionState::TransmitTlsData(data)) => {
                 data.done();
@@ -241,15 +262,18 @@ impl<C: Unbuffered> TlsStream<C> {
                 Action::Nothing => Ok(Turn::Idle),
                 Action::Encrypt(data) => {
                     let room = data.len() + (data.len() / 16384 + 1) * 64;
-                    append(&mut self.outgoing, room, |out| {
-                        traffic.encrypt(data, out).map_err(encrypt_room)
-                    })
-                    .map(|()| Turn::Done)
+                    self.outgoing
+                        .append(room, data.len() >= BULK, |out| {
+                            traffic.encrypt(data, out).map_err(encrypt_room)
+                        })
+                        .map(|()| Turn::Done)
                 }
-                Action::CloseNotify => append(&mut self.outgoing, 64, |out| {
-                    traffic.queue_close_notify(out).map_err(encrypt_room)
-                })
-                .map(|()| Turn::Done),
+                Action::CloseNotify => self
+                    .outgoing
+                    .append(64, false, |out| {
+                        traffic.queue_close_notify(out).map_err(encrypt_room)
+                    })
+                    .map(|()| Turn::Done),
             },
             Ok(ConnectionState::PeerClosed) => {
                 self.peer_closed = true;
@@ -280,10 +304,10 @@ impl<C: Unbuffered> TlsStream<C> {
     fn send_alert(&mut self) {
         let status = self.conn.process(&mut []);
         if let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state
-            && append(&mut self.outgoing, 64, |out| {
-                data.encode(out).map_err(encode_room)
-            })
-            .is_ok()
+            && self
+                .outgoing
+                .append(64, false, |out| data.encode(out).map_err(encode_room))
+                .is_ok()
         {
             let _ = self.try_send();
         }
@@ -306,9 +330,9 @@ impl<C: Unbuffered> TlsStream<C> {
         }
     }
 
-    /// Sends `outgoing` whole, then frees it.
+    /// Sends `outgoing` whole.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.outgoing.len() {
+        while !self.outgoing.pending().is_empty() {
             ready!(self.tcp.poll_write_ready(cx))?;
             // Any error but WouldBlock ends the loop through `?`.
             let _ = self.try_send()?;
@@ -319,16 +343,14 @@ impl<C: Unbuffered> TlsStream<C> {
     /// Sends what the socket takes now, without waiting; true once
     /// `outgoing` is empty.
     fn try_send(&mut self) -> io::Result<bool> {
-        while self.sent < self.outgoing.len() {
-            match self.tcp.try_write(&self.outgoing[self.sent..]) {
+        while !self.outgoing.pending().is_empty() {
+            match self.tcp.try_write(self.outgoing.pending()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
+                Ok(n) => self.outgoing.sent(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
-        self.outgoing = Vec::new();
-        self.sent = 0;
         Ok(true)
     }
 
@@ -343,7 +365,7 @@ impl<C: Unbuffered> TlsStream<C> {
         }
         let data = &data[..data.len().min(WRITE_MAX)];
         loop {
-            match self.turn(false, Action::Encrypt(data))? {
+            match self.turn(false, Action::Encrypt(data), None)? {
                 Turn::Done => return Ok(data.len()),
                 Turn::Queued | Turn::PeerClosed | Turn::Plaintext => continue,
                 Turn::Blocked | Turn::Idle | Turn::Closed => {
@@ -356,36 +378,82 @@ impl<C: Unbuffered> TlsStream<C> {
         }
     }
 
-    fn write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    /// Encrypts the slices, each its own record, at most [`WRITE_MAX`] of
+    /// them in all, and sends what the socket takes now.
+    fn write(&mut self, cx: &mut Context<'_>, slices: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         // What was written before goes first: that is the back-pressure.
         ready!(self.poll_send(cx))?;
-        let n = self.encrypt(data)?;
+        let mut taken = 0;
+        for slice in slices.iter().filter(|s| !s.is_empty()) {
+            let n = self.encrypt(&slice[..slice.len().min(WRITE_MAX - taken)])?;
+            taken += n;
+            if n < slice.len() || taken == WRITE_MAX {
+                break;
+            }
+        }
         self.try_send()?;
-        Poll::Ready(Ok(n))
+        Poll::Ready(Ok(taken))
     }
 }
 
-/// Grows `out` by `room` zeroed bytes for `fill` to write into, and keeps
-/// what it wrote; `fill` answers `Err(Some(size))` when it needs `size`.
-fn append(
-    out: &mut Vec<u8>,
-    mut room: usize,
-    mut fill: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
-) -> Result<(), rustls::Error> {
-    let start = out.len();
-    loop {
-        out.resize(start + room, 0);
-        match fill(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
+/// Records made and not yet sent: `buf[sent..filled]`.
+///
+/// The bytes past `filled` stay initialised, so a buffer kept between
+/// writes is not zeroed again: rustls encrypts into an initialised slice,
+/// and zeroing 128 KiB per frame cost a bulk transfer about a fifth of its
+/// encryption time. It is kept only after a bulk write, when another is
+/// likely; once a small write (a heartbeat, a confirmation) has gone, it is
+/// freed, so an idle link holds none.
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    filled: usize,
+    sent: usize,
+    keep: bool,
+}
+
+impl Outgoing {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.sent..self.filled]
+    }
+
+    /// Lets `fill` write into at least `room` bytes after what is queued and
+    /// keeps what it wrote; `fill` answers `Err(Some(size))` when it needs
+    /// `size`. `bulk` says whether this write is part of a bulk transfer.
+    fn append(
+        &mut self,
+        mut room: usize,
+        bulk: bool,
+        mut fill: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+    ) -> Result<(), rustls::Error> {
+        self.keep = bulk;
+        loop {
+            if self.buf.len() < self.filled + room {
+                self.buf.resize(self.filled + room, 0);
             }
-            Err(Some(needed)) if needed > room => room = needed,
-            Err(_) => {
-                out.truncate(start);
-                return Err(rustls::Error::General(
-                    "cannot make a TLS record: rustls refused the buffer".to_owned(),
-                ));
+            match fill(&mut self.buf[self.filled..]) {
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(());
+                }
+                Err(Some(needed)) if needed > room => room = needed,
+                Err(_) => {
+                    return Err(rustls::Error::General(
+                        "cannot make a TLS record: rustls refused the buffer".to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// `n` more bytes went to the socket.
+    fn sent(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.filled {
+            self.sent = 0;
+            self.filled = 0;
+            if !self.keep {
+                self.buf = Vec::new();
             }
         }
     }
@@ -433,8 +501,9 @@ impl<C: Unbuffered> AsyncRead for TlsStream<C> {
             if this.peer_closed {
                 return Poll::Ready(Ok(()));
             }
+            let before = buf.filled().len();
             let turn = loop {
-                match this.turn(true, Action::Nothing)? {
+                match this.turn(true, Action::Nothing, Some(buf))? {
                     Turn::Queued => continue,
                     turn => break turn,
                 }
@@ -442,6 +511,9 @@ impl<C: Unbuffered> AsyncRead for TlsStream<C> {
             // A key update or ticket rustls answered with: out if it fits now,
             // else with the next write.
             this.try_send()?;
+            if buf.filled().len() > before {
+                return Poll::Ready(Ok(()));
+            }
             match turn {
                 Turn::Plaintext | Turn::PeerClosed | Turn::Closed => continue,
                 _ => {}
@@ -464,32 +536,28 @@ impl<C: Unbuffered> AsyncWrite for TlsStream<C> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.write(cx, buf)
+        self.write(cx, &[IoSlice::new(buf)])
     }
 
-    /// The slices become one record: a yamux header and its body go out
-    /// together, as [`Coalesce`](super::coalesce::Coalesce) hands them.
+    /// Small slices become one record: a yamux header and a small body go
+    /// out together, as [`Coalesce`](super::coalesce::Coalesce) hands them.
+    /// A large body is a record of its own behind its header's, so it is
+    /// not copied to join them.
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let mut parts = bufs.iter().filter(|b| !b.is_empty());
-        match (parts.next(), parts.next()) {
-            (None, _) => Poll::Ready(Ok(0)),
-            (Some(one), None) => self.write(cx, one),
-            _ => {
-                let mut joined =
-                    Vec::with_capacity(bufs.iter().map(|b| b.len()).sum::<usize>().min(WRITE_MAX));
-                for b in bufs {
-                    let room = WRITE_MAX - joined.len();
-                    joined.extend_from_slice(&b[..b.len().min(room)]);
-                    if joined.len() == WRITE_MAX {
-                        break;
-                    }
-                }
-                self.write(cx, &joined)
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let parts = bufs.iter().filter(|b| !b.is_empty()).count();
+        if parts > 1 && total <= JOIN_MAX {
+            let mut joined = Vec::with_capacity(total);
+            for b in bufs {
+                joined.extend_from_slice(b);
             }
+            self.write(cx, &[IoSlice::new(&joined)])
+        } else {
+            self.write(cx, bufs)
         }
     }
 
@@ -506,7 +574,7 @@ impl<C: Unbuffered> AsyncWrite for TlsStream<C> {
         if !this.close_sent {
             ready!(this.poll_send(cx))?;
             loop {
-                match this.turn(false, Action::CloseNotify)? {
+                match this.turn(false, Action::CloseNotify, None)? {
                     Turn::Done | Turn::Closed => break,
                     Turn::Queued | Turn::PeerClosed | Turn::Plaintext => continue,
                     // Mid-handshake there is nothing to close politely.
@@ -697,12 +765,18 @@ mod tests {
             c.read_exact(&mut pong).await.unwrap();
             assert_eq!(&pong, b"pong");
         }
+        // A bulk write's buffer is kept for the next; the heartbeat-sized
+        // write after it lets it go.
+        c.write_all(b"ping").await.unwrap();
+        c.flush().await.unwrap();
+        let mut ping = [0; 4];
+        s.read_exact(&mut ping).await.unwrap();
         for (side, held) in [
             (
                 "client",
                 [
                     c.incoming.capacity(),
-                    c.outgoing.capacity(),
+                    c.outgoing.buf.capacity(),
                     c.plain.capacity(),
                 ],
             ),
@@ -710,7 +784,7 @@ mod tests {
                 "server",
                 [
                     s.incoming.capacity(),
-                    s.outgoing.capacity(),
+                    s.outgoing.buf.capacity(),
                     s.plain.capacity(),
                 ],
             ),
