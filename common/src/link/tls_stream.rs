@@ -17,9 +17,12 @@
 //! - application data is encrypted only after a turn that emitted every
 //!   record rustls had queued (a key update, an alert), so records leave in
 //!   the order rustls made them;
-//! - only the read path feeds rustls received bytes: the write path turns
-//!   the state machine on an empty input, so it never takes plaintext a
-//!   parked reader would not be woken for.
+//! - every turn of the state machine gets the received bytes not yet
+//!   consumed, never an empty slice in their place: rustls keeps the front
+//!   of a handshake message that spans records in that buffer, and panics
+//!   when it is missing. A write's turn may so decrypt data; it goes to
+//!   `plain` for the reader, which is never parked then: a reader waits for
+//!   the socket only once every whole record has been turned.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -183,7 +186,7 @@ impl<C: Unbuffered> TlsStream<C> {
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            match self.turn(true, Action::Nothing, None)? {
+            match self.turn(Action::Nothing, None)? {
                 Turn::Queued | Turn::Plaintext => continue,
                 Turn::Blocked => {
                     ready!(self.poll_send(cx))?;
@@ -202,25 +205,13 @@ impl<C: Unbuffered> TlsStream<C> {
         }
     }
 
-    /// Turns rustls's state machine once: on the received bytes when
-    /// `input`, else on none. An error is returned after the alert that
-    /// says it is queued for the peer.
+    /// Turns rustls's state machine once on the received bytes. An error
+    /// is returned after the alert that says it is queued for the peer.
     ///
     /// Decrypted data goes straight into `into` when it fits there and
     /// nothing is waiting before it, else to `plain`.
-    fn turn(
-        &mut self,
-        input: bool,
-        action: Action<'_>,
-        mut into: Option<&mut ReadBuf<'_>>,
-    ) -> io::Result<Turn> {
-        let mut no_input: [u8; 0] = [];
-        let incoming: &mut [u8] = if input {
-            &mut self.incoming
-        } else {
-            &mut no_input
-        };
-        let status = self.conn.process(incoming);
+    fn turn(&mut self, action: Action<'_>, mut into: Option<&mut ReadBuf<'_>>) -> io::Result<Turn> {
+        let status = self.conn.process(&mut self.incoming);
         let mut discard = status.discard;
         let outcome = match status.state {
             Err(e) => Err(e),
@@ -289,10 +280,8 @@ impl<C: Unbuffered> TlsStream<C> {
                 "unexpected TLS state {other:?}"
             ))),
         };
-        if input {
-            self.incoming.drain(..discard);
-            release_if_empty(&mut self.incoming);
-        }
+        self.incoming.drain(..discard);
+        release_if_empty(&mut self.incoming);
         outcome.map_err(|e| {
             self.send_alert();
             invalid(e)
@@ -302,7 +291,7 @@ impl<C: Unbuffered> TlsStream<C> {
     /// After an error rustls queues the alert that names it: this sends it
     /// if the socket takes it now, so the peer learns why.
     fn send_alert(&mut self) {
-        let status = self.conn.process(&mut []);
+        let status = self.conn.process(&mut self.incoming);
         if let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state
             && self
                 .outgoing
@@ -365,7 +354,7 @@ impl<C: Unbuffered> TlsStream<C> {
         }
         let data = &data[..data.len().min(WRITE_MAX)];
         loop {
-            match self.turn(false, Action::Encrypt(data), None)? {
+            match self.turn(Action::Encrypt(data), None)? {
                 Turn::Done => return Ok(data.len()),
                 Turn::Queued | Turn::PeerClosed | Turn::Plaintext => continue,
                 Turn::Blocked | Turn::Idle | Turn::Closed => {
@@ -503,7 +492,7 @@ impl<C: Unbuffered> AsyncRead for TlsStream<C> {
             }
             let before = buf.filled().len();
             let turn = loop {
-                match this.turn(true, Action::Nothing, Some(buf))? {
+                match this.turn(Action::Nothing, Some(buf))? {
                     Turn::Queued => continue,
                     turn => break turn,
                 }
@@ -574,7 +563,7 @@ impl<C: Unbuffered> AsyncWrite for TlsStream<C> {
         if !this.close_sent {
             ready!(this.poll_send(cx))?;
             loop {
-                match this.turn(false, Action::CloseNotify, None)? {
+                match this.turn(Action::CloseNotify, None)? {
                     Turn::Done | Turn::Closed => break,
                     Turn::Queued | Turn::PeerClosed | Turn::Plaintext => continue,
                     // Mid-handshake there is nothing to close politely.
@@ -825,6 +814,85 @@ mod tests {
             .expect("the server finished the handshake")
             .to_string();
         assert!(server_err.contains("received fatal alert"), "{server_err}");
+    }
+
+    /// Forwards `from` to `to` one byte per write, yielding between them,
+    /// so every record reaches the far end in pieces.
+    async fn trickle(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+    ) {
+        let mut byte = [0u8; 1];
+        while let Ok(1) = from.read(&mut byte).await {
+            if to.write_all(&byte).await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let _ = to.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn records_that_arrive_a_byte_at_a_time_are_put_together() {
+        let pki = pki(true);
+        // client <-> (trickle both ways) <-> our server
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let (to_server, at_server) = tcp_pair().await;
+        let accepting = accept(at_server, pki.server.clone());
+        let proxy = tokio::spawn(async move {
+            let (client_side, _) = front.accept().await.unwrap();
+            let (cr, cw) = client_side.into_split();
+            let (sr, sw) = to_server.into_split();
+            tokio::join!(trickle(cr, sw), trickle(sr, cw));
+        });
+        let dialing = async {
+            let tcp = TcpStream::connect(front_addr).await.unwrap();
+            let name = server_name("127.0.0.1:1").unwrap();
+            tokio_rustls::TlsConnector::from(pki.client.clone())
+                .connect(name, tcp)
+                .await
+        };
+        let (c, s) = tokio::join!(dialing, accepting);
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
+        let words = pattern(3_000, 7);
+        c.write_all(&words).await.unwrap();
+        c.flush().await.unwrap();
+        let mut got = vec![0; words.len()];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, words);
+        s.write_all(&words[..500]).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, words[..500]);
+        drop((c, s));
+        proxy.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_tls_fail_the_handshake_with_the_reason() {
+        let pki = pki(true);
+        for junk in [
+            // A handshake record whose length runs past anything allowed.
+            vec![0x16, 0x03, 0x01, 0xff, 0xff, 0x01],
+            // A well-framed record holding no ClientHello.
+            [vec![0x16, 0x03, 0x01, 0x00, 0x20], vec![0xab; 0x20]].concat(),
+            // Plain text, as from a confused HTTP client.
+            b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n".to_vec(),
+        ] {
+            let (mut c, s) = tcp_pair().await;
+            c.write_all(&junk).await.unwrap();
+            // The refusal comes at once, not at a timeout.
+            let refused = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                accept(s, pki.server.clone()),
+            )
+            .await
+            .expect("the handshake hung on bytes that are not TLS");
+            let err = refused.expect_err("junk passed for a handshake");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{junk:?}: {err}");
+        }
     }
 
     #[tokio::test]
