@@ -2,9 +2,10 @@
 //! presents ([`ServerTls`], reloadable) and what a dialer trusts
 //! ([`ClientTls`]: a CA file, or the system's roots).
 //!
-//! The TLS stream sits under the rest of the link: TCP, TLS, then
-//! [`Coalesce`](super::coalesce::Coalesce) and yamux, so a yamux frame's
-//! header and body become one TLS record and one write.
+//! The TLS stream ([`tls_stream`](super::tls_stream)) sits under the rest
+//! of the link: TCP, TLS, then [`Coalesce`](super::coalesce::Coalesce) and
+//! yamux, so a yamux frame goes out in one write (its header and a small
+//! body as one TLS record, a large body as a record of its own).
 //!
 //! Without a CA file a dialer trusts the operating system's roots
 //! (rustls-native-certs, read from the system store such as
