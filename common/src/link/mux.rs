@@ -23,30 +23,20 @@ use super::message::CHUNK_FRAME_LEN;
 /// A multiplexed stream, speaking tokio's I/O traits. It holds one of its
 /// link's stream permits until it is dropped.
 ///
-/// One word, the stream and its permit boxed together: every link's queue
-/// of inbound streams is a tokio channel, which allocates 32 slots up
-/// front, and those slots are memory each idle link holds (2.8 KiB with the
-/// stream inline, 768 bytes with it boxed beside the permit, 256 bytes
-/// now). One allocation per call is nothing beside what a call allocates
-/// anyway.
+/// The yamux stream is boxed so that a `MuxStream` is three words, cheap
+/// to move through the link's queues; one allocation per call is nothing
+/// beside what a call allocates anyway.
 #[derive(Debug)]
 pub struct MuxStream {
-    inner: Box<Permitted>,
-}
-
-#[derive(Debug)]
-struct Permitted {
-    stream: Compat<yamux::Stream>,
+    inner: Box<Compat<yamux::Stream>>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl MuxStream {
     fn new(stream: yamux::Stream, permit: OwnedSemaphorePermit) -> MuxStream {
         MuxStream {
-            inner: Box::new(Permitted {
-                stream: stream.compat(),
-                _permit: permit,
-            }),
+            inner: Box::new(stream.compat()),
+            _permit: permit,
         }
     }
 
@@ -55,7 +45,7 @@ impl MuxStream {
     /// forwards. Mixed with [`AsyncRead`], a body partly read is handed
     /// over from where the reads stopped.
     pub fn poll_packet(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Packet>>> {
-        futures::Stream::poll_next(Pin::new(self.inner.stream.get_mut()), cx)
+        futures::Stream::poll_next(Pin::new(self.inner.get_mut()), cx)
     }
 }
 
@@ -65,7 +55,7 @@ impl AsyncRead for MuxStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner.stream).poll_read(cx, buf)
+        Pin::new(&mut *self.inner).poll_read(cx, buf)
     }
 }
 
@@ -75,15 +65,15 @@ impl AsyncWrite for MuxStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner.stream).poll_write(cx, buf)
+        Pin::new(&mut *self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner.stream).poll_flush(cx)
+        Pin::new(&mut *self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner.stream).poll_shutdown(cx)
+        Pin::new(&mut *self.inner).poll_shutdown(cx)
     }
 }
 
