@@ -153,6 +153,7 @@ async fn idle_links(plan: LinksPlan) {
     let stop = tokio_util::sync::CancellationToken::new();
     let mut held = tokio::task::JoinSet::new();
     let started = Instant::now();
+    let cpu_before = (load::cpu_secs(relay.pid()), load::cpu_secs(0));
     // At most `in_flight` dials at once; each link, once up, goes on in
     // a task of `held`.
     let mut dials = tokio::task::JoinSet::new();
@@ -221,6 +222,14 @@ async fn idle_links(plan: LinksPlan) {
     }
     let opened = started.elapsed();
     let up = plan.links - failed;
+    // CPU per handshake does not depend on what else shares the cores, as
+    // the rate does.
+    let per_link_us =
+        |pid: u32, before: f64| (load::cpu_secs(pid) - before) * 1e6 / (plan.links.max(1)) as f64;
+    let (relay_us, dialers_us) = (
+        per_link_us(relay.pid(), cpu_before.0),
+        per_link_us(0, cpu_before.1),
+    );
     println!(
         "links: {up} TLS links (handshake and hello) opened in {:.2} s, {} at a time: {:.0} handshakes/s (target >= 2000/s); {failed} failed{}",
         opened.as_secs_f64(),
@@ -233,6 +242,9 @@ async fn idle_links(plan: LinksPlan) {
     let just_after = rss_kib(relay.pid());
     let (settled, _) = settled_rss_kib(&[relay.pid()]).await;
     let loaded = settled[0];
+    println!(
+        "  CPU per link opened: relayd {relay_us:.0} µs, the dialers (this process) {dialers_us:.0} µs"
+    );
     println!(
         "  relayd memory: idle {:.1} MB; with {up} links {:.1} MB ({:.1} MB right after opening): {:.1} KB per link (target <= 10 KB)",
         idle as f64 / 1024.0,
