@@ -29,35 +29,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::control::{Heartbeat, Link};
 use super::frame::FrameError;
 use super::message::Control;
 use super::mux::{MuxStream, Opener};
-
-/// The control messages waiting to go out on one link.
-///
-/// Boxed in the channel: tokio's channel allocates its first block of 32
-/// slots when it is made, and 32 `Control`s are 4 KiB that every idle link
-/// held; 32 boxes are 256 bytes. A control message is rare next to the
-/// allocations a call makes anyway.
-#[derive(Debug)]
-pub struct Mailbox(mpsc::Receiver<Box<Control>>);
-
-impl Mailbox {
-    /// The next queued message (what the actor does; tests read it too).
-    pub async fn recv(&mut self) -> Option<Control> {
-        self.0.recv().await.map(|msg| *msg)
-    }
-}
+pub use super::outbox::Mailbox;
+use super::outbox::{self, TrySendError};
 
 /// The way other tasks reach a link: its outbox and its call-stream opener.
 /// Cheap to clone; registries keep one per logged-in number or peer.
 #[derive(Clone, Debug)]
 pub struct LinkHandle {
-    outbox: mpsc::Sender<Box<Control>>,
+    outbox: outbox::Sender,
     opener: Opener,
 }
 
@@ -70,8 +55,8 @@ impl LinkHandle {
     /// A handle on the link behind `opener`, and the mailbox its actor
     /// reads; the outbox holds `capacity` messages.
     pub fn new(opener: Opener, capacity: usize) -> (LinkHandle, Mailbox) {
-        let (outbox, rx) = mpsc::channel(capacity);
-        (LinkHandle { outbox, opener }, Mailbox(rx))
+        let (outbox, mailbox) = outbox::bounded(capacity);
+        (LinkHandle { outbox, opener }, mailbox)
     }
 
     /// Queues `msg`, waiting for room in the outbox (backpressure for
@@ -85,7 +70,7 @@ impl LinkHandle {
     pub fn notify(&self, msg: Control) -> Result<(), LinkGone> {
         match self.outbox.try_send(Box::new(msg)) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(msg)) => {
+            Err(TrySendError::Full(msg)) => {
                 tracing::warn!(
                     message = kind(&msg),
                     "link too slow for its control messages; closing it so the far end resyncs"
@@ -93,7 +78,7 @@ impl LinkHandle {
                 self.opener.close();
                 Err(LinkGone)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(LinkGone),
+            Err(TrySendError::Closed) => Err(LinkGone),
         }
     }
 
@@ -243,7 +228,7 @@ pub async fn run<R: LinkRole>(
         ..
     } = link;
     let _close = CloseOnDrop(opener.clone());
-    let Mailbox(mut outbox) = mailbox;
+    let mut outbox = mailbox;
     let mut heartbeat = Heartbeat::new(settings.heartbeat);
     let deadline = heartbeat.deadline();
     let mut later: FuturesOrdered<BoxFuture<'static, Option<Control>>> = FuturesOrdered::new();
@@ -301,7 +286,7 @@ pub async fn run<R: LinkRole>(
                 None => Next::Nothing,
             },
             // 5. What other tasks queued for the peer.
-            Some(msg) = outbox.recv() => Next::Queued(msg),
+            Some(msg) = outbox.recv_boxed() => Next::Queued(msg),
             // 6. Our heartbeat, or the peer's silence.
             ping = heartbeat.beat() => match ping {
                 Some(ping) => Next::Answer(Box::new(ping)),

@@ -10,6 +10,7 @@ pub mod frame;
 pub mod keepalive;
 pub mod message;
 pub mod mux;
+pub mod outbox;
 pub mod pages;
 pub mod roles;
 pub mod splice;
