@@ -222,10 +222,11 @@ async fn idle_links(plan: LinksPlan) {
     }
     let opened = started.elapsed();
     let up = plan.links - failed;
-    // CPU per handshake does not depend on what else shares the cores, as
-    // the rate does.
+    // CPU per link opened, relayd's beside the dialers': the rate alone
+    // moves with whatever shares the cores, and with the cores' own speed
+    // the two move together, so their ratio tells which side a change helped.
     let per_link_us =
-        |pid: u32, before: f64| (load::cpu_secs(pid) - before) * 1e6 / (plan.links.max(1)) as f64;
+        |pid: u32, before: f64| (load::cpu_secs(pid) - before) * 1e6 / up.max(1) as f64;
     let (relay_us, dialers_us) = (
         per_link_us(relay.pid(), cpu_before.0),
         per_link_us(0, cpu_before.1),
