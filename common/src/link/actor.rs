@@ -216,7 +216,7 @@ impl Drop for CloseOnDrop {
 /// when this returns (or when its future is dropped).
 pub async fn run<R: LinkRole>(
     link: Link,
-    mailbox: Mailbox,
+    mut outbox: Mailbox,
     role: &mut R,
     settings: &Settings,
 ) -> LinkEnd {
@@ -228,7 +228,6 @@ pub async fn run<R: LinkRole>(
         ..
     } = link;
     let _close = CloseOnDrop(opener.clone());
-    let mut outbox = mailbox;
     let mut heartbeat = Heartbeat::new(settings.heartbeat);
     let deadline = heartbeat.deadline();
     let mut later: FuturesOrdered<BoxFuture<'static, Option<Control>>> = FuturesOrdered::new();

@@ -391,9 +391,8 @@ impl<C: Unbuffered> TlsStream<C> {
 /// writes is not zeroed again: rustls encrypts into an initialised slice.
 /// (Zeroing 128 KiB per frame, with a copy that joined each body to its
 /// header, made bulk TLS about 15% slower.) It is kept only after a bulk
-/// write, when another is
-/// likely; once a small write (a heartbeat, a confirmation) has gone, it is
-/// freed, so an idle link holds none.
+/// write, when another is likely; once a small write (a heartbeat, a
+/// confirmation) has gone, it is freed, so an idle link holds none.
 #[derive(Default)]
 struct Outgoing {
     buf: Vec<u8>,
