@@ -12,6 +12,12 @@
 //!   SCALE_HOLD_SECS (default 10) with the relay pinging every
 //!   SCALE_HEARTBEAT_SECS (default 2). Prints handshakes per second, the
 //!   relay's resident memory per link, and links that missed a heartbeat.
+//! - `handshake`: TLS handshakes in memory, both ends in this thread, no
+//!   sockets: the links' configurations (AES-128-GCM with SHA-256 first)
+//!   against a dialer on ring's own order (AES-256-GCM with SHA-384
+//!   first), in alternating rounds of BENCH_HANDSHAKES (default 2,000).
+//!   Prints the time per handshake of each: the CPU a handshake costs
+//!   both ends together, without the network or the runtime.
 //! - `open-loop`: one-page calls started on a fixed schedule (call i at
 //!   start + i / rate, whether or not earlier calls finished), each call's
 //!   latency measured from its scheduled start, so a stall is charged to
@@ -35,7 +41,7 @@ use common::device::send::Outcome;
 use common::device::session::Session;
 use common::link::control::{self, LinkConfig};
 use common::link::message::{Control, Hello, PROTOCOL_VERSION, Role};
-use common::link::tls::ClientTls;
+use common::link::tls::{self, ClientTls, ServerTls};
 use common::link::transport::Scheme;
 use common::number::Number;
 use harness::images::letter_page;
@@ -62,6 +68,9 @@ fn main() {
     );
     if wants("links") {
         runtime.block_on(idle_links(LinksPlan::from_env()));
+    }
+    if wants("handshake") {
+        handshakes_in_memory(env_or("BENCH_HANDSHAKES", 2000));
     }
     if wants("open-loop") {
         open_loop(&runtime, env_or("BENCH_SECS", 5), env_or("BENCH_PAIRS", 64));
@@ -278,6 +287,66 @@ async fn idle_links(plan: LinksPlan) {
         deadline.as_secs(),
         watch.late.load(Ordering::Relaxed),
     );
+}
+
+/// The `handshake` section.
+fn handshakes_in_memory(per_round: u64) {
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+    let bed = Testbed::new();
+    let pki = Pki::create(&bed.path().join("pki"));
+    let (cert, key) = pki.cert("r0");
+    let server = ServerTls::load(&cert, &key).expect("the relay's certificate loads");
+    let ours = ClientTls::new(Some(&pki.ca_file()))
+        .expect("the fleet CA loads")
+        .config()
+        .expect("the links' client configuration");
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(tls::load_certs(&pki.ca_file()).expect("the CA file"));
+    let ring_order = Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let name = tls::server_name("127.0.0.1:1").expect("an address");
+    // One handshake; returns the suite it agreed on.
+    let handshake = |client: &Arc<ClientConfig>| {
+        let mut c = rustls::ClientConnection::new(client.clone(), name.clone()).expect("a client");
+        let mut s = rustls::ServerConnection::new(server.config()).expect("a server");
+        let mut wire = Vec::new();
+        while c.is_handshaking() || s.is_handshaking() {
+            wire.clear();
+            c.write_tls(&mut wire).expect("to memory");
+            s.read_tls(&mut wire.as_slice()).expect("from memory");
+            s.process_new_packets().expect("the client's flight");
+            wire.clear();
+            s.write_tls(&mut wire).expect("to memory");
+            c.read_tls(&mut wire.as_slice()).expect("from memory");
+            c.process_new_packets().expect("the server's flight");
+        }
+        c.negotiated_cipher_suite().expect("a suite").suite()
+    };
+    let mut times: [(String, Vec<f64>); 2] = Default::default();
+    for _round in 0..4 {
+        for (i, client) in [&ours, &ring_order].into_iter().enumerate() {
+            let started = Instant::now();
+            let mut suite = None;
+            for _ in 0..per_round {
+                suite = Some(handshake(client));
+            }
+            let us = started.elapsed().as_secs_f64() * 1e6 / per_round.max(1) as f64;
+            times[i].0 = format!("{:?}", suite.expect("at least one handshake"));
+            times[i].1.push(us);
+        }
+    }
+    for ((suite, us), who) in times.iter().zip(["links' order", "ring's order"]) {
+        let shown: Vec<String> = us.iter().map(|t| format!("{t:.0}")).collect();
+        println!(
+            "handshake in memory, both ends, {who} ({suite}): {} µs per handshake, in 4 rounds of {per_round}",
+            shown.join(", ")
+        );
+    }
 }
 
 /// The open-loop section: one relay at fixed rates and a search for the

@@ -68,9 +68,10 @@ pub enum TlsError {
 /// crypto extensions compute in hardware; SHA-384 has no such
 /// instructions on most CPUs, and was 9% of relayd's CPU while it accepted
 /// TLS links (perf, `--bench scale -- links`). One handshake, both ends in
-/// memory, took 319 to 341 µs instead of 421 to 451 µs, alternating. AES-128
-/// also takes 10 rounds per block instead of 14. The server follows the
-/// client's order, so a dialer that prefers another suite still gets it.
+/// memory, took 247 to 355 µs instead of 356 to 446 µs, in alternating
+/// rounds (`--bench scale -- handshake`). AES-128 also takes 10 rounds
+/// per block instead of 14. The server follows the client's order, so a
+/// dialer that prefers another suite still gets it.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     // A stable sort: the other suites keep ring's order.
