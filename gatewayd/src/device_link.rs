@@ -48,7 +48,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
     run(gw, link, peer.ip()).instrument(span).await;
 }
 
-async fn run(gw: Arc<Gateway>, link: Link, ip: IpAddr) {
+async fn run(gw: Arc<Gateway>, mut link: Link, ip: IpAddr) {
     let (handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
     let id = gw.core().link_up(handle, ip);
     gw.metrics.device_links.inc();
@@ -59,7 +59,7 @@ async fn run(gw: Arc<Gateway>, link: Link, ip: IpAddr) {
         stop_reason: "gateway stopping",
     };
     let mut role = DeviceLink { gw: gw.clone(), id };
-    let reason = actor::run(link, mailbox, &mut role, &settings).await;
+    let reason = actor::run(&mut link, mailbox, &mut role, &settings).await;
     let effects = gw.core().link_lost(id);
     gw.apply(effects).await;
     gw.update_status();

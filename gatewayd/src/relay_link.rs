@@ -99,7 +99,7 @@ async fn serve_relay_link(gw: &Arc<Gateway>, addr: &str, mut link: Link) {
         stop_reason: "gateway stopping",
     };
     let mut role = RelayLink { gw: gw.clone() };
-    let reason = actor::run(link, mailbox, &mut role, &settings).await;
+    let reason = actor::run(&mut link, mailbox, &mut role, &settings).await;
     gw.uplink.current.send_replace(None);
     tracing::warn!(%reason, "relay link down");
 }

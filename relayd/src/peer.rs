@@ -390,7 +390,7 @@ async fn run_peer(
                 heard,
                 calls,
             };
-            Ok(actor::run(link, mailbox, &mut role, &settings).await)
+            Ok(actor::run(&mut link, mailbox, &mut role, &settings).await)
         }
     };
     relay.mesh.peer_down(&name, id);

@@ -133,7 +133,7 @@ impl Session {
         let (_handle, mailbox) = LinkHandle::new(opener.clone(), 1);
         let control = tokio::spawn(async move {
             let mut role = SessionRole::default();
-            let end = actor::run(link, mailbox, &mut role, &settings).await;
+            let end = actor::run(&mut link, mailbox, &mut role, &settings).await;
             let reason = match role.kicked {
                 Some(reason) => SessionEnd::Kicked(reason),
                 None => SessionEnd::LinkLost(end.to_string()),

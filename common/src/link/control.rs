@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -285,12 +286,13 @@ fn split_control(control: MuxStream) -> (ControlReader, ControlWriter) {
     )
 }
 
-/// The control reader's first buffer. Control messages are small (a ping
-/// is a dozen bytes, a login about a hundred), and a link spends its life
-/// idle: tokio-util's default of 8 KiB was a quarter of an idle relay
-/// link's memory. A larger message (a directory snapshot) makes the codec
-/// reserve what it needs.
-const CONTROL_READ_CAPACITY: usize = 256;
+/// The control reader's first buffer: none. Control messages are small (a
+/// ping is a dozen bytes, a login about a hundred) and a link spends its
+/// life idle, so the buffer is allocated by the read that needs it and
+/// freed once a message leaves it empty (tokio-util's default of 8 KiB
+/// was a quarter of an idle relay link's memory). A larger message (a
+/// directory snapshot) makes the codec reserve what it needs.
+const CONTROL_READ_CAPACITY: usize = 0;
 
 /// Reads control messages. `next` is cancel-safe, so it can sit in a `select!`.
 pub struct ControlReader {
@@ -307,7 +309,14 @@ impl ControlReader {
                 Err(FrameError::TooLarge { len: max + 1, max })
             }
             Some(Err(e)) => Err(FrameError::Io(e)),
-            Some(Ok(buf)) => Ok(Some(postcard::from_bytes(&buf)?)),
+            Some(Ok(buf)) => {
+                // Between messages the buffer goes: a link spends its life
+                // idle, and the next read allocates what it needs.
+                if self.inner.read_buffer().is_empty() {
+                    *self.inner.read_buffer_mut() = BytesMut::new();
+                }
+                Ok(Some(postcard::from_bytes(&buf)?))
+            }
         }
     }
 }

@@ -225,99 +225,115 @@ where
     (opener, Incoming(in_rx))
 }
 
-async fn drive<T>(
+/// The driver's future. Not an `async fn`: one stores its arguments twice
+/// (as passed, and again as the locals they are moved into), and yamux's
+/// connection is most of this task, which every idle link keeps. The block
+/// below uses what it captured in place.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+fn drive<T>(
     mut conn: yamux::Connection<T>,
     mut open_rx: futures::channel::mpsc::Receiver<OpenReply>,
     mut in_tx: futures::channel::mpsc::Sender<MuxStream>,
     closed: CancellationToken,
     permits: Arc<Semaphore>,
-) where
+) -> impl Future<Output = ()>
+where
     T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
 {
-    let mut waiting: VecDeque<OpenReply> = VecDeque::new();
-    // Kept across polls so that Opener::close wakes this task.
-    let close_requested = closed.cancelled();
-    futures::pin_mut!(close_requested);
-    let result = poll_fn(|cx| {
-        if close_requested.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Ok(()));
-        }
-        // Inbound first: polling it is what moves every stream's bytes.
-        loop {
-            match conn.poll_next_inbound(cx) {
-                Poll::Ready(Some(Ok(stream))) => {
-                    // Dropping a stream refuses it (yamux resets it).
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        tracing::warn!("too many streams on this link; refusing one");
-                        continue;
-                    };
-                    let stream = MuxStream::new(stream, permit);
-                    if in_tx.try_send(stream).is_err() {
-                        tracing::warn!("inbound stream queue full; refusing a stream");
+    async move {
+        let mut waiting: VecDeque<OpenReply> = VecDeque::new();
+        // In a block of its own so that the goodbye below does not keep
+        // room for it.
+        let result = {
+            // Kept across polls so that Opener::close wakes this task.
+            let close_requested = closed.cancelled();
+            futures::pin_mut!(close_requested);
+            poll_fn(|cx| {
+                if close_requested.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                // Inbound first: polling it is what moves every stream's bytes.
+                loop {
+                    match conn.poll_next_inbound(cx) {
+                        Poll::Ready(Some(Ok(stream))) => {
+                            // Dropping a stream refuses it (yamux resets it).
+                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                tracing::warn!("too many streams on this link; refusing one");
+                                continue;
+                            };
+                            let stream = MuxStream::new(stream, permit);
+                            if in_tx.try_send(stream).is_err() {
+                                tracing::warn!("inbound stream queue full; refusing a stream");
+                            }
+                        }
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                        Poll::Ready(None) => return Poll::Ready(Ok(())),
+                        Poll::Pending => break,
                     }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => break,
-            }
-        }
-        // Take open requests only while few wait: when yamux cannot open
-        // more (too many streams, or too many not yet acknowledged), the
-        // requests stay in the bounded channel and `Opener::open` waits there,
-        // instead of piling up here without limit.
-        while waiting.len() < OPEN_QUEUE
-            && let Poll::Ready(Some(reply)) = futures::StreamExt::poll_next_unpin(&mut open_rx, cx)
-        {
-            waiting.push_back(reply);
-        }
-        let at_cap = waiting.len() == OPEN_QUEUE;
-        let mut opened = false;
-        while let Some(reply) = waiting.pop_front() {
-            if reply.is_closed() {
-                continue;
-            }
-            // At the limit: refuse this one call, keep the link and every
-            // call on it.
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                let _ = reply.send(Err(MuxError::TooManyStreams));
-                continue;
-            };
-            match conn.poll_new_outbound(cx) {
-                Poll::Ready(Ok(stream)) => {
-                    opened = true;
-                    let stream = MuxStream::new(stream, permit);
-                    let _ = reply.send(Ok(stream));
+                // Take open requests only while few wait: when yamux cannot open
+                // more (too many streams, or too many not yet acknowledged), the
+                // requests stay in the bounded channel and `Opener::open` waits there,
+                // instead of piling up here without limit.
+                while waiting.len() < OPEN_QUEUE
+                    && let Poll::Ready(Some(reply)) =
+                        futures::StreamExt::poll_next_unpin(&mut open_rx, cx)
+                {
+                    waiting.push_back(reply);
                 }
-                Poll::Ready(Err(e)) => {
-                    let _ = reply.send(Err(MuxError::Closed));
-                    return Poll::Ready(Err(e));
+                let at_cap = waiting.len() == OPEN_QUEUE;
+                let mut opened = false;
+                while let Some(reply) = waiting.pop_front() {
+                    if reply.is_closed() {
+                        continue;
+                    }
+                    // At the limit: refuse this one call, keep the link and every
+                    // call on it.
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        let _ = reply.send(Err(MuxError::TooManyStreams));
+                        continue;
+                    };
+                    match conn.poll_new_outbound(cx) {
+                        Poll::Ready(Ok(stream)) => {
+                            opened = true;
+                            let stream = MuxStream::new(stream, permit);
+                            let _ = reply.send(Ok(stream));
+                        }
+                        Poll::Ready(Err(e)) => {
+                            let _ = reply.send(Err(MuxError::Closed));
+                            return Poll::Ready(Err(e));
+                        }
+                        Poll::Pending => {
+                            waiting.push_front(reply);
+                            break;
+                        }
+                    }
                 }
-                Poll::Pending => {
-                    waiting.push_front(reply);
-                    break;
+                // A new stream's outgoing queue is only watched once the connection
+                // is polled again; without this its first write would wait for
+                // unrelated traffic. And requests left in the channel because the
+                // queue was full are taken on that next poll.
+                if opened || (at_cap && waiting.len() < OPEN_QUEUE) {
+                    cx.waker().wake_by_ref();
                 }
-            }
+                Poll::Pending
+            })
+            .await
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "link ended");
         }
-        // A new stream's outgoing queue is only watched once the connection
-        // is polled again; without this its first write would wait for
-        // unrelated traffic. And requests left in the channel because the
-        // queue was full are taken on that next poll.
-        if opened || (at_cap && waiting.len() < OPEN_QUEUE) {
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    })
-    .await;
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "link ended");
+        closed.cancel();
+        // Say goodbye politely; a dead socket makes this fail fast.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            poll_fn(|cx| conn.poll_close(cx)),
+        )
+        .await;
     }
-    closed.cancel();
-    // Say goodbye politely; a dead socket makes this fail fast.
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(1),
-        poll_fn(|cx| conn.poll_close(cx)),
-    )
-    .await;
 }
 
 #[cfg(test)]
