@@ -399,6 +399,32 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn answers_come_in_request_order_and_their_queue_goes_once_drained() {
+        let mut answers = Answers::default();
+        assert!(answers.is_empty());
+        assert!(answers.0.is_none());
+        let (slow_tx, slow) = tokio::sync::oneshot::channel::<()>();
+        answers.push(Box::pin(async move {
+            slow.await.unwrap();
+            Some(Control::Pong { seq: 1 })
+        }));
+        answers.push(Box::pin(async { Some(Control::Pong { seq: 2 }) }));
+        let mut next = std::pin::pin!(poll_fn(|cx| answers.poll_next(cx)));
+        assert!(
+            futures::poll!(next.as_mut()).is_pending(),
+            "the first waits"
+        );
+        slow_tx.send(()).unwrap();
+        assert_eq!(next.await, Some(Some(Control::Pong { seq: 1 })));
+        assert!(!answers.is_empty());
+        let second = poll_fn(|cx| answers.poll_next(cx)).await;
+        assert_eq!(second, Some(Some(Control::Pong { seq: 2 })));
+        assert!(answers.is_empty());
+        assert!(answers.0.is_none(), "a drained queue is freed");
+        assert_eq!(poll_fn(|cx| answers.poll_next(cx)).await, None);
+    }
+
     /// Two linked ends over loopback TCP.
     async fn pair() -> (Link, Link) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -429,6 +429,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_control_reader_holds_no_buffer_between_messages() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let far = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            accept(tcp, &LinkConfig::default(), |_| {
+                Ok(hello("relay-a", PROTOCOL_VERSION))
+            })
+            .await
+            .unwrap()
+        });
+        let mut near = dial(
+            &addr,
+            hello("gw1", PROTOCOL_VERSION),
+            &LinkConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut far = far.await.unwrap();
+        let kicked = |reason: String| Control::Kicked {
+            number: "1002".parse().unwrap(),
+            reason,
+        };
+        // A message in two writes, cut inside its length prefix; then one
+        // larger than any first read.
+        let frame = frame::encode_msg(&kicked("split".into())).unwrap();
+        near.writer.send_encoded(&frame[..2]).await.unwrap();
+        near.writer.send_encoded(&frame[2..]).await.unwrap();
+        let long = kicked("x".repeat(20_000));
+        near.writer.send(&long).await.unwrap();
+
+        assert_eq!(
+            far.reader.next().await.unwrap(),
+            Some(kicked("split".into()))
+        );
+        assert_eq!(far.reader.inner.read_buffer().capacity(), 0);
+        assert_eq!(far.reader.next().await.unwrap(), Some(long));
+        assert_eq!(far.reader.inner.read_buffer().capacity(), 0);
+        near.writer.send(&Control::Ping { seq: 3 }).await.unwrap();
+        assert_eq!(
+            far.reader.next().await.unwrap(),
+            Some(Control::Ping { seq: 3 })
+        );
+    }
+
+    #[tokio::test]
     async fn wrong_version_and_refusal_are_reported() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
