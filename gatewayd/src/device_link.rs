@@ -36,7 +36,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
         )),
     })
     .await;
-    let link = match link {
+    let mut link = match link {
         Ok(link) => link,
         Err(e) => {
             tracing::info!(%peer, error = %e, "device link refused");
@@ -45,10 +45,12 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr) {
         }
     };
     let span = tracing::info_span!("device", %peer, name = %link.peer.name);
-    run(gw, link, peer.ip()).instrument(span).await;
+    run(gw, &mut link, peer.ip()).instrument(span).await;
 }
 
-async fn run(gw: Arc<Gateway>, mut link: Link, ip: IpAddr) {
+/// Runs a device's link. It borrows the link, which this task holds once:
+/// an `async fn` stores what it is passed twice.
+async fn run(gw: Arc<Gateway>, link: &mut Link, ip: IpAddr) {
     let (handle, mailbox) = LinkHandle::new(link.opener.clone(), OUTBOX);
     let id = gw.core().link_up(handle, ip);
     gw.metrics.device_links.inc();
@@ -59,7 +61,7 @@ async fn run(gw: Arc<Gateway>, mut link: Link, ip: IpAddr) {
         stop_reason: "gateway stopping",
     };
     let mut role = DeviceLink { gw: gw.clone(), id };
-    let reason = actor::run(&mut link, mailbox, &mut role, &settings).await;
+    let reason = actor::run(link, mailbox, &mut role, &settings).await;
     let effects = gw.core().link_lost(id);
     gw.apply(effects).await;
     gw.update_status();

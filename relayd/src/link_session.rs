@@ -80,7 +80,7 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
         relay.metrics.error("peer_name_clash");
         return;
     }
-    let link = match link {
+    let mut link = match link {
         Ok(link) => link,
         Err(e) => {
             tracing::info!(%peer, error = %e, "link refused");
@@ -90,7 +90,7 @@ pub async fn serve(relay: Arc<Relay>, tcp: TcpStream, peer: SocketAddr) {
     };
     if link.peer.role == Role::Relay {
         let span = tracing::info_span!("peer", %peer, name = %link.peer.name, %scheme);
-        Box::pin(peer::accept(relay, link, call::spawn).instrument(span)).await;
+        Box::pin(peer::accept(relay, &mut link, call::spawn).instrument(span)).await;
         return;
     }
     let span =

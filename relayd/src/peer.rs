@@ -84,12 +84,12 @@ pub async fn maintain(
             Ok(link) => {
                 let span = tracing::info_span!("peer", peer = %link.peer.name, %addr);
                 async {
-                    let (link, instance) = authenticate_as_dialer(&relay, link).await?;
+                    let (mut link, instance) = authenticate_as_dialer(&relay, link).await?;
                     let name = link.peer.name.clone();
                     relay.peer_status.set(&addr, PeerState::Up(name.clone()));
                     backoff.reset();
                     let me = relay.config.name.clone();
-                    run_peer(&relay, link, instance, me, addr.clone(), &stop, calls).await?;
+                    run_peer(&relay, &mut link, instance, me, addr.clone(), &stop, calls).await?;
                     Ok::<_, PeerError>(name)
                 }
                 .instrument(span)
@@ -153,7 +153,7 @@ pub async fn dial_on_demand(
             expected: name.to_owned(),
         });
     }
-    let (link, instance) = authenticate_as_dialer(relay, link).await?;
+    let (mut link, instance) = authenticate_as_dialer(relay, link).await?;
     let opener = link.opener.clone();
     tracing::info!(peer = %name, %addr, "dialed relay for a call");
     let span = tracing::info_span!("peer", peer = %name, %addr);
@@ -163,7 +163,8 @@ pub async fn dial_on_demand(
         async move {
             let stop = relay2.closing.clone();
             let me = relay2.config.name.clone();
-            if let Err(e) = run_peer(&relay2, link, instance, me, addr.clone(), &stop, calls).await
+            if let Err(e) =
+                run_peer(&relay2, &mut link, instance, me, addr.clone(), &stop, calls).await
             {
                 log_refusal(&relay2, &e, "to", &addr);
             }
@@ -263,7 +264,7 @@ fn unexpected(expected: &'static str, got: Option<Control>) -> PeerError {
 }
 
 /// Acceptor side: challenge the dialing relay, then run the peer link.
-pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
+pub async fn accept(relay: Arc<Relay>, link: &mut Link, calls: CallSpawner) {
     let me = relay.config.name.clone();
     let peer = link.peer.name.clone();
     let key = &relay.config.mesh_key;
@@ -285,7 +286,7 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
                     // The name rule once the peer is proven one of the
                     // fleet; a refusal goes in place of our proof.
                     if let Err(clash) = relay.mesh.check_name(&peer, instance) {
-                        return Err(refuse(&mut link, clash).await);
+                        return Err(refuse(link, clash).await);
                     }
                     let answer = key.peer_proof(&nonce, &me, &peer);
                     link.writer
@@ -335,7 +336,7 @@ pub async fn accept(relay: Arc<Relay>, mut link: Link, calls: CallSpawner) {
 /// the same name may have registered since.
 async fn run_peer(
     relay: &Arc<Relay>,
-    mut link: Link,
+    link: &mut Link,
     instance: Instance,
     dialer: String,
     addr: String,
@@ -368,13 +369,13 @@ async fn run_peer(
             return Ok(());
         }
         Err(Rejection::NameClash(clash)) => {
-            let e = refuse(&mut link, clash).await;
+            let e = refuse(link, clash).await;
             link.opener.close();
             return Err(e);
         }
     }
     let sharing = relay.mesh.shares_with_peers();
-    let end = match send_snapshot(relay, &mut link, sharing).await {
+    let end = match send_snapshot(relay, link, sharing).await {
         Err(e) => Err(format!("cannot send the snapshot: {e}")),
         Ok(()) => {
             let settings = actor::Settings {
@@ -390,7 +391,7 @@ async fn run_peer(
                 heard,
                 calls,
             };
-            Ok(actor::run(&mut link, mailbox, &mut role, &settings).await)
+            Ok(actor::run(link, mailbox, &mut role, &settings).await)
         }
     };
     relay.mesh.peer_down(&name, id);
