@@ -387,17 +387,8 @@ fn kind(msg: &Control) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::control::{LinkConfig, accept, dial};
-    use crate::link::message::{Hello, PROTOCOL_VERSION, Role};
+    use crate::link::control::loopback_pair;
     use crate::link::roles::FromDevice;
-
-    fn hello(name: &str) -> Hello {
-        Hello {
-            version: PROTOCOL_VERSION,
-            role: Role::Gateway,
-            name: name.to_owned(),
-        }
-    }
 
     #[tokio::test]
     async fn answers_come_in_request_order_and_their_queue_goes_once_drained() {
@@ -423,22 +414,6 @@ mod tests {
         assert!(answers.is_empty());
         assert!(answers.0.is_none(), "a drained queue is freed");
         assert_eq!(poll_fn(|cx| answers.poll_next(cx)).await, None);
-    }
-
-    /// Two linked ends over loopback TCP.
-    async fn pair() -> (Link, Link) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let far = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            accept(tcp, &LinkConfig::default(), |_| Ok(hello("far")))
-                .await
-                .unwrap()
-        });
-        let near = dial(&addr, hello("near"), &LinkConfig::default())
-            .await
-            .unwrap();
-        (near, far.await.unwrap())
     }
 
     /// Answers logins only after a gate opens; records logouts.
@@ -486,7 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn pings_are_answered_while_a_login_waits_and_answers_keep_order() {
-        let (mut near, mut far) = pair().await;
+        let (mut near, mut far) = loopback_pair().await;
         let (gate_tx, gate) = tokio::sync::oneshot::channel();
         let stop = CancellationToken::new();
         let (_handle, mailbox) = LinkHandle::new(far.opener.clone(), 4);
@@ -536,7 +511,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_closes_the_link_instead_of_dropping_a_message() {
-        let (near, _far) = pair().await;
+        let (near, _far) = loopback_pair().await;
         let (handle, _mailbox) = LinkHandle::new(near.opener.clone(), 1);
         let kick = || Control::Kicked {
             number: "1002".parse().unwrap(),
@@ -549,7 +524,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_peer_closing_ends_the_link_with_its_name() {
-        let (near, mut far) = pair().await;
+        let (near, mut far) = loopback_pair().await;
         let stop = CancellationToken::new();
         let (_handle, mailbox) = LinkHandle::new(far.opener.clone(), 4);
         let mut role = SlowLogins {

@@ -382,6 +382,29 @@ impl Heartbeat {
     }
 }
 
+/// Two linked ends over loopback TCP, the dialer's and the acceptor's,
+/// for tests of what runs on a link.
+#[cfg(test)]
+pub(crate) async fn loopback_pair() -> (Link, Link) {
+    let hello = |name: &str| Hello {
+        version: PROTOCOL_VERSION,
+        role: super::message::Role::Gateway,
+        name: name.to_owned(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let far = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        accept(tcp, &LinkConfig::default(), |_| Ok(hello("far")))
+            .await
+            .unwrap()
+    });
+    let near = dial(&addr, hello("near"), &LinkConfig::default())
+        .await
+        .unwrap();
+    (near, far.await.unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,24 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_control_reader_holds_no_buffer_between_messages() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let far = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            accept(tcp, &LinkConfig::default(), |_| {
-                Ok(hello("relay-a", PROTOCOL_VERSION))
-            })
-            .await
-            .unwrap()
-        });
-        let mut near = dial(
-            &addr,
-            hello("gw1", PROTOCOL_VERSION),
-            &LinkConfig::default(),
-        )
-        .await
-        .unwrap();
-        let mut far = far.await.unwrap();
+        let (mut near, mut far) = loopback_pair().await;
         let kicked = |reason: String| Control::Kicked {
             number: "1002".parse().unwrap(),
             reason,
