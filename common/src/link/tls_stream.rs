@@ -37,6 +37,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
+use tokio_util::io::poll_read_buf;
 
 /// Room made for one read from the socket: a whole record of the largest
 /// size (16 KiB of payload plus header and tag) fits.
@@ -305,18 +306,20 @@ impl<C: Unbuffered> TlsStream<C> {
     /// Reads what the socket holds into `incoming`; 0 at the end of the
     /// stream. Room is made only once the socket is readable, so an idle
     /// link holds no read buffer.
+    ///
+    /// The read goes through the socket's `poll_read`, not `try_read_buf`:
+    /// a read that fills less than the room shows the socket drained, and
+    /// `poll_read` then clears its readiness, where `try_read_buf` leaves
+    /// it set and the next fill pays a system call only to hear
+    /// `WouldBlock` (one in two of a relay's reads under load).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.tcp.poll_read_ready(cx))?;
-            self.incoming.reserve(READ_ROOM);
-            match self.tcp.try_read_buf(&mut self.incoming) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    release_if_empty(&mut self.incoming);
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        ready!(self.tcp.poll_read_ready(cx))?;
+        self.incoming.reserve(READ_ROOM);
+        let read = poll_read_buf(Pin::new(&mut self.tcp), cx, &mut self.incoming);
+        if read.is_pending() {
+            release_if_empty(&mut self.incoming);
         }
+        read
     }
 
     /// Sends `outgoing` whole.
