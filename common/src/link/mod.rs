@@ -12,6 +12,7 @@ pub mod message;
 pub mod mux;
 pub mod outbox;
 pub mod pages;
+pub mod plain;
 pub mod roles;
 pub mod splice;
 pub mod tls;

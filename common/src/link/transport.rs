@@ -18,6 +18,7 @@ use tokio_rustls::rustls::ServerConfig;
 
 use super::control::{LinkConfig, LinkError};
 use super::keepalive;
+use super::plain::PlainStream;
 use super::tls;
 use super::tls_stream;
 
@@ -102,7 +103,7 @@ impl From<TcpStream> for Inbound {
         let peer = peer_name(&tcp);
         prepare(&tcp);
         Inbound {
-            io: Box::new(tcp),
+            io: Box::new(PlainStream::new(tcp)),
             peer,
         }
     }
@@ -150,7 +151,7 @@ pub async fn connect_from(
         };
         prepare(&tcp);
         match target.scheme {
-            Scheme::Plain => Ok(Box::new(tcp) as LinkIo),
+            Scheme::Plain => Ok(Box::new(PlainStream::new(tcp)) as LinkIo),
             Scheme::Tls => {
                 let name = tls::server_name(target.host_port).map_err(LinkError::Address)?;
                 let tls_fail = |detail: String| LinkError::Tls {
