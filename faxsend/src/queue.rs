@@ -116,7 +116,7 @@ async fn write_pages<W: tokio::io::AsyncWrite + Unpin>(
     pages: &[EncodedPage],
 ) -> Result<(), FrameError> {
     for (index, page) in pages.iter().enumerate() {
-        pages::write_page(stream, index as u32, page).await?;
+        pages::write_page(stream, index as u32, page, None).await?;
     }
     Ok(())
 }

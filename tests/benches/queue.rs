@@ -90,7 +90,7 @@ async fn ask(session: &Session, request: JobRequest, page: Option<&EncodedPage>)
         .expect("sent");
     if let (JobRequest::Submit(s), Some(page)) = (&request, page) {
         for _ in &s.recipients {
-            pages::write_page(&mut stream, 0, page)
+            pages::write_page(&mut stream, 0, page, None)
                 .await
                 .expect("a page sent");
         }

@@ -292,11 +292,15 @@ async fn place_call(
                 writer_stopped.notify_one();
                 return Ok(tx);
             }
-            pages::write_page(&mut tx, index, to_send.get(index as usize)).await?;
+            // The end of the document travels with the last page.
+            let then = (index + 1 == count).then_some(&SenderFrame::EndOfDocument);
+            pages::write_page(&mut tx, index, to_send.get(index as usize), then).await?;
             writer_sent.fetch_add(1, Ordering::Relaxed);
             writer_progress.page_sent(index);
         }
-        frame::write_msg(&mut tx, &SenderFrame::EndOfDocument).await?;
+        if first == count {
+            frame::write_msg(&mut tx, &SenderFrame::EndOfDocument).await?;
+        }
         // Keep the write half open: closing it could end the call at a hop
         // before the callee's last confirmation is back.
         Ok::<_, FrameError>(tx)

@@ -94,6 +94,14 @@ fn eof_is_truncated(e: std::io::Error) -> FrameError {
 
 /// Writes `bytes` as one raw frame (no message encoding), with one write.
 pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), FrameError> {
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    append_raw(&mut frame, bytes)?;
+    w.write_all(&frame).await?;
+    Ok(())
+}
+
+/// Appends `bytes` to `out` as one raw frame (no message encoding).
+pub fn append_raw(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), FrameError> {
     let max = max_frame_len();
     if bytes.len() > max {
         return Err(FrameError::TooLarge {
@@ -101,10 +109,9 @@ pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result
             max,
         });
     }
-    let mut frame = Vec::with_capacity(4 + bytes.len());
-    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    frame.extend_from_slice(bytes);
-    w.write_all(&frame).await?;
+    out.reserve(4 + bytes.len());
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
     Ok(())
 }
 

@@ -3,10 +3,10 @@
 //! in a call, and faxsend in a submission to its gateway's queue, which
 //! reads them back with [`read_page`].
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::frame::{self, FrameError};
-use super::message::{CHUNK_LEN, SenderFrame};
+use super::message::{CHUNK_FRAME_LEN, CHUNK_LEN, SenderFrame};
 use crate::codec::EncodedPage;
 
 /// Why a page could not be read.
@@ -24,17 +24,44 @@ pub enum PageError {
     Bad { index: u32, reason: String },
 }
 
-/// Writes page `index`: its header, then its data.
+/// Writes page `index`: its header, then its data, then `then` when
+/// given (the frame that follows the page, such as `EndOfDocument`).
+///
+/// Each write to a multiplexed stream becomes one multiplexer frame, and
+/// every frame costs every hop a send, a wake-up and a read. So the header
+/// goes in one write with the first chunk, and `then` with the last, when
+/// together they fit one chunk frame: a one-page fax of a typical letter
+/// crosses each hop as one frame, not three. A larger write would be split
+/// by the multiplexer, so a full chunk still goes alone (see
+/// [`CHUNK_FRAME_LEN`]).
 pub async fn write_page<W: AsyncWrite + Unpin>(
     w: &mut W,
     index: u32,
     page: &EncodedPage,
+    then: Option<&SenderFrame>,
 ) -> Result<(), FrameError> {
-    let info = page.info();
-    frame::write_msg(w, &SenderFrame::Page { index, info }).await?;
+    let header = frame::encode_msg(&SenderFrame::Page {
+        index,
+        info: page.info(),
+    })?;
+    let then = then.map(frame::encode_msg).transpose()?;
+    let mut out = header;
     for chunk in page.data.chunks(CHUNK_LEN) {
-        frame::write_raw(w, chunk).await?;
+        if out.len() + 4 + chunk.len() > CHUNK_FRAME_LEN {
+            w.write_all(&out).await?;
+            out.clear();
+        }
+        frame::append_raw(&mut out, chunk)?;
     }
+    if let Some(then) = then {
+        if out.len() + then.len() > CHUNK_FRAME_LEN {
+            w.write_all(&out).await?;
+            out.clear();
+        }
+        out.extend_from_slice(&then);
+    }
+    w.write_all(&out).await?;
+    w.flush().await?;
     Ok(())
 }
 
@@ -96,8 +123,8 @@ mod tests {
     async fn pages_round_trip_across_chunks_and_limits_hold() {
         let big = page(CHUNK_LEN * 2 + 17);
         let mut wire = Vec::new();
-        write_page(&mut wire, 0, &big).await.unwrap();
-        write_page(&mut wire, 1, &page(3)).await.unwrap();
+        write_page(&mut wire, 0, &big, None).await.unwrap();
+        write_page(&mut wire, 1, &page(3), None).await.unwrap();
         let mut r = wire.as_slice();
         let back = read_page(&mut r, 0, u64::MAX).await.unwrap();
         assert_eq!(back.data, big.data);
@@ -114,5 +141,83 @@ mod tests {
         let mut r = wire.as_slice();
         let err = read_page(&mut r, 0, 100).await.unwrap_err().to_string();
         assert!(err.contains("over the 100 byte limit"), "{err}");
+    }
+
+    /// Keeps every write apart, as a multiplexed stream makes each a frame.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_travels_in_as_few_writes_as_fit_a_chunk_frame() {
+        let end = SenderFrame::EndOfDocument;
+        // A letter's page: its header, its data and the end in one write.
+        let mut w = Writes::default();
+        write_page(&mut w, 0, &page(15_000), Some(&end))
+            .await
+            .unwrap();
+        assert_eq!(w.0.len(), 1, "{:?}", sizes_of(&w));
+        let wire = w.0.concat();
+        let mut r = wire.as_slice();
+        assert_eq!(
+            read_page(&mut r, 0, u64::MAX).await.unwrap().data,
+            page(15_000).data
+        );
+        let after = frame::read_msg::<_, SenderFrame>(&mut r).await.unwrap();
+        assert_eq!(after, Some(SenderFrame::EndOfDocument));
+        assert!(r.is_empty());
+
+        // Full chunks go alone, never over a chunk frame; the header joins
+        // nothing it would push over, the end joins the short last chunk.
+        let big = page(CHUNK_LEN * 2 + 17);
+        let mut w = Writes::default();
+        write_page(&mut w, 3, &big, Some(&end)).await.unwrap();
+        let sizes = sizes_of(&w);
+        assert_eq!(sizes.len(), 4, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= CHUNK_FRAME_LEN), "{sizes:?}");
+        assert_eq!(&sizes[1..3], [CHUNK_FRAME_LEN, CHUNK_FRAME_LEN]);
+        let wire = w.0.concat();
+        let mut r = wire.as_slice();
+        assert_eq!(read_page(&mut r, 3, u64::MAX).await.unwrap().data, big.data);
+        let after = frame::read_msg::<_, SenderFrame>(&mut r).await.unwrap();
+        assert_eq!(after, Some(SenderFrame::EndOfDocument));
+
+        // A page that fills its frame exactly leaves the end to a write of
+        // its own. (Lengths of this size class encode to the same width.)
+        let info = page(CHUNK_FRAME_LEN - 100).info();
+        let header = frame::encode_msg(&SenderFrame::Page { index: 0, info })
+            .unwrap()
+            .len();
+        let exact = page(CHUNK_FRAME_LEN - header - 4);
+        let mut w = Writes::default();
+        write_page(&mut w, 0, &exact, Some(&end)).await.unwrap();
+        assert_eq!(w.0.len(), 2, "{:?}", sizes_of(&w));
+        assert_eq!(w.0[0].len(), CHUNK_FRAME_LEN);
+    }
+
+    fn sizes_of(w: &Writes) -> Vec<usize> {
+        w.0.iter().map(Vec::len).collect()
     }
 }
