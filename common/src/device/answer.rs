@@ -1,9 +1,11 @@
 //! The callee's side of a call: decide, answer with capabilities, store each
 //! page and confirm it only once it is safely stored.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::codec::{Capabilities, PageInfo};
 use crate::link::frame::{self, FrameError};
@@ -157,17 +159,52 @@ where
     // One buffer for every page of the call: a fresh one per page would be
     // faulted in (and zeroed by the kernel) page after page.
     let mut data = Vec::new();
+    // A page stored whose confirmation is held back, to travel with what
+    // answers the caller's next frame: the end of the document usually
+    // arrives with the last page, and then `PageConfirmed` and `Complete`
+    // cross every hop as one frame. It is held only while the caller's
+    // next frame is already here, so no confirmation waits on the caller.
+    let mut unconfirmed: Option<u32> = None;
     loop {
-        let buf = match read_frame(stream, policy.idle_timeout).await {
-            Ok(Some(buf)) => buf,
-            Ok(None) => return incomplete(stored, "the caller hung up".into()),
-            Err(e) => return incomplete(stored, e),
+        let next = match unconfirmed {
+            Some(index) => match frame_if_arrived(stream, policy.idle_timeout).await {
+                Some(next) => next,
+                None => {
+                    unconfirmed = None;
+                    if confirm(stream, &[ReceiverFrame::PageConfirmed { index }])
+                        .await
+                        .is_err()
+                    {
+                        return incomplete(stored, "the caller hung up".into());
+                    }
+                    read_frame(stream, policy.idle_timeout).await
+                }
+            },
+            None => read_frame(stream, policy.idle_timeout).await,
         };
-        let (index, info) = match decode(&buf) {
+        let frame = match next {
+            Ok(Some(buf)) => decode(&buf),
+            Ok(None) => return incomplete(stored, "the caller hung up".into()),
+            Err(e) => Err(e),
+        };
+        let (index, info) = match frame {
             Ok(SenderFrame::Page { index, info }) => (index, info),
             Ok(SenderFrame::EndOfDocument) => break,
-            Err(e) => return incomplete(stored, e),
+            Err(e) => {
+                // A stored page is still confirmed, as far as the caller listens.
+                if let Some(index) = unconfirmed {
+                    let _ = confirm(stream, &[ReceiverFrame::PageConfirmed { index }]).await;
+                }
+                return incomplete(stored, e);
+            }
         };
+        if let Some(confirmed) = unconfirmed.take()
+            && confirm(stream, &[ReceiverFrame::PageConfirmed { index: confirmed }])
+                .await
+                .is_err()
+        {
+            return incomplete(stored, "the caller hung up".into());
+        }
         if std::mem::take(&mut first_frame) && index == 0 && held > 0 {
             // The caller's pages differ from the ones held: start over.
             if let Err(e) = sink.start_over() {
@@ -238,16 +275,13 @@ where
             Err(e) => return incomplete(stored, format!("page store task failed: {e}")),
         };
         stored += 1;
-        if frame::write_msg(stream, &ReceiverFrame::PageConfirmed { index })
-            .await
-            .is_err()
-        {
-            return incomplete(stored, "the caller hung up".into());
-        }
         if policy.hangup_after_page == Some(stored) {
+            let _ = confirm(stream, &[ReceiverFrame::PageConfirmed { index }]).await;
             return incomplete(stored, format!("hung up after page {stored} as asked"));
         }
+        unconfirmed = Some(index);
     }
+    let confirmed = unconfirmed.map(|index| ReceiverFrame::PageConfirmed { index });
     let finished = tokio::task::spawn_blocking(move || sink.finish()).await;
     match finished {
         Ok(Ok(file)) => {
@@ -255,7 +289,8 @@ where
                 pages: stored,
                 file: file.clone(),
             };
-            let _ = frame::write_msg(stream, &done).await;
+            let frames: Vec<_> = confirmed.into_iter().chain([done]).collect();
+            let _ = confirm(stream, &frames).await;
             wait_for_release(stream).await;
             Answered::Received {
                 pages: stored,
@@ -264,10 +299,53 @@ where
             }
         }
         Ok(Err(e)) => {
+            if let Some(confirmed) = confirmed {
+                let _ = confirm(stream, &[confirmed]).await;
+            }
             let reason = format!("cannot complete the fax: {e}");
             hang_up(stream, stored, reason).await
         }
         Err(e) => incomplete(stored, format!("finish task failed: {e}")),
+    }
+}
+
+/// Writes `frames` to the caller in one write, so they travel as one
+/// multiplexer frame.
+async fn confirm<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    frames: &[ReceiverFrame],
+) -> Result<(), FrameError> {
+    let mut out = Vec::new();
+    for f in frames {
+        out.extend_from_slice(&frame::encode_msg(f)?);
+    }
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+/// The caller's next frame, read whole, if its first byte has already
+/// arrived; `None`, having read nothing, when nothing is waiting.
+async fn frame_if_arrived<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    wait: Duration,
+) -> Option<Result<Option<Vec<u8>>, String>> {
+    let mut first = [0u8; 1];
+    // One poll with a waker that does nothing: a stream that has nothing
+    // returns Pending and reads nothing, and the next read registers a
+    // real waker.
+    let polled = {
+        let mut buf = ReadBuf::new(&mut first);
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut *stream).poll_read(&mut cx, &mut buf) {
+            Poll::Pending => return None,
+            Poll::Ready(read) => read.map(|()| buf.filled().len()),
+        }
+    };
+    match polled {
+        Err(e) => Some(Err(format!("call stream failed: {e}"))),
+        Ok(0) => Some(Ok(None)),
+        Ok(_) => Some(read_frame(&mut (&first[..]).chain(&mut *stream), wait).await),
     }
 }
 
@@ -305,4 +383,179 @@ async fn read_frame<S: AsyncRead + Unpin>(
 /// Decodes a caller's message frame.
 fn decode(buf: &[u8]) -> Result<SenderFrame, String> {
     postcard::from_bytes(buf).map_err(|e| format!("bad frame from the caller: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Compression, EncodedPage, Resolution};
+    use crate::link::message::CHUNK_LEN;
+    use crate::link::pages;
+    use crate::number::CallId;
+
+    /// Pages kept in memory.
+    #[derive(Default)]
+    struct Memory(Vec<Vec<u8>>);
+
+    impl PageSink for Memory {
+        fn store_page(&mut self, _: u32, _: &PageInfo, data: &[u8]) -> std::io::Result<()> {
+            self.0.push(data.to_vec());
+            Ok(())
+        }
+        fn finish(&mut self) -> std::io::Result<String> {
+            Ok(format!("{} pages", self.0.len()))
+        }
+    }
+
+    fn request() -> CallRequest {
+        CallRequest {
+            call_id: CallId::random(),
+            from: "1001".parse().unwrap(),
+            to: "2002".parse().unwrap(),
+            pages: 2,
+            bytes: 0,
+            via: Vec::new(),
+        }
+    }
+
+    fn page(len: usize) -> EncodedPage {
+        EncodedPage {
+            width: 1728,
+            height: 10,
+            resolution: Resolution::Fine,
+            compression: Compression::G4,
+            data: (0..len).map(|i| (i * 7) as u8).collect(),
+        }
+    }
+
+    /// A caller's whole side, already sent (reads never wait), and every
+    /// write the callee makes, kept apart.
+    struct Line {
+        from_caller: std::io::Cursor<Vec<u8>>,
+        writes: Vec<Vec<u8>>,
+    }
+
+    impl AsyncRead for Line {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.from_caller).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Line {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.writes.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn frames_of(mut bytes: &[u8]) -> Vec<ReceiverFrame> {
+        let mut out = Vec::new();
+        while let Some(f) = frame::read_msg::<_, ReceiverFrame>(&mut bytes)
+            .await
+            .unwrap()
+        {
+            out.push(f);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_last_confirmation_travels_with_complete_when_the_end_came_with_the_page() {
+        let mut from_caller = Vec::new();
+        pages::write_page(&mut from_caller, 0, &page(3000), None)
+            .await
+            .unwrap();
+        let end = SenderFrame::EndOfDocument;
+        pages::write_page(&mut from_caller, 1, &page(CHUNK_LEN + 5), Some(&end))
+            .await
+            .unwrap();
+        let mut line = Line {
+            from_caller: std::io::Cursor::new(from_caller),
+            writes: Vec::new(),
+        };
+        let policy = AnswerPolicy::new(Capabilities::all());
+        let answered = answer(&mut line, &request(), &policy, |_| Ok(Memory::default())).await;
+        assert!(
+            matches!(answered, Answered::Received { pages: 2, .. }),
+            "{answered:?}"
+        );
+        // The answer, page 0's confirmation once page 1 is read, then page
+        // 1's confirmation and Complete in one write.
+        assert_eq!(line.writes.len(), 3, "{:?}", line.writes);
+        assert_eq!(
+            frames_of(&line.writes[1]).await,
+            [ReceiverFrame::PageConfirmed { index: 0 }]
+        );
+        assert_eq!(
+            frames_of(&line.writes[2]).await,
+            [
+                ReceiverFrame::PageConfirmed { index: 1 },
+                ReceiverFrame::Complete {
+                    pages: 2,
+                    file: "2 pages".into()
+                }
+            ]
+        );
+    }
+
+    /// The callee's next frame, which must come within 5 s.
+    async fn next<R: AsyncRead + Unpin>(rx: &mut R) -> Vec<u8> {
+        let read = frame::read_frame(rx, frame::max_frame_len());
+        let buf = tokio::time::timeout(Duration::from_secs(5), read).await;
+        buf.expect("a frame in time").unwrap().expect("a frame")
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_waits_for_each_confirmation_gets_it_at_once() {
+        let (mut callee, caller) = tokio::io::duplex(1 << 20);
+        let caller = tokio::spawn(async move {
+            let (mut rx, mut tx) = tokio::io::split(caller);
+            let accepted: CallAnswer = postcard::from_bytes(&next(&mut rx).await).unwrap();
+            assert!(matches!(accepted, CallAnswer::Accepted { .. }));
+            let mut heard = Vec::new();
+            for index in 0..2 {
+                pages::write_page(&mut tx, index, &page(500), None)
+                    .await
+                    .unwrap();
+                // Nothing more is sent before this page is confirmed.
+                heard.push(postcard::from_bytes::<ReceiverFrame>(&next(&mut rx).await).unwrap());
+            }
+            frame::write_msg(&mut tx, &SenderFrame::EndOfDocument)
+                .await
+                .unwrap();
+            heard.push(postcard::from_bytes(&next(&mut rx).await).unwrap());
+            heard
+        });
+        let policy = AnswerPolicy::new(Capabilities::all());
+        let answered = answer(&mut callee, &request(), &policy, |_| Ok(Memory::default())).await;
+        assert!(
+            matches!(answered, Answered::Received { pages: 2, .. }),
+            "{answered:?}"
+        );
+        assert_eq!(
+            caller.await.unwrap(),
+            [
+                ReceiverFrame::PageConfirmed { index: 0 },
+                ReceiverFrame::PageConfirmed { index: 1 },
+                ReceiverFrame::Complete {
+                    pages: 2,
+                    file: "2 pages".into()
+                }
+            ]
+        );
+    }
 }
