@@ -388,9 +388,8 @@ fn decode(buf: &[u8]) -> Result<SenderFrame, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Compression, EncodedPage, Resolution};
     use crate::link::message::CHUNK_LEN;
-    use crate::link::pages;
+    use crate::link::pages::{self, testing::Recorded, testing::page};
     use crate::number::CallId;
 
     /// Pages kept in memory.
@@ -418,50 +417,6 @@ mod tests {
         }
     }
 
-    fn page(len: usize) -> EncodedPage {
-        EncodedPage {
-            width: 1728,
-            height: 10,
-            resolution: Resolution::Fine,
-            compression: Compression::G4,
-            data: (0..len).map(|i| (i * 7) as u8).collect(),
-        }
-    }
-
-    /// A caller's whole side, already sent (reads never wait), and every
-    /// write the callee makes, kept apart.
-    struct Line {
-        from_caller: std::io::Cursor<Vec<u8>>,
-        writes: Vec<Vec<u8>>,
-    }
-
-    impl AsyncRead for Line {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.from_caller).poll_read(cx, buf)
-        }
-    }
-
-    impl AsyncWrite for Line {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            self.writes.push(buf.to_vec());
-            Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
     async fn frames_of(mut bytes: &[u8]) -> Vec<ReceiverFrame> {
         let mut out = Vec::new();
         while let Some(f) = frame::read_msg::<_, ReceiverFrame>(&mut bytes)
@@ -483,10 +438,7 @@ mod tests {
         pages::write_page(&mut from_caller, 1, &page(CHUNK_LEN + 5), Some(&end))
             .await
             .unwrap();
-        let mut line = Line {
-            from_caller: std::io::Cursor::new(from_caller),
-            writes: Vec::new(),
-        };
+        let mut line = Recorded::new(from_caller);
         let policy = AnswerPolicy::new(Capabilities::all());
         let answered = answer(&mut line, &request(), &policy, |_| Ok(Memory::default())).await;
         assert!(

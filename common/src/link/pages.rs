@@ -104,20 +104,83 @@ pub async fn read_page<R: AsyncRead + Unpin>(
     })
 }
 
+/// What tests of call streams share: pages, and a stream that keeps each
+/// write apart.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::codec::{Compression, Resolution};
+pub(crate) mod testing {
+    use std::io::{self, Cursor};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
-    fn page(len: usize) -> EncodedPage {
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    use crate::codec::{Compression, EncodedPage, Resolution};
+
+    /// A page of `len` bytes of data.
+    pub fn page(len: usize) -> EncodedPage {
         EncodedPage {
             width: 1728,
             height: 10,
             resolution: Resolution::Fine,
             compression: Compression::G4,
-            data: (0..len).map(|i| i as u8).collect(),
+            data: (0..len).map(|i| (i * 7) as u8).collect(),
         }
     }
+
+    /// A call stream whose far end sent `from_far` already (reads never
+    /// wait) and that keeps every write apart, as a multiplexed stream
+    /// makes each write a frame of its own.
+    #[derive(Default)]
+    pub struct Recorded {
+        pub from_far: Cursor<Vec<u8>>,
+        pub writes: Vec<Vec<u8>>,
+    }
+
+    impl Recorded {
+        pub fn new(from_far: Vec<u8>) -> Recorded {
+            Recorded {
+                from_far: Cursor::new(from_far),
+                writes: Vec::new(),
+            }
+        }
+
+        pub fn sizes(&self) -> Vec<usize> {
+            self.writes.iter().map(Vec::len).collect()
+        }
+    }
+
+    impl AsyncRead for Recorded {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.from_far).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Recorded {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Recorded, page};
+    use super::*;
 
     #[tokio::test]
     async fn pages_round_trip_across_chunks_and_limits_hold() {
@@ -143,43 +206,16 @@ mod tests {
         assert!(err.contains("over the 100 byte limit"), "{err}");
     }
 
-    /// Keeps every write apart, as a multiplexed stream makes each a frame.
-    #[derive(Default)]
-    struct Writes(Vec<Vec<u8>>);
-
-    impl AsyncWrite for Writes {
-        fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            self.0.push(buf.to_vec());
-            std::task::Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
     #[tokio::test]
     async fn a_page_travels_in_as_few_writes_as_fit_a_chunk_frame() {
         let end = SenderFrame::EndOfDocument;
         // A letter's page: its header, its data and the end in one write.
-        let mut w = Writes::default();
+        let mut w = Recorded::default();
         write_page(&mut w, 0, &page(15_000), Some(&end))
             .await
             .unwrap();
-        assert_eq!(w.0.len(), 1, "{:?}", sizes_of(&w));
-        let wire = w.0.concat();
+        assert_eq!(w.writes.len(), 1, "{:?}", w.sizes());
+        let wire = w.writes.concat();
         let mut r = wire.as_slice();
         assert_eq!(
             read_page(&mut r, 0, u64::MAX).await.unwrap().data,
@@ -192,13 +228,13 @@ mod tests {
         // Full chunks go alone, never over a chunk frame; the header joins
         // nothing it would push over, the end joins the short last chunk.
         let big = page(CHUNK_LEN * 2 + 17);
-        let mut w = Writes::default();
+        let mut w = Recorded::default();
         write_page(&mut w, 3, &big, Some(&end)).await.unwrap();
-        let sizes = sizes_of(&w);
+        let sizes = w.sizes();
         assert_eq!(sizes.len(), 4, "{sizes:?}");
         assert!(sizes.iter().all(|&n| n <= CHUNK_FRAME_LEN), "{sizes:?}");
         assert_eq!(&sizes[1..3], [CHUNK_FRAME_LEN, CHUNK_FRAME_LEN]);
-        let wire = w.0.concat();
+        let wire = w.writes.concat();
         let mut r = wire.as_slice();
         assert_eq!(read_page(&mut r, 3, u64::MAX).await.unwrap().data, big.data);
         let after = frame::read_msg::<_, SenderFrame>(&mut r).await.unwrap();
@@ -211,13 +247,9 @@ mod tests {
             .unwrap()
             .len();
         let exact = page(CHUNK_FRAME_LEN - header - 4);
-        let mut w = Writes::default();
+        let mut w = Recorded::default();
         write_page(&mut w, 0, &exact, Some(&end)).await.unwrap();
-        assert_eq!(w.0.len(), 2, "{:?}", sizes_of(&w));
-        assert_eq!(w.0[0].len(), CHUNK_FRAME_LEN);
-    }
-
-    fn sizes_of(w: &Writes) -> Vec<usize> {
-        w.0.iter().map(Vec::len).collect()
+        assert_eq!(w.writes.len(), 2, "{:?}", w.sizes());
+        assert_eq!(w.writes[0].len(), CHUNK_FRAME_LEN);
     }
 }

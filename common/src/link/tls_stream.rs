@@ -37,7 +37,8 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
-use tokio_util::io::poll_read_buf;
+
+use super::plain::{self, release_if_empty};
 
 /// Room made for one read from the socket: a whole record of the largest
 /// size (16 KiB of payload plus header and tag) fits.
@@ -304,22 +305,10 @@ impl<C: Unbuffered> TlsStream<C> {
     }
 
     /// Reads what the socket holds into `incoming`; 0 at the end of the
-    /// stream. Room is made only once the socket is readable, so an idle
-    /// link holds no read buffer.
-    ///
-    /// The read goes through the socket's `poll_read`, not `try_read_buf`:
-    /// a read that fills less than the room shows the socket drained, and
-    /// `poll_read` then clears its readiness, where `try_read_buf` leaves
-    /// it set and the next fill pays a system call only to hear
-    /// `WouldBlock` (one in two of a relay's reads under load).
+    /// stream (see [`plain::poll_fill`]: room is made only once the socket
+    /// is readable, so an idle link holds no read buffer).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        ready!(self.tcp.poll_read_ready(cx))?;
-        self.incoming.reserve(READ_ROOM);
-        let read = poll_read_buf(Pin::new(&mut self.tcp), cx, &mut self.incoming);
-        if read.is_pending() {
-            release_if_empty(&mut self.incoming);
-        }
-        read
+        plain::poll_fill(&mut self.tcp, cx, &mut self.incoming, READ_ROOM)
     }
 
     /// Sends `outgoing` whole.
@@ -462,13 +451,6 @@ fn encrypt_room(e: EncryptError) -> Option<usize> {
     match e {
         EncryptError::InsufficientSize(e) => Some(e.required_size),
         _ => None,
-    }
-}
-
-/// Frees a drained buffer: an idle link holds none.
-fn release_if_empty(buf: &mut Vec<u8>) {
-    if buf.is_empty() && buf.capacity() > 0 {
-        *buf = Vec::new();
     }
 }
 
