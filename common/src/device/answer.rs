@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::codec::{Capabilities, PageInfo};
 use crate::link::frame::{self, FrameError};
@@ -171,7 +171,7 @@ where
                 Some(next) => next,
                 None => {
                     unconfirmed = None;
-                    if confirm(stream, &[ReceiverFrame::PageConfirmed { index }])
+                    if frame::write_msg(stream, &ReceiverFrame::PageConfirmed { index })
                         .await
                         .is_err()
                     {
@@ -193,13 +193,13 @@ where
             Err(e) => {
                 // A stored page is still confirmed, as far as the caller listens.
                 if let Some(index) = unconfirmed {
-                    let _ = confirm(stream, &[ReceiverFrame::PageConfirmed { index }]).await;
+                    let _ = frame::write_msg(stream, &ReceiverFrame::PageConfirmed { index }).await;
                 }
                 return incomplete(stored, e);
             }
         };
         if let Some(confirmed) = unconfirmed.take()
-            && confirm(stream, &[ReceiverFrame::PageConfirmed { index: confirmed }])
+            && frame::write_msg(stream, &ReceiverFrame::PageConfirmed { index: confirmed })
                 .await
                 .is_err()
         {
@@ -276,7 +276,7 @@ where
         };
         stored += 1;
         if policy.hangup_after_page == Some(stored) {
-            let _ = confirm(stream, &[ReceiverFrame::PageConfirmed { index }]).await;
+            let _ = frame::write_msg(stream, &ReceiverFrame::PageConfirmed { index }).await;
             return incomplete(stored, format!("hung up after page {stored} as asked"));
         }
         unconfirmed = Some(index);
@@ -290,7 +290,7 @@ where
                 file: file.clone(),
             };
             let frames: Vec<_> = confirmed.into_iter().chain([done]).collect();
-            let _ = confirm(stream, &frames).await;
+            let _ = frame::write_msgs(stream, &frames).await;
             wait_for_release(stream).await;
             Answered::Received {
                 pages: stored,
@@ -300,28 +300,13 @@ where
         }
         Ok(Err(e)) => {
             if let Some(confirmed) = confirmed {
-                let _ = confirm(stream, &[confirmed]).await;
+                let _ = frame::write_msg(stream, &confirmed).await;
             }
             let reason = format!("cannot complete the fax: {e}");
             hang_up(stream, stored, reason).await
         }
         Err(e) => incomplete(stored, format!("finish task failed: {e}")),
     }
-}
-
-/// Writes `frames` to the caller in one write, so they travel as one
-/// multiplexer frame.
-async fn confirm<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    frames: &[ReceiverFrame],
-) -> Result<(), FrameError> {
-    let mut out = Vec::new();
-    for f in frames {
-        out.extend_from_slice(&frame::encode_msg(f)?);
-    }
-    stream.write_all(&out).await?;
-    stream.flush().await?;
-    Ok(())
 }
 
 /// The caller's next frame, read whole, if its first byte has already

@@ -94,7 +94,7 @@ fn eof_is_truncated(e: std::io::Error) -> FrameError {
 
 /// Writes `bytes` as one raw frame (no message encoding), with one write.
 pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(), FrameError> {
-    let mut frame = Vec::with_capacity(4 + bytes.len());
+    let mut frame = Vec::new();
     append_raw(&mut frame, bytes)?;
     w.write_all(&frame).await?;
     Ok(())
@@ -135,13 +135,20 @@ pub async fn read_raw_into<R: AsyncRead + Unpin>(
 
 /// Encodes a message as one frame (length prefix included) ready to write.
 pub fn encode_msg<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = postcard::to_extend(msg, vec![0u8; 4])?;
-    let len = out.len() - 4;
+    append_msg(Vec::new(), msg)
+}
+
+/// [`encode_msg`] onto the end of `out`, which it returns.
+fn append_msg<T: Serialize>(mut out: Vec<u8>, msg: &T) -> Result<Vec<u8>, FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    let mut out = postcard::to_extend(msg, out)?;
+    let len = out.len() - start - 4;
     let max = max_frame_len();
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
-    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(out)
 }
 
@@ -151,8 +158,20 @@ pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     msg: &T,
 ) -> Result<(), FrameError> {
-    let frame = encode_msg(msg)?;
-    w.write_all(&frame).await?;
+    write_msgs(w, std::slice::from_ref(msg)).await
+}
+
+/// Writes messages, each a frame, in a single write: they travel together,
+/// as one multiplexer frame.
+pub async fn write_msgs<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msgs: &[T],
+) -> Result<(), FrameError> {
+    let mut frames = Vec::new();
+    for msg in msgs {
+        frames = append_msg(frames, msg)?;
+    }
+    w.write_all(&frames).await?;
     w.flush().await?;
     Ok(())
 }
@@ -183,6 +202,24 @@ mod tests {
         assert_eq!(msg, ("hello".to_owned(), 7));
         // Nothing beyond the frame was consumed.
         assert_eq!(r, b"raw tail");
+    }
+
+    #[tokio::test]
+    async fn messages_written_together_read_back_in_order() {
+        let mut wire = Vec::new();
+        write_msgs(&mut wire, &[7u32, 300, 70_000]).await.unwrap();
+        let mut r = &wire[..];
+        for want in [7u32, 300, 70_000] {
+            assert_eq!(read_msg::<_, u32>(&mut r).await.unwrap(), Some(want));
+        }
+        assert!(r.is_empty());
+        assert_eq!(
+            wire.len(),
+            [7u32, 300, 70_000]
+                .map(|m| encode_msg(&m).unwrap().len())
+                .iter()
+                .sum::<usize>()
+        );
     }
 
     #[tokio::test]
