@@ -40,28 +40,35 @@ pub async fn write_page<W: AsyncWrite + Unpin>(
     page: &EncodedPage,
     then: Option<&SenderFrame>,
 ) -> Result<(), FrameError> {
-    let header = frame::encode_msg(&SenderFrame::Page {
+    let mut out = frame::encode_msg(&SenderFrame::Page {
         index,
         info: page.info(),
     })?;
     let then = then.map(frame::encode_msg).transpose()?;
-    let mut out = header;
     for chunk in page.data.chunks(CHUNK_LEN) {
-        if out.len() + 4 + chunk.len() > CHUNK_FRAME_LEN {
-            w.write_all(&out).await?;
-            out.clear();
-        }
+        make_room(w, &mut out, 4 + chunk.len()).await?;
         frame::append_raw(&mut out, chunk)?;
     }
     if let Some(then) = then {
-        if out.len() + then.len() > CHUNK_FRAME_LEN {
-            w.write_all(&out).await?;
-            out.clear();
-        }
+        make_room(w, &mut out, then.len()).await?;
         out.extend_from_slice(&then);
     }
     w.write_all(&out).await?;
     w.flush().await?;
+    Ok(())
+}
+
+/// Writes out what `out` holds when `more` bytes would take it past a
+/// chunk frame, and empties it.
+async fn make_room<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    out: &mut Vec<u8>,
+    more: usize,
+) -> Result<(), FrameError> {
+    if out.len() + more > CHUNK_FRAME_LEN {
+        w.write_all(out).await?;
+        out.clear();
+    }
     Ok(())
 }
 
